@@ -1,0 +1,56 @@
+"""Small helpers shared by the package: random generators, dtypes and argument checks."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+def as_rng(rng: np.random.Generator | int | None = None) -> np.random.Generator:
+    """Return a ``numpy.random.Generator`` for ``rng`` (a Generator, a seed or None)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
+        return np.random.default_rng(rng)
+    raise ValueError(f"rng must be a numpy.random.Generator, an int seed or None, got {rng!r}")
+
+
+def float_dtype(dtype: object) -> np.dtype:
+    """Return ``dtype`` as a NumPy floating dtype, or raise ValueError naming the choices."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise ValueError(f"dtype must be float16, float32 or float64, got {dtype!r}") from e
+    if dt.type not in FLOAT_DTYPES:
+        raise ValueError(f"dtype must be float16, float32 or float64, got {dtype!r}")
+    return dt
+
+
+def check_positive(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float if it is a finite number > 0 (>= 0 with allow_zero)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return float(value)
+
+
+def check_positive_int(name: str, value: object, *, allow_zero: bool = False) -> int:
+    """Return ``value`` if it is an int > 0 (>= 0 with allow_zero); raise ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return int(value)
+
+
+def check_fraction(name: str, value: object) -> float:
+    """Return ``value`` if it lies in [0, 1); raise ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
