@@ -1,0 +1,121 @@
+"""Activation functions, output functions and losses of the book (ch3-4).
+
+Every function takes NumPy arrays (or scalars), works on batches along the first axis and
+keeps the input's floating dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPS = 1e-7  # keeps log() finite when a predicted probability is exactly 0
+
+
+def identity(x: np.ndarray) -> np.ndarray:
+    """Identity output function: y = x (used for regression)."""
+    return x
+
+
+def step_function(x: np.ndarray) -> np.ndarray:
+    """Step function: y = 1 if x > 0 else 0, as int (the perceptron's activation)."""
+    return (np.asarray(x) > 0).astype(np.int64)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Sigmoid: y = 1 / (1 + exp(-x)), with no overflow for large |x|.
+
+    For x >= 0 it computes 1 / (1 + exp(-x)); for x < 0 the equal form exp(x) / (1 + exp(x)),
+    so exp() never sees a large positive argument.
+    """
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    e = np.exp(-np.abs(x))  # in (0, 1]: never overflows
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """ReLU: y = max(0, x)."""
+    return np.maximum(x, 0)
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    """Hyperbolic tangent: y = (exp(x) - exp(-x)) / (exp(x) + exp(-x))."""
+    return np.tanh(x)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis: y_k = exp(x_k) / sum_i exp(x_i).
+
+    Shape: (..., K) -> (..., K); each row sums to 1. Stable for large inputs.
+    """
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    x = x - x.max(axis=-1, keepdims=True)  # exp overflows; softmax is shift-invariant
+    e = np.exp(x)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def sum_squared_error(y: np.ndarray, t: np.ndarray) -> float:
+    """Sum of squares error: E = 0.5 * sum((y - t)**2), summed over every element."""
+    y, t = np.asarray(y), np.asarray(t)
+    if y.shape != t.shape:
+        raise ValueError(f"y and t must have the same shape, got {y.shape} and {t.shape}")
+    return float(0.5 * np.sum((y - t) ** 2))
+
+
+def _labels(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return t as class indices (N,), accepting indices or one-hot rows; validate them."""
+    t = np.asarray(t)
+    N, K = y.shape
+    if t.shape == y.shape:  # one-hot
+        return t.argmax(axis=1)
+    if t.shape != (N,):
+        raise ValueError(
+            f"t must be labels of shape ({N},) or one-hot of shape {y.shape}, got {t.shape}"
+        )
+    if not np.issubdtype(t.dtype, np.integer):
+        if not np.all(np.mod(t, 1) == 0):
+            raise ValueError(f"labels must be integers, got dtype {t.dtype}")
+        t = t.astype(np.int64)
+    if t.size and (t.min() < 0 or t.max() >= K):
+        raise ValueError(f"labels must lie in [0, {K - 1}], got values in [{t.min()}, {t.max()}]")
+    return t
+
+
+def cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
+    """Cross-entropy error: E = -(1/N) sum_n log(y[n, t_n] + EPS), mean over the batch.
+
+    Shape: y (N, K) or (K,) probabilities; t labels (N,) / scalar or one-hot like y.
+    """
+    y = np.asarray(y)
+    if y.ndim == 1:
+        y = y.reshape(1, -1)
+        t = np.asarray(t).reshape(1, -1) if np.ndim(t) == 1 else np.asarray(t).reshape(1)
+    if y.ndim != 2:
+        raise ValueError(f"y must be (N, K) or (K,), got shape {y.shape}")
+    t = _labels(t, y)
+    N = y.shape[0]
+    return float(-np.sum(np.log(y[np.arange(N), t] + EPS)) / N)
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """Log of softmax over the last axis, computed without forming exp(x) of large x."""
+    x = np.asarray(x)
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def softmax_loss(x: np.ndarray, t: np.ndarray) -> float:
+    """Cross-entropy of softmax(x) against t, computed stably through log_softmax.
+
+    Shape: x (N, K) scores; t labels (N,) or one-hot (N, K). Equals
+    cross_entropy_error(softmax(x), t) up to the EPS the latter adds.
+    """
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"x must be (N, K) scores, got shape {x.shape}")
+    t = _labels(t, x)
+    N = x.shape[0]
+    return float(-log_softmax(x)[np.arange(N), t].mean())

@@ -1,0 +1,110 @@
+"""im2col / col2im (ch7): the only place in the package with index tricks.
+
+``im2col`` lays every filter-sized window of a batch of images out as one row, so that a
+convolution becomes one matrix product; ``col2im`` is its exact adjoint: it adds each row back
+onto the window it came from (overlapping windows add up), which is what backward needs.
+
+Column layout (the book's): row ``(n, oh, ow)``, column ``(c, fh, fw)``, i.e.
+``col`` has shape ``(N*OH*OW, C*FH*FW)``.
+
+Both work without Python loops over the batch: ``im2col`` is a strided view of the padded
+input followed by one contiguous copy; ``col2im`` is ``FH*FW`` strided accumulations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+
+def output_size(size: int, filter_size: int, stride: int, pad: int) -> int:
+    """Output length along one axis: (size + 2*pad - filter_size) / stride + 1.
+
+    Raises ValueError unless the windows tile the padded input exactly (the book, 7.2.3).
+    """
+    span = size + 2 * pad - filter_size
+    if span < 0:
+        raise ValueError(
+            f"a window of {filter_size} does not fit an input of {size} with pad {pad}; "
+            f"use a smaller window or more padding"
+        )
+    if span % stride:
+        raise ValueError(
+            f"(size + 2*pad - window) / stride must be an integer, got ({size} + 2*{pad} - "
+            f"{filter_size}) / {stride}; change stride or pad so the windows tile the input"
+        )
+    return span // stride + 1
+
+
+def pad_images(x: np.ndarray, pad: int, value: float = 0.0) -> np.ndarray:
+    """Pad the two spatial axes of (N, C, H, W) by ``pad`` on each side with ``value``."""
+    if pad == 0:
+        return x
+    N, C, H, W = x.shape
+    xp = np.full((N, C, H + 2 * pad, W + 2 * pad), value, dtype=x.dtype)
+    xp[:, :, pad : pad + H, pad : pad + W] = x
+    return xp
+
+
+def windows(xp: np.ndarray, FH: int, FW: int, stride: int) -> np.ndarray:
+    """A read-only strided view of every window of an already padded batch.
+
+    Shape: (N, C, Hp, Wp) -> (N, C, OH, OW, FH, FW); no data is copied.
+    """
+    N, C, Hp, Wp = xp.shape
+    OH, OW = output_size(Hp, FH, stride, 0), output_size(Wp, FW, stride, 0)
+    sN, sC, sH, sW = xp.strides
+    return as_strided(
+        xp,
+        shape=(N, C, OH, OW, FH, FW),
+        strides=(sN, sC, sH * stride, sW * stride, sH, sW),
+        writeable=False,
+    )
+
+
+def accumulate_windows(dwin: np.ndarray, padded_shape: tuple, stride: int) -> np.ndarray:
+    """Adjoint of ``windows``: add each window's values back onto the padded image.
+
+    Shape: dwin (N, C, OH, OW, FH, FW) -> (N, C, Hp, Wp).
+    """
+    N, C, OH, OW, FH, FW = dwin.shape
+    dxp = np.zeros(padded_shape, dtype=dwin.dtype)
+    for i in range(FH):  # FH*FW strided adds, each over the whole batch
+        for j in range(FW):
+            dxp[:, :, i : i + stride * OH : stride, j : j + stride * OW : stride] += dwin[
+                :, :, :, :, i, j
+            ]
+    return dxp
+
+
+def im2col(x: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """Lay out every FH×FW window of ``x`` as one row.
+
+    Shape: (N, C, H, W) -> (N*OH*OW, C*FH*FW), OH = (H + 2*pad - FH) / stride + 1.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"im2col expects (N, C, H, W) input, got shape {x.shape}")
+    N, C, H, W = x.shape
+    win = windows(pad_images(x, pad), FH, FW, stride)  # (N, C, OH, OW, FH, FW) view
+    OH, OW = win.shape[2:4]
+    # One contiguous copy in the (n, oh, ow) x (c, fh, fw) order.
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(N * OH * OW, C * FH * FW)
+
+
+def col2im(
+    col: np.ndarray, input_shape: tuple, FH: int, FW: int, stride: int = 1, pad: int = 0
+) -> np.ndarray:
+    """Adjoint of ``im2col``: sum each row back onto its window, then drop the padding.
+
+    Shape: (N*OH*OW, C*FH*FW) -> input_shape = (N, C, H, W).
+    """
+    N, C, H, W = input_shape
+    OH, OW = output_size(H, FH, stride, pad), output_size(W, FW, stride, pad)
+    if col.shape != (N * OH * OW, C * FH * FW):
+        raise ValueError(
+            f"col must have shape {(N * OH * OW, C * FH * FW)} for input {input_shape}, "
+            f"got {col.shape}"
+        )
+    dwin = col.reshape(N, OH, OW, C, FH, FW).transpose(0, 3, 1, 2, 4, 5)
+    dxp = accumulate_windows(dwin, (N, C, H + 2 * pad, W + 2 * pad), stride)
+    return dxp[:, :, pad : pad + H, pad : pad + W] if pad else dxp

@@ -1,0 +1,448 @@
+"""Layers with forward and backward passes (ch5-7).
+
+Contract (every layer):
+- ``forward(x, train=False) -> out`` and ``backward(dout) -> dx``; backward follows the most
+  recent forward and never writes into ``dout``, ``x`` or a cache.
+- ``params`` and ``grads``: dicts with the same keys and shapes (empty for layers without
+  parameters); ``grads`` is filled by ``backward``.
+- ``buffers``: state that is not learned but must be saved with a model (batch norm's running
+  statistics).
+Loss layers instead have ``forward(x, t) -> float`` and ``backward(dout=1.0) -> dx``, scaled by
+``dout``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import functions as F
+from ._utils import as_rng, check_fraction, check_positive_int
+from .im2col import accumulate_windows, col2im, im2col, output_size, pad_images, windows
+
+BN_EPS = 1e-6  # the book's 10e-7: keeps 1/sqrt(var + eps) finite for a constant feature
+
+
+class Layer:
+    """Base class: empty ``params``/``grads``/``buffers`` and a readable ``__repr__``."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _check_ndim(layer: Layer, x: np.ndarray, ndim: int, what: str) -> None:
+    if x.ndim != ndim:
+        raise ValueError(f"{type(layer).__name__} expects {what} input, got shape {x.shape}")
+
+
+# --- activations -------------------------------------------------------------------------
+
+
+class Relu(Layer):
+    """ReLU: y = max(0, x); dx = dout where x > 0, else 0. Shape: any -> same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mask: np.ndarray | None = None  # x <= 0: where backward blocks the gradient
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        self.mask = x <= 0
+        return np.where(self.mask, 0, x).astype(x.dtype, copy=False)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return np.where(self.mask, 0, dout).astype(dout.dtype, copy=False)
+
+
+class Sigmoid(Layer):
+    """Sigmoid: y = 1 / (1 + exp(-x)); dx = dout * y * (1 - y). Shape: any -> same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: np.ndarray | None = None  # dy/dx = y(1 - y) needs only the output
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        self.out = F.sigmoid(x)
+        return self.out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * (1 - self.out) * self.out
+
+
+class Tanh(Layer):
+    """Tanh: y = tanh(x); dx = dout * (1 - y**2). Shape: any -> same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: np.ndarray | None = None  # dy/dx = 1 - y^2 needs only the output
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * (1 - self.out**2)
+
+
+# --- affine and shape ---------------------------------------------------------------------
+
+
+class Affine(Layer):
+    """Fully connected layer: y = x @ W + b, flattening N-D input to (N, D) first.
+
+    Shape: x (N, ...) with prod(...) = D -> (N, M); W (D, M); b (M,); dx has x's shape.
+    """
+
+    def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
+        super().__init__()
+        if W.ndim != 2 or b.shape != (W.shape[1],):
+            raise ValueError(f"Affine needs W (D, M) and b (M,), got {W.shape} and {b.shape}")
+        self.params = {"W": W, "b": b}
+        self.x: np.ndarray | None = None  # the flattened input: dW = x.T @ dout
+        self.x_shape: tuple | None = None  # dx is returned in the input's own shape
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        W, b = self.params["W"], self.params["b"]
+        if x.ndim < 2 or x[0].size != W.shape[0]:
+            raise ValueError(
+                f"Affine expects input of shape (N, {W.shape[0]}) (or (N, ...) with "
+                f"{W.shape[0]} values per sample), got {x.shape}"
+            )
+        self.x_shape = x.shape
+        self.x = x.reshape(x.shape[0], -1)
+        return self.x @ W + b
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        W = self.params["W"]
+        self.grads = {"W": self.x.T @ dout, "b": dout.sum(axis=0)}
+        return (dout @ W.T).reshape(self.x_shape)
+
+    def extra_repr(self) -> str:
+        D, M = self.params["W"].shape
+        return f"{D}, {M}"
+
+
+class Flatten(Layer):
+    """Flatten all but the first axis. Shape: (N, ...) -> (N, prod(...))."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.x_shape: tuple | None = None  # backward restores this shape
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout.reshape(self.x_shape)
+
+
+# --- regularisation -------------------------------------------------------------------------
+
+
+class BatchNormalization(Layer):
+    """Batch normalization (Ioffe & Szegedy 2015): y = gamma * (x - mu) / sqrt(var + eps) + beta.
+
+    Normalises per feature for 2-D input and per channel (over N, H, W) for 4-D input.
+    Training uses the batch mean and (biased) variance and updates the running statistics:
+    ``running = momentum * running + (1 - momentum) * batch_stat`` (the book's rule,
+    momentum=0.9); inference uses the running statistics.
+
+    Shape: (N, D) with gamma, beta (D,); or (N, C, H, W) with gamma, beta (C,).
+    """
+
+    def __init__(
+        self, gamma: np.ndarray, beta: np.ndarray, momentum: float = 0.9, eps: float = BN_EPS
+    ) -> None:
+        super().__init__()
+        if gamma.ndim != 1 or beta.shape != gamma.shape:
+            raise ValueError(f"gamma and beta must be (D,), got {gamma.shape} and {beta.shape}")
+        self.momentum = check_fraction("momentum", momentum)
+        self.eps = eps
+        self.params = {"gamma": gamma, "beta": beta}
+        self.buffers = {
+            "running_mean": np.zeros_like(gamma),
+            "running_var": np.ones_like(gamma),
+        }
+        self.xn: np.ndarray | None = None  # normalised input, (M, D): dgamma = sum(xn * dout)
+        self.std: np.ndarray | None = None  # sqrt(var + eps) used in the forward, (D,)
+        self.train: bool = False  # whether the forward normalised with batch statistics
+        self.x_shape: tuple | None = None  # to undo the 4-D -> 2-D reshaping
+
+    def _to_2d(self, a: np.ndarray) -> np.ndarray:
+        if a.ndim == 4:  # per channel: every (n, h, w) position is one sample of channel c
+            N, C, H, W = a.shape
+            return a.transpose(0, 2, 3, 1).reshape(N * H * W, C)
+        return a
+
+    def _from_2d(self, a: np.ndarray) -> np.ndarray:
+        if len(self.x_shape) == 4:
+            N, C, H, W = self.x_shape
+            return a.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+        return a
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        D = self.params["gamma"].shape[0]
+        feature_axis = 1
+        if x.ndim not in (2, 4) or x.shape[feature_axis] != D:
+            raise ValueError(
+                f"BatchNormalization expects (N, {D}) or (N, {D}, H, W) input, got {x.shape}"
+            )
+        self.x_shape, self.train = x.shape, train
+        x2 = self._to_2d(x)
+        if train:
+            mu, var = x2.mean(axis=0), x2.var(axis=0)
+            m, rm, rv = self.momentum, self.buffers["running_mean"], self.buffers["running_var"]
+            rm[...] = m * rm + (1 - m) * mu
+            rv[...] = m * rv + (1 - m) * var
+        else:
+            mu, var = self.buffers["running_mean"], self.buffers["running_var"]
+        self.std = np.sqrt(var + self.eps)
+        self.xn = (x2 - mu) / self.std
+        out = self.params["gamma"] * self.xn + self.params["beta"]
+        return self._from_2d(out.astype(x.dtype, copy=False))
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        gamma = self.params["gamma"]
+        d2 = self._to_2d(dout)
+        dbeta = d2.sum(axis=0)
+        dgamma = (self.xn * d2).sum(axis=0)
+        self.grads = {"gamma": dgamma, "beta": dbeta}
+        if self.train:  # mu and var depend on x: the batch-norm backward formula
+            M = d2.shape[0]
+            dx = (gamma / (M * self.std)) * (M * d2 - dbeta - self.xn * dgamma)
+        else:  # fixed running statistics: an affine map
+            dx = d2 * (gamma / self.std)
+        return self._from_2d(dx.astype(dout.dtype, copy=False))
+
+    def extra_repr(self) -> str:
+        return f"{self.params['gamma'].shape[0]}, momentum={self.momentum}"
+
+
+class Dropout(Layer):
+    """Inverted dropout (Srivastava et al. 2014): y = x * mask / (1 - ratio) in training.
+
+    Each unit is kept with probability 1 - ratio and scaled by 1 / (1 - ratio) so that its
+    expected value is unchanged; at test time y = x exactly (deterministic). The book's
+    Dropout is not inverted (it scales by 1 - ratio at test time instead).
+    ``hold_mask = True`` reuses the current mask in later training forwards (for gradient
+    checks). Shape: any -> same.
+    """
+
+    def __init__(self, dropout_ratio: float = 0.5, *, rng=None) -> None:
+        super().__init__()
+        self.dropout_ratio = check_fraction("dropout_ratio", dropout_ratio)
+        self.rng = as_rng(rng)
+        self.hold_mask = False
+        self.mask: np.ndarray | None = None  # kept units, scaled: dx = dout * mask
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        if not train:
+            self.mask = None
+            return x
+        if not (self.hold_mask and self.mask is not None and self.mask.shape == x.shape):
+            keep = 1 - self.dropout_ratio
+            self.mask = (self.rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype)
+            self.mask /= keep
+        return x * self.mask
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout if self.mask is None else dout * self.mask
+
+    def extra_repr(self) -> str:
+        return f"dropout_ratio={self.dropout_ratio}"
+
+
+# --- convolution and pooling ---------------------------------------------------------------
+
+
+class Convolution(Layer):
+    """2-D convolution (cross-correlation) by im2col: out = col @ W_col.T + b.
+
+    Shape: x (N, C, H, W) -> (N, FN, OH, OW), OH = (H + 2*pad - FH) / stride + 1;
+    W (FN, C, FH, FW); b (FN,).
+    """
+
+    def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:
+        super().__init__()
+        if W.ndim != 4 or b.shape != (W.shape[0],):
+            raise ValueError(
+                f"Convolution needs W (FN, C, FH, FW) and b (FN,), got {W.shape} and {b.shape}"
+            )
+        self.params = {"W": W, "b": b}
+        self.stride = check_positive_int("stride", stride)
+        self.pad = check_positive_int("pad", pad, allow_zero=True)
+        self.col: np.ndarray | None = None  # im2col of the input: dW = dout.T @ col
+        self.x_shape: tuple | None = None  # col2im needs the input's shape
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        W, b = self.params["W"], self.params["b"]
+        FN, C, FH, FW = W.shape
+        _check_ndim(self, x, 4, "(N, C, H, W)")
+        if x.shape[1] != C:
+            raise ValueError(
+                f"Convolution expects (N, {C}, H, W) input for W of shape {W.shape}, got {x.shape}"
+            )
+        N, C, H, W_in = x.shape
+        OH = output_size(H, FH, self.stride, self.pad)
+        OW = output_size(W_in, FW, self.stride, self.pad)
+        self.x_shape = x.shape
+        self.col = im2col(x, FH, FW, self.stride, self.pad)  # (N*OH*OW, C*FH*FW)
+        out = self.col @ W.reshape(FN, -1).T + b  # (N*OH*OW, FN)
+        return out.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        W = self.params["W"]
+        FN, C, FH, FW = W.shape
+        dout = dout.transpose(0, 2, 3, 1).reshape(-1, FN)  # (N*OH*OW, FN)
+        self.grads = {"W": (dout.T @ self.col).reshape(W.shape), "b": dout.sum(axis=0)}
+        dcol = dout @ W.reshape(FN, -1)
+        return col2im(dcol, self.x_shape, FH, FW, self.stride, self.pad)
+
+    def extra_repr(self) -> str:
+        FN, C, FH, FW = self.params["W"].shape
+        return f"{C}, {FN}, kernel=({FH}, {FW}), stride={self.stride}, pad={self.pad}"
+
+
+class _Pool(Layer):
+    """Shared set-up of the pooling layers: window, stride, pad and their checks."""
+
+    pad_value = 0.0
+
+    def __init__(self, pool_h: int, pool_w: int, stride: int = 1, pad: int = 0) -> None:
+        super().__init__()
+        self.pool_h = check_positive_int("pool_h", pool_h)
+        self.pool_w = check_positive_int("pool_w", pool_w)
+        self.stride = check_positive_int("stride", stride)
+        self.pad = check_positive_int("pad", pad, allow_zero=True)
+        self.x_shape: tuple | None = None  # backward rebuilds an input-shaped gradient
+
+    def _windows(self, x: np.ndarray) -> np.ndarray:
+        _check_ndim(self, x, 4, "(N, C, H, W)")
+        N, C, H, W = x.shape
+        output_size(H, self.pool_h, self.stride, self.pad)  # raises if the pool does not fit
+        output_size(W, self.pool_w, self.stride, self.pad)
+        self.x_shape = x.shape
+        xp = pad_images(x, self.pad, self.pad_value)
+        return windows(xp, self.pool_h, self.pool_w, self.stride)  # (N, C, OH, OW, PH, PW)
+
+    def _input_grad(self, dwin: np.ndarray) -> np.ndarray:
+        N, C, H, W = self.x_shape
+        p = self.pad
+        dxp = accumulate_windows(dwin, (N, C, H + 2 * p, W + 2 * p), self.stride)
+        return dxp[:, :, p : p + H, p : p + W] if p else dxp
+
+    def extra_repr(self) -> str:
+        return f"({self.pool_h}, {self.pool_w}), stride={self.stride}, pad={self.pad}"
+
+
+class Pooling(_Pool):
+    """Max pooling: each output is the largest value of its window; padding never wins.
+
+    Backward routes dout to the (first) position of each window's maximum.
+    Shape: (N, C, H, W) -> (N, C, OH, OW), OH = (H + 2*pad - pool_h) / stride + 1.
+    """
+
+    pad_value = -np.inf  # a padded cell can never be the maximum
+
+    def __init__(self, pool_h: int, pool_w: int, stride: int = 1, pad: int = 0) -> None:
+        super().__init__(pool_h, pool_w, stride, pad)
+        self.arg_max: np.ndarray | None = None  # index of each window's maximum, (N, C, OH, OW)
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        win = self._windows(x)
+        N, C, OH, OW, PH, PW = win.shape
+        flat = win.reshape(N, C, OH, OW, PH * PW)
+        self.arg_max = flat.argmax(axis=-1)
+        return np.take_along_axis(flat, self.arg_max[..., None], axis=-1)[..., 0]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        N, C, OH, OW = dout.shape
+        dwin = np.zeros((N, C, OH, OW, self.pool_h * self.pool_w), dtype=dout.dtype)
+        np.put_along_axis(dwin, self.arg_max[..., None], dout[..., None], axis=-1)
+        return self._input_grad(dwin.reshape(N, C, OH, OW, self.pool_h, self.pool_w))
+
+
+class AvgPooling(_Pool):
+    """Average pooling: each output is the mean of its window (padded zeros count).
+
+    Shape: (N, C, H, W) -> (N, C, OH, OW), OH = (H + 2*pad - pool_h) / stride + 1.
+    """
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        return self._windows(x).mean(axis=(4, 5), dtype=x.dtype)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        N, C, OH, OW = dout.shape
+        share = dout / (self.pool_h * self.pool_w)  # every window cell gets an equal share
+        dwin = np.broadcast_to(share[..., None, None], (N, C, OH, OW, self.pool_h, self.pool_w))
+        return self._input_grad(dwin)
+
+
+# --- losses ---------------------------------------------------------------------------------
+
+
+class SoftmaxWithLoss(Layer):
+    """Softmax followed by cross-entropy, mean over the batch.
+
+    loss = -(1/N) sum_n log softmax(x)[n, t_n]; dx = dout * (softmax(x) - onehot(t)) / N.
+    Shape: x (N, K) scores; t labels (N,) or one-hot (N, K).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.y: np.ndarray | None = None  # softmax output: dx = (y - onehot(t)) / N
+        self.t: np.ndarray | None = None  # labels as class indices (N,)
+
+    def forward(self, x: np.ndarray, t: np.ndarray) -> float:
+        _check_ndim(self, x, 2, "(N, K) scores as")
+        self.t = F._labels(t, x)
+        logp = F.log_softmax(x)  # stable even where softmax underflows to 0
+        self.y = np.exp(logp)
+        return float(-logp[np.arange(x.shape[0]), self.t].mean())
+
+    def backward(self, dout: float = 1.0) -> np.ndarray:
+        N = self.y.shape[0]
+        dx = self.y.copy()
+        dx[np.arange(N), self.t] -= 1
+        dx *= dout / N
+        return dx
+
+
+class IdentityWithLoss(Layer):
+    """Identity output with the squared error for regression, mean over the batch.
+
+    loss = (1/N) * 0.5 * sum((x - t)**2); dx = dout * (x - t) / N.
+    Shape: x (N, K); t (N, K) (or (N,) when K = 1).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.diff: np.ndarray | None = None  # x - t: dx = diff / N
+
+    def forward(self, x: np.ndarray, t: np.ndarray) -> float:
+        t = np.asarray(t)
+        if t.shape != x.shape and t.shape == x.shape[:1] and x.ndim == 2 and x.shape[1] == 1:
+            t = t.reshape(x.shape)
+        if t.shape != x.shape:
+            raise ValueError(f"IdentityWithLoss expects t of shape {x.shape}, got {t.shape}")
+        self.diff = x - t
+        return float(0.5 * np.sum(self.diff**2) / x.shape[0])
+
+    def backward(self, dout: float = 1.0) -> np.ndarray:
+        return self.diff * (dout / self.diff.shape[0])
+
+
+LOSS_LAYERS = (SoftmaxWithLoss, IdentityWithLoss)

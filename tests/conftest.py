@@ -1,0 +1,40 @@
+"""Shared test helpers: the one gradient-check helper every layer test uses."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratchdl.gradient import gradient_check
+
+TOL = 1e-6  # float64 central differences agree with backprop to ~1e-9; 1e-6 leaves margin
+
+
+def check_layer_gradients(layer, x, t=None, *, rng=0, tol=TOL) -> dict[str, float]:
+    """Assert a layer's dx and parameter gradients equal numerical ones, in float64.
+
+    Uses a random upstream gradient (never all ones) and checks that backward leaves
+    ``dout`` and ``x`` untouched. Returns the error report.
+    """
+    rng = np.random.default_rng(rng)
+    assert x.dtype == np.float64, "gradient checks run in float64"
+    if t is None:
+        out = layer.forward(x, train=True)
+        dout = rng.standard_normal(out.shape)
+    else:
+        dout = float(rng.uniform(0.5, 2.0))
+    x_before = x.copy()
+    dout_before = np.copy(dout)
+    # backward must not write into dout or x: run it on the very arrays, then compare
+    if t is None:
+        layer.forward(x, train=True)
+    else:
+        layer.forward(x, t)
+    layer.backward(dout)
+    np.testing.assert_array_equal(np.asarray(dout), dout_before, err_msg="backward changed dout")
+    np.testing.assert_array_equal(x, x_before, err_msg="forward/backward changed x")
+    report = gradient_check(layer, x, t, dout=dout)
+    np.testing.assert_array_equal(x, x_before, err_msg="the gradient check did not restore x")
+    assert set(report) == {"x", *layer.params}, report
+    bad = {k: v for k, v in report.items() if not v < tol}
+    assert not bad, f"{type(layer).__name__}: gradient errors above {tol}: {bad}"
+    return report
