@@ -291,3 +291,19 @@ def test_layer_reprs_name_the_configuration():
     assert repr(conv_layer(stride=2, pad=1)) == "Convolution(2, 3, kernel=(3, 3), stride=2, pad=1)"
     assert repr(L.Pooling(2, 2, stride=2)) == "Pooling((2, 2), stride=2, pad=0)"
     assert repr(L.Dropout(0.25)) == "Dropout(dropout_ratio=0.25)"
+
+
+@pytest.mark.parametrize(
+    "make,shape",
+    [(conv_layer, (2, 2, 5, 5)), (lambda: L.Affine(randn(5, 3), randn(3)), (4, 5))],
+)
+def test_skip_dx_gives_the_same_parameter_gradients_and_no_dx(make, shape):
+    layer = make()
+    x = randn(*shape)
+    dout = randn(*layer.forward(x).shape)
+    assert layer.backward(dout) is not None
+    full = {k: v.copy() for k, v in layer.grads.items()}
+    layer.skip_dx = True
+    assert layer.backward(dout) is None
+    for k in full:
+        np.testing.assert_array_equal(layer.grads[k], full[k])

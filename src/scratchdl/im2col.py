@@ -9,6 +9,12 @@ Column layout (the book's): row ``(n, oh, ow)``, column ``(c, fh, fw)``, i.e.
 
 Both work without Python loops over the batch: ``im2col`` is a strided view of the padded
 input followed by one contiguous copy; ``col2im`` is ``FH*FW`` strided accumulations.
+
+Memory order: ``im2col`` stores its matrix column-major, so that the convolution's product
+``W_col @ col.T`` has its long axis last; the convolution's output then comes out
+channel-major, (C, N, H, W) in memory, and is handed on as an (N, C, H, W) view of it.
+Everything here takes arrays of any strides and keeps the memory order it is given, so that
+order flows through ReLU and pooling into the next convolution without a transpose.
 """
 
 from __future__ import annotations
@@ -37,11 +43,14 @@ def output_size(size: int, filter_size: int, stride: int, pad: int) -> int:
 
 
 def pad_images(x: np.ndarray, pad: int, value: float = 0.0) -> np.ndarray:
-    """Pad the two spatial axes of (N, C, H, W) by ``pad`` on each side with ``value``."""
+    """Pad the two spatial axes of (N, C, H, W) by ``pad`` on each side with ``value``.
+
+    The padded array keeps the memory order of ``x`` (see the module docstring).
+    """
     if pad == 0:
         return x
     N, C, H, W = x.shape
-    xp = np.full((N, C, H + 2 * pad, W + 2 * pad), value, dtype=x.dtype)
+    xp = np.full_like(x, value, shape=(N, C, H + 2 * pad, W + 2 * pad))
     xp[:, :, pad : pad + H, pad : pad + W] = x
     return xp
 
@@ -65,10 +74,11 @@ def windows(xp: np.ndarray, FH: int, FW: int, stride: int) -> np.ndarray:
 def accumulate_windows(dwin: np.ndarray, padded_shape: tuple, stride: int) -> np.ndarray:
     """Adjoint of ``windows``: add each window's values back onto the padded image.
 
-    Shape: dwin (N, C, OH, OW, FH, FW) -> (N, C, Hp, Wp).
+    Shape: dwin (N, C, OH, OW, FH, FW) -> (N, C, Hp, Wp), in the memory order of dwin's
+    first four axes.
     """
     N, C, OH, OW, FH, FW = dwin.shape
-    dxp = np.zeros(padded_shape, dtype=dwin.dtype)
+    dxp = np.zeros_like(dwin[..., 0, 0], shape=padded_shape)
     for i in range(FH):  # FH*FW strided adds, each over the whole batch
         for j in range(FW):
             dxp[:, :, i : i + stride * OH : stride, j : j + stride * OW : stride] += dwin[
@@ -80,6 +90,8 @@ def accumulate_windows(dwin: np.ndarray, padded_shape: tuple, stride: int) -> np
 def im2col(x: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np.ndarray:
     """Lay out every FH×FW window of ``x`` as one row.
 
+    The result is the book's matrix, stored column-major: ``col.T`` is a contiguous
+    (C*FH*FW, N*OH*OW) array, the operand shape BLAS multiplies fastest.
     Shape: (N, C, H, W) -> (N*OH*OW, C*FH*FW), OH = (H + 2*pad - FH) / stride + 1.
     """
     if x.ndim != 4:
@@ -87,8 +99,9 @@ def im2col(x: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np
     N, C, H, W = x.shape
     win = windows(pad_images(x, pad), FH, FW, stride)  # (N, C, OH, OW, FH, FW) view
     OH, OW = win.shape[2:4]
-    # One contiguous copy in the (n, oh, ow) x (c, fh, fw) order.
-    return win.transpose(0, 2, 3, 1, 4, 5).reshape(N * OH * OW, C * FH * FW)
+    # One copy, in (c, fh, fw) x (n, oh, ow) order: its rows are runs of the input's rows.
+    col_t = win.transpose(1, 4, 5, 0, 2, 3).reshape(C * FH * FW, N * OH * OW)
+    return col_t.T
 
 
 def col2im(
@@ -96,6 +109,7 @@ def col2im(
 ) -> np.ndarray:
     """Adjoint of ``im2col``: sum each row back onto its window, then drop the padding.
 
+    Fastest when ``col.T`` is contiguous, as ``im2col`` returns it.
     Shape: (N*OH*OW, C*FH*FW) -> input_shape = (N, C, H, W).
     """
     N, C, H, W = input_shape
@@ -105,6 +119,6 @@ def col2im(
             f"col must have shape {(N * OH * OW, C * FH * FW)} for input {input_shape}, "
             f"got {col.shape}"
         )
-    dwin = col.reshape(N, OH, OW, C, FH, FW).transpose(0, 3, 1, 2, 4, 5)
+    dwin = col.T.reshape(C, FH, FW, N, OH, OW).transpose(3, 0, 4, 5, 1, 2)
     dxp = accumulate_windows(dwin, (N, C, H + 2 * pad, W + 2 * pad), stride)
     return dxp[:, :, pad : pad + H, pad : pad + W] if pad else dxp

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import functions as F
 from ._utils import as_rng, check_fraction, check_positive_int
-from .im2col import accumulate_windows, col2im, im2col, output_size, pad_images, windows
+from .im2col import col2im, im2col, output_size, pad_images
 
 BN_EPS = 1e-6  # the book's 10e-7: keeps 1/sqrt(var + eps) finite for a constant feature
 
@@ -29,6 +29,9 @@ class Layer:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.buffers: dict[str, np.ndarray] = {}
+        # A model sets this on its first layer: nobody needs the gradient of the input data,
+        # and for a convolution it is a third of the backward pass. backward then returns None.
+        self.skip_dx = False
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         raise NotImplementedError
@@ -127,6 +130,8 @@ class Affine(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         W = self.params["W"]
         self.grads = {"W": self.x.T @ dout, "b": dout.sum(axis=0)}
+        if self.skip_dx:
+            return None
         return (dout @ W.T).reshape(self.x_shape)
 
     def extra_repr(self) -> str:
@@ -300,15 +305,21 @@ class Convolution(Layer):
         OW = output_size(W_in, FW, self.stride, self.pad)
         self.x_shape = x.shape
         self.col = im2col(x, FH, FW, self.stride, self.pad)  # (N*OH*OW, C*FH*FW)
-        out = self.col @ W.reshape(FN, -1).T + b  # (N*OH*OW, FN)
-        return out.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)
+        W_col = W.reshape(FN, -1)
+        # out = col @ W_col.T + b, computed transposed: one product with the long axis last
+        out_t = W_col @ self.col.T  # (FN, N*OH*OW)
+        out_t += b[:, None]
+        return out_t.reshape(FN, N, OH, OW).transpose(1, 0, 2, 3)  # NCHW view, channel-major
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         W = self.params["W"]
         FN, C, FH, FW = W.shape
-        dout = dout.transpose(0, 2, 3, 1).reshape(-1, FN)  # (N*OH*OW, FN)
-        self.grads = {"W": (dout.T @ self.col).reshape(W.shape), "b": dout.sum(axis=0)}
-        dcol = dout @ W.reshape(FN, -1)
+        dout_t = dout.transpose(1, 0, 2, 3).reshape(FN, -1)  # (FN, N*OH*OW); free if channel-major
+        W_col = W.reshape(FN, -1)
+        self.grads = {"W": (dout_t @ self.col).reshape(W.shape), "b": dout_t.sum(axis=1)}
+        if self.skip_dx:
+            return None
+        dcol = (W_col.T @ dout_t).T  # = dout @ W_col, (N*OH*OW, C*FH*FW), computed transposed
         return col2im(dcol, self.x_shape, FH, FW, self.stride, self.pad)
 
     def extra_repr(self) -> str:
@@ -317,7 +328,8 @@ class Convolution(Layer):
 
 
 class _Pool(Layer):
-    """Shared set-up of the pooling layers: window, stride, pad and their checks."""
+    """Shared set-up of the pooling layers: window, stride, pad, their checks, and the
+    strided slices ``xp[:, :, i::stride, j::stride]`` that visit each window position."""
 
     pad_value = 0.0
 
@@ -329,20 +341,29 @@ class _Pool(Layer):
         self.pad = check_positive_int("pad", pad, allow_zero=True)
         self.x_shape: tuple | None = None  # backward rebuilds an input-shaped gradient
 
-    def _windows(self, x: np.ndarray) -> np.ndarray:
+    def _slices(self, OH: int, OW: int):
+        """(k, (row slice, column slice)) of window cell k = i*pool_w + j, for every output."""
+        s = self.stride
+        for k, (i, j) in enumerate(np.ndindex(self.pool_h, self.pool_w)):
+            yield k, (slice(None), slice(None), slice(i, i + s * OH, s), slice(j, j + s * OW, s))
+
+    def _padded(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:
         _check_ndim(self, x, 4, "(N, C, H, W)")
         N, C, H, W = x.shape
-        output_size(H, self.pool_h, self.stride, self.pad)  # raises if the pool does not fit
-        output_size(W, self.pool_w, self.stride, self.pad)
+        OH = output_size(H, self.pool_h, self.stride, self.pad)  # raises if it does not fit
+        OW = output_size(W, self.pool_w, self.stride, self.pad)
         self.x_shape = x.shape
-        xp = pad_images(x, self.pad, self.pad_value)
-        return windows(xp, self.pool_h, self.pool_w, self.stride)  # (N, C, OH, OW, PH, PW)
+        return pad_images(x, self.pad, self.pad_value), OH, OW
 
-    def _input_grad(self, dwin: np.ndarray) -> np.ndarray:
+    def _unpad(self, dxp: np.ndarray) -> np.ndarray:
         N, C, H, W = self.x_shape
         p = self.pad
-        dxp = accumulate_windows(dwin, (N, C, H + 2 * p, W + 2 * p), self.stride)
         return dxp[:, :, p : p + H, p : p + W] if p else dxp
+
+    def _padded_zeros(self, like: np.ndarray) -> np.ndarray:
+        N, C, H, W = self.x_shape
+        p = self.pad
+        return np.zeros_like(like, shape=(N, C, H + 2 * p, W + 2 * p))
 
     def extra_repr(self) -> str:
         return f"({self.pool_h}, {self.pool_w}), stride={self.stride}, pad={self.pad}"
@@ -359,20 +380,27 @@ class Pooling(_Pool):
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 1, pad: int = 0) -> None:
         super().__init__(pool_h, pool_w, stride, pad)
-        self.arg_max: np.ndarray | None = None  # index of each window's maximum, (N, C, OH, OW)
+        self.arg_max: np.ndarray | None = None  # window cell k of each maximum, (N, C, OH, OW)
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        win = self._windows(x)
-        N, C, OH, OW, PH, PW = win.shape
-        flat = win.reshape(N, C, OH, OW, PH * PW)
-        self.arg_max = flat.argmax(axis=-1)
-        return np.take_along_axis(flat, self.arg_max[..., None], axis=-1)[..., 0]
+        xp, OH, OW = self._padded(x)
+        out = None
+        for k, cell in self._slices(OH, OW):  # a running maximum over the window cells
+            v = xp[cell]
+            if out is None:
+                out = v.copy()
+                self.arg_max = np.zeros(out.shape, dtype=np.uint8)
+                continue
+            bigger = v > out  # strict: the first maximum keeps the gradient
+            np.copyto(self.arg_max, k, where=bigger)
+            np.maximum(out, v, out=out)
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        N, C, OH, OW = dout.shape
-        dwin = np.zeros((N, C, OH, OW, self.pool_h * self.pool_w), dtype=dout.dtype)
-        np.put_along_axis(dwin, self.arg_max[..., None], dout[..., None], axis=-1)
-        return self._input_grad(dwin.reshape(N, C, OH, OW, self.pool_h, self.pool_w))
+        dxp = self._padded_zeros(dout)
+        for k, cell in self._slices(*dout.shape[2:]):
+            dxp[cell] += np.where(self.arg_max == k, dout, 0)
+        return self._unpad(dxp)
 
 
 class AvgPooling(_Pool):
@@ -382,13 +410,19 @@ class AvgPooling(_Pool):
     """
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        return self._windows(x).mean(axis=(4, 5), dtype=x.dtype)
+        xp, OH, OW = self._padded(x)
+        out = None
+        for _, cell in self._slices(OH, OW):
+            out = xp[cell].copy() if out is None else np.add(out, xp[cell], out=out)
+        out *= x.dtype.type(1 / (self.pool_h * self.pool_w))
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        N, C, OH, OW = dout.shape
         share = dout / (self.pool_h * self.pool_w)  # every window cell gets an equal share
-        dwin = np.broadcast_to(share[..., None, None], (N, C, OH, OW, self.pool_h, self.pool_w))
-        return self._input_grad(dwin)
+        dxp = self._padded_zeros(dout)
+        for _, cell in self._slices(*dout.shape[2:]):
+            dxp[cell] += share
+        return self._unpad(dxp)
 
 
 # --- losses ---------------------------------------------------------------------------------

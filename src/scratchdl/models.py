@@ -56,6 +56,8 @@ class Sequential:
         dtype=np.float32,
     ) -> None:
         self.layers = list(layers)
+        if self.layers and self.layers[0].params:
+            self.layers[0].skip_dx = True  # the gradient of the input data is never used
         self.last_layer = loss_layer if loss_layer is not None else SoftmaxWithLoss()
         self.input_shape = None if input_shape is None else tuple(input_shape)
         self.weight_decay_lambda = check_positive(

@@ -1,0 +1,407 @@
+"""The ``scratchdl`` command: train, evaluate, predict, data, experiment.
+
+Every user error (a wrong argument, a missing or corrupt file, a data set that cannot be
+found) ends with exit status 2 and one line on stderr that says what is wrong; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import datasets
+
+MODEL_CHOICES = ("two-layer", "mlp", "simple-cnn", "deep-cnn")
+DEFAULT_EPOCHS = {"two-layer": 17, "mlp": 10, "simple-cnn": 5, "deep-cnn": 20}
+DEFAULT_OPTIMIZER = {"two-layer": "sgd", "mlp": "adam", "simple-cnn": "adam", "deep-cnn": "adam"}
+DEFAULT_LR = {
+    "sgd": 0.1,
+    "momentum": 0.01,
+    "nesterov": 0.01,
+    "adagrad": 0.01,
+    "rmsprop": 0.001,
+    "adam": 0.001,
+}
+FASHION_CLASSES = [
+    "T-shirt",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Boot",
+]
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def build_model(name: str, *, rng, dtype=np.float32):
+    """The network for a ``--model`` choice, sized for 28x28 grayscale images and 10 classes."""
+    from .models import DeepConvNet, MultiLayerNet, SimpleConvNet, TwoLayerNet
+
+    if name == "two-layer":
+        return TwoLayerNet(784, 50, 10, rng=rng, dtype=dtype)  # the book's ch5 settings
+    if name == "mlp":
+        return MultiLayerNet(784, [100] * 5, 10, use_batchnorm=True, rng=rng, dtype=dtype)
+    if name == "simple-cnn":
+        return SimpleConvNet(rng=rng, dtype=dtype)
+    if name == "deep-cnn":
+        return DeepConvNet(rng=rng, dtype=dtype)
+    raise UsageError(f"unknown model {name!r}; choices: {', '.join(MODEL_CHOICES)}")
+
+
+def load_dataset(name: str, *, data_dir=None):
+    loader = {"mnist": datasets.load_mnist, "fashion-mnist": datasets.load_fashion_mnist}[name]
+    return loader(normalize=True, flatten=False, data_dir=data_dir)
+
+
+# -- train ----------------------------------------------------------------------------------
+
+
+def cmd_train(args) -> int:
+    from . import serialize
+    from .experiments import plots
+    from .trainer import Trainer
+
+    out = Path(args.out or f"runs/{args.model}-{args.dataset}")
+    _prepare_out(out)
+    checkpoint = out / "checkpoint.safetensors"
+    if args.resume and not checkpoint.exists():
+        raise UsageError(f"--resume: there is no checkpoint at {checkpoint}")
+    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.model]
+    optimizer = (args.optimizer or DEFAULT_OPTIMIZER[args.model]).lower()
+    lr = args.lr if args.lr is not None else DEFAULT_LR.get(optimizer, 0.01)
+    (x_train, t_train), (x_test, t_test) = load_dataset(args.dataset, data_dir=args.data_dir)
+    rng = np.random.default_rng(args.seed)
+    network = build_model(args.model, rng=rng)
+    trainer = Trainer(
+        network,
+        x_train,
+        t_train,
+        x_test,
+        t_test,
+        epochs=epochs,
+        mini_batch_size=args.batch_size,
+        optimizer=optimizer,
+        optimizer_param={"lr": lr},
+        evaluate_sample_num_per_epoch=args.eval_samples,
+        verbose=not args.quiet,
+        augment=args.augment,
+        checkpoint_path=checkpoint,
+        rng=rng,
+    )
+    if args.resume:
+        trainer.resume(checkpoint)
+        _say(args, f"resuming {checkpoint} after epoch {trainer.epoch}/{epochs}")
+    _say(
+        args,
+        f"training {type(network).__name__} on {args.dataset} ({len(x_train)} images), "
+        f"{epochs} epochs, {trainer.optimizer!r}, batch {args.batch_size}"
+        f"{', augmented' if args.augment else ''}; writing to {out}",
+    )
+    trainer.train()
+    test_acc = network.accuracy(x_test, t_test)
+    serialize.save(network, out / "model.safetensors")
+    trainer.history["final_test_acc"] = test_acc
+    trainer.save_history(out / "history.json")
+    plots.learning_curve(
+        trainer.history,
+        out / "learning_curve.png",
+        title=f"{type(network).__name__} on {args.dataset}",
+    )
+    print(f"final test accuracy: {test_acc:.4f} ({args.dataset}, {len(x_test)} test images)")
+    print(
+        f"wrote {out / 'model.safetensors'}, {out / 'history.json'}, {out / 'learning_curve.png'}"
+    )
+    return 0
+
+
+def _prepare_out(out: Path) -> None:
+    """Create --out and make sure a file can be written there, before any training."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        with open(probe, "wb") as f:
+            f.write(b"\0" * (1 << 20))  # a full disk shows up here, not after an hour of training
+            f.flush()
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"cannot write into --out {out}: {e.strerror or e}") from e
+
+
+def _say(args, text: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(text)
+
+
+# -- evaluate -------------------------------------------------------------------------------
+
+
+def cmd_evaluate(args) -> int:
+    from . import serialize
+    from .experiments import plots
+
+    model = serialize.load(args.model)
+    (_, _), (x_test, t_test) = load_dataset(args.dataset, data_dir=args.data_dir)
+    scores = np.concatenate(
+        [model.predict(x_test[i : i + 500]) for i in range(0, len(x_test), 500)]
+    )
+    y = scores.argmax(axis=1)
+    accuracy = float(np.mean(y == t_test))
+    out = Path(args.out) if args.out else Path(args.model).parent
+    _prepare_out(out)
+    names = FASHION_CLASSES if args.dataset == "fashion-mnist" else None
+    matrix = plots.confusion_matrix(t_test, y, scores.shape[1])
+    plots.plot_confusion_matrix(
+        matrix,
+        out / "confusion_matrix.png",
+        names,
+        title=f"{Path(args.model).name} on {args.dataset}: {accuracy:.4f}",
+    )
+    wrong = np.flatnonzero(y != t_test)[: args.max_images]
+    label = (lambda k: names[k]) if names else str
+    plots.image_grid(
+        x_test[wrong].reshape(len(wrong), 28, 28),
+        [f"{label(t_test[i])}→{label(y[i])}" for i in wrong],
+        out / "misclassified.png",
+        title=f"misclassified: true→predicted ({len(np.flatnonzero(y != t_test))} in all)",
+    )
+    print(
+        f"test accuracy: {accuracy:.4f} ({int(np.sum(y == t_test))}/{len(t_test)}, {args.dataset})"
+    )
+    print(f"wrote {out / 'confusion_matrix.png'}, {out / 'misclassified.png'}")
+    return 0
+
+
+# -- predict --------------------------------------------------------------------------------
+
+
+def prepare_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image of any size and turn it into a 28x28 MNIST-like array in [0, 1].
+
+    Grayscale; inverted when the background is light (a dark digit on paper); cropped to the
+    ink, scaled so the longer side is 20 pixels, and centred by its centre of mass in a 28x28
+    field, as MNIST's digits were prepared. Shape: -> (1, 1, 28, 28) float32.
+    """
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as e:
+        raise UsageError("predict needs Pillow: pip install 'scratchdl[cli]'") from e
+    try:
+        with Image.open(path) as im:
+            im.load()
+            gray = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    except FileNotFoundError as e:
+        raise UsageError(f"no such image: {path}") from e
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        raise UsageError(f"cannot read {path} as an image: {e}") from e
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 0.5:  # light background: MNIST digits are light on black
+        gray = 1.0 - gray
+    gray = np.clip((gray - np.median(border if np.median(border) <= 0.5 else 1 - border)), 0, 1)
+    ink = gray > 0.2 * gray.max() if gray.max() > 0 else np.zeros_like(gray, bool)
+    if not ink.any():
+        raise UsageError(f"{path}: the image is blank; nothing to classify")
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    crop = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    h, w = crop.shape
+    scale = 20.0 / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.LANCZOS)
+    digit = np.asarray(small, dtype=np.float32) / 255.0
+    field = np.zeros((28, 28), dtype=np.float32)
+    top, left = (28 - digit.shape[0]) // 2, (28 - digit.shape[1]) // 2
+    field[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
+    total = field.sum()
+    if total > 0:  # move the centre of mass to the centre, as MNIST did
+        yy, xx = np.mgrid[0:28, 0:28]
+        dy = int(round(13.5 - (yy * field).sum() / total))
+        dx = int(round(13.5 - (xx * field).sum() / total))
+        field = np.roll(field, (dy, dx), axis=(0, 1))
+    return field.reshape(1, 1, 28, 28)
+
+
+def cmd_predict(args) -> int:
+    from . import serialize
+    from .functions import softmax
+
+    model = serialize.load(args.model)
+    for path in args.images:
+        x = prepare_image(path)
+        p = softmax(model.predict(x))[0]
+        k = int(p.argmax())
+        probs = " ".join(f"{i}:{v:.3f}" for i, v in enumerate(p))
+        print(f"{path}: {k} (p={p[k]:.3f})  [{probs}]")
+    return 0
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+def cmd_data(args) -> int:
+    names = datasets.DATASETS if args.name == "all" else (args.name,)
+    if args.action == "where":
+        for name in names:
+            info = datasets.where(name, data_dir=args.data_dir)[name]
+            print(f"{name}: {'found in ' + info['used'] if info['used'] else 'not found'}")
+            print(f"  data dir: {info['data_dir']} (from {info['data_dir_from']})")
+            print(f"  searched: {', '.join(info['searched'])}")
+            print(f"  packages: {', '.join(info['packages'])}")
+            print(f"  mirrors:  {', '.join(info['mirrors'])}")
+        return 0
+    for name in names:
+        if args.action == "fetch":
+            folder = datasets.fetch(name, data_dir=args.data_dir)
+            print(f"{name}: ready in {folder}")
+        hashes = datasets.verify(name, data_dir=args.data_dir)
+        for path, digest in hashes.items():
+            print(f"{digest}  {path}")
+        print(f"{name}: all {len(hashes)} files verified")
+    return 0
+
+
+# -- experiment -----------------------------------------------------------------------------
+
+
+def cmd_experiment(args) -> int:
+    try:
+        from .experiments import registry
+    except ImportError as e:  # pragma: no cover - the experiments arrive with issue 6
+        raise UsageError(f"experiments are not available: {e}") from e
+    return registry.main(args)
+
+
+# -- entry point ----------------------------------------------------------------------------
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="scratchdl", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train a network on MNIST or Fashion-MNIST")
+    p.add_argument("--model", choices=MODEL_CHOICES, default="simple-cnn")
+    p.add_argument("--dataset", choices=datasets.DATASETS, default="mnist")
+    p.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        help="default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_EPOCHS.items()),
+    )
+    p.add_argument("--batch-size", type=_positive_int, default=100)
+    p.add_argument(
+        "--optimizer",
+        type=str.lower,
+        choices=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"],
+    )
+    p.add_argument("--lr", type=_positive_float, help="learning rate (default per optimizer)")
+    p.add_argument("--augment", action="store_true", help="random shift/rotation/scale")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output folder (default runs/MODEL-DATASET)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    p.add_argument(
+        "--eval-samples",
+        type=_positive_int,
+        default=10000,
+        help="images of each set evaluated after every epoch (default 10000)",
+    )
+    p.add_argument("--data-dir", help="folder with the IDX files (default $SCRATCHDL_DATA)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="accuracy, confusion matrix, misclassified images")
+    p.add_argument("model", help="a model file written by scratchdl train")
+    p.add_argument("--dataset", choices=datasets.DATASETS, default="mnist")
+    p.add_argument("--out", help="folder for the figures (default: the model's folder)")
+    p.add_argument("--max-images", type=_positive_int, default=60)
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify PNG/JPEG images")
+    p.add_argument("model")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("data", help="fetch, verify or locate the data sets")
+    p.add_argument("action", choices=["fetch", "verify", "where"])
+    p.add_argument("name", nargs="?", default="all", choices=[*datasets.DATASETS, "all"])
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("experiment", help="run one of the book's experiments")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--list", action="store_true")
+    p.add_argument("--out", default="figures")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--model", help="a model file, for experiments that use one")
+    p.add_argument("--workers", type=_positive_int, default=2)
+    p.set_defaults(func=cmd_experiment)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"scratchdl {version('scratchdl')}"
+    except PackageNotFoundError:
+        return "scratchdl (not installed)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .serialize import ModelFileError
+    from .trainer import TrainingDiverged
+
+    try:
+        args = make_parser().parse_args(argv)
+        return args.func(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, OSError, ModelFileError, TrainingDiverged, ImportError) as e:
+        message = str(e).strip().replace("\n", " ") or type(e).__name__
+        print(f"scratchdl: error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("scratchdl: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

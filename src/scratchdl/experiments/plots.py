@@ -1,0 +1,116 @@
+"""Figures shared by the command line and the experiments: learning curves, confusion
+matrices and image grids. Every figure is written atomically as a PNG."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+
+from .._utils import atomic_write
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise ImportError(
+            "figures need matplotlib: pip install 'scratchdl[cli]' (or pip install matplotlib)"
+        ) from e
+    matplotlib.use("Agg", force=True)  # files only: no screen needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> None:
+    """Render ``fig`` to PNG in memory, write it atomically and close it."""
+    plt = _pyplot()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
+
+
+def smooth(values, window: int = 50) -> np.ndarray:
+    """Moving average over ``window`` values (shorter at the start)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return v
+    c = np.cumsum(np.insert(v, 0, 0.0))
+    idx = np.arange(1, v.size + 1)
+    lo = np.maximum(idx - window, 0)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+def learning_curve(history: dict, path: str | os.PathLike, title: str = "") -> None:
+    """Loss per iteration (raw and smoothed) and train/test accuracy per epoch."""
+    plt = _pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    loss = history["loss"]
+    ax1.plot(loss, lw=0.5, alpha=0.35, color="tab:blue", label="loss per iteration")
+    ax1.plot(smooth(loss), color="tab:blue", label="moving average")
+    ax1.set(xlabel="iteration", ylabel="loss", title="training loss")
+    ax1.set_yscale("log")
+    ax1.legend()
+    epochs = np.arange(1, len(history["train_acc"]) + 1)
+    ax2.plot(epochs, history["train_acc"], "o-", label="train")
+    ax2.plot(epochs, history["test_acc"], "s--", label="test")
+    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    ax2.grid(alpha=0.3)
+    ax2.legend(loc="lower right")
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def confusion_matrix(t: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts of (true class, predicted class). Shape: (K, K)."""
+    m = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(m, (t, y), 1)
+    return m
+
+
+def plot_confusion_matrix(matrix: np.ndarray, path, class_names=None, title: str = "") -> None:
+    """A confusion matrix as an annotated heat map."""
+    plt = _pyplot()
+    K = matrix.shape[0]
+    names = class_names or [str(k) for k in range(K)]
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(im, ax=ax)
+    ax.set_xticks(range(K), names, rotation=45 if max(map(len, names)) > 2 else 0)
+    ax.set_yticks(range(K), names)
+    ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
+    threshold = matrix.max() / 2
+    for i in range(K):
+        for j in range(K):
+            ax.text(
+                j,
+                i,
+                str(matrix[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if matrix[i, j] > threshold else "black",
+            )
+    save_figure(fig, path)
+
+
+def image_grid(
+    images: np.ndarray, labels: list[str], path, cols: int = 10, title: str = ""
+) -> None:
+    """Grayscale images (N, H, W) in a grid, each with its caption."""
+    plt = _pyplot()
+    n = max(len(images), 1)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, label in zip(axes.flat, images, labels, strict=False):
+        ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(label, fontsize=7)
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)

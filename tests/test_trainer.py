@@ -1,0 +1,198 @@
+"""Trainer: epochs, history, divergence, checkpoints and bit-identical resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from scratchdl.models import MultiLayerNet, TwoLayerNet
+from scratchdl.optimizers import SGD
+from scratchdl.trainer import Trainer, TrainingDiverged
+
+
+def blobs(n=300, d=8, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, d)) * 3
+    t = rng.integers(0, k, n)
+    x = (centres[t] + rng.standard_normal((n, d))).astype(np.float32)
+    return x, t
+
+
+def make_trainer(tmp_path=None, epochs=3, seed=0, **kwargs):
+    x, t = blobs()
+    net = MultiLayerNet(
+        8, [16, 16], 3, use_dropout=True, dropout_ratio=0.2, use_batchnorm=True, rng=seed
+    )
+    ckpt = None if tmp_path is None else tmp_path / "ckpt.safetensors"
+    return Trainer(
+        net,
+        x[:240],
+        t[:240],
+        x[240:],
+        t[240:],
+        epochs=epochs,
+        mini_batch_size=32,
+        optimizer="adam",
+        optimizer_param={"lr": 0.01},
+        verbose=False,
+        checkpoint_path=ckpt,
+        rng=seed,
+        **kwargs,
+    )
+
+
+def test_training_improves_accuracy_and_records_history():
+    trainer = make_trainer(epochs=4)
+    before = trainer.network.accuracy(trainer.x_test, trainer.t_test)
+    history = trainer.train()
+    assert len(history["loss"]) == 4 * 8  # ceil(240 / 32) = 8 iterations per epoch
+    assert len(history["train_acc"]) == len(history["test_acc"]) == 4
+    assert history["test_acc"][-1] > max(before, 0.9)
+    assert np.mean(history["loss"][-8:]) < np.mean(history["loss"][:8])
+
+
+def test_each_epoch_is_a_pass_without_replacement():
+    trainer = make_trainer(epochs=1)
+    seen = []
+    for x_batch, _ in trainer._epoch_batches():
+        seen.extend(map(tuple, x_batch))
+    assert len(seen) == 240 and len(set(seen)) == 240
+
+
+def test_history_is_saved_as_json(tmp_path):
+    trainer = make_trainer(epochs=1)
+    trainer.train()
+    trainer.save_history(tmp_path / "history.json")
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved["loss"] == trainer.history["loss"]
+
+
+def test_optimizer_by_object_or_name_and_unknown_name():
+    x, t = blobs(20)
+    net = TwoLayerNet(8, 4, 3, rng=0)
+    assert isinstance(Trainer(net, x, t, x, t, optimizer=SGD(0.1)).optimizer, SGD)
+    with pytest.raises(ValueError, match="adam"):
+        Trainer(net, x, t, x, t, optimizer="adamw")
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=3)
+    trainer.epochs = 1
+    trainer.train()
+    good = (tmp_path / "ckpt.safetensors").read_bytes()
+    trainer.epochs = 3
+    trainer.optimizer.lr = 1e30  # diverges within a few iterations
+    with pytest.raises(TrainingDiverged, match=r"iteration \d+.*smaller learning rate"):
+        trainer.train()
+    assert (tmp_path / "ckpt.safetensors").read_bytes() == good
+
+
+def test_resume_after_interruption_is_bit_identical(tmp_path):
+    straight = make_trainer(tmp_path / "a", epochs=3, seed=5, augment=False)
+    straight.train()
+
+    interrupted = make_trainer(tmp_path / "b", epochs=3, seed=5)
+    calls = 0
+    original = interrupted.train_step
+
+    def crash_in_epoch_3(x, t):
+        nonlocal calls
+        calls += 1
+        if calls == 2 * 8 + 3:
+            raise KeyboardInterrupt
+        return original(x, t)
+
+    interrupted.train_step = crash_in_epoch_3
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.train()
+
+    resumed = make_trainer(tmp_path / "b", epochs=3, seed=123)  # a different seed: all restored
+    resumed.resume(tmp_path / "b" / "ckpt.safetensors")
+    assert resumed.epoch == 2
+    resumed.train()
+    for name, p in straight.network.params.items():
+        np.testing.assert_array_equal(p, resumed.network.params[name], err_msg=name)
+    for name, b in straight.network.buffers.items():
+        np.testing.assert_array_equal(b, resumed.network.buffers[name], err_msg=name)
+    assert resumed.history["loss"] == straight.history["loss"]
+
+
+def test_resume_refuses_a_different_run(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=1)
+    trainer.train()
+    x, t = blobs()
+    other = Trainer(TwoLayerNet(8, 5, 3, rng=0), x, t, x, t, optimizer="adam", verbose=False)
+    with pytest.raises(ValueError, match="class"):
+        other.resume(tmp_path / "ckpt.safetensors")
+
+
+def test_same_seed_gives_bit_identical_training():
+    a, b = make_trainer(epochs=2, seed=3, augment=False), make_trainer(epochs=2, seed=3)
+    a.train()
+    b.train()
+    for name in a.network.params:
+        np.testing.assert_array_equal(a.network.params[name], b.network.params[name])
+
+
+def test_bad_arguments():
+    x, t = blobs(20)
+    net = TwoLayerNet(8, 4, 3, rng=0)
+    with pytest.raises(ValueError, match="same length"):
+        Trainer(net, x, t[:10], x, t)
+    with pytest.raises(ValueError, match="epochs"):
+        Trainer(net, x, t, x, t, epochs=0)
+    with pytest.raises(ValueError, match="mini_batch_size"):
+        Trainer(net, x, t, x, t, mini_batch_size=-5)
+
+
+def test_trainer_on_a_real_mnist_slice_improves_accuracy():
+    from tests.conftest import mnist_slice
+
+    (x, t), (xt, tt) = mnist_slice(flatten=True)
+    net = TwoLayerNet(784, 50, 10, rng=0)
+    trainer = Trainer(
+        net,
+        x,
+        t,
+        xt,
+        tt,
+        epochs=4,
+        mini_batch_size=20,
+        optimizer="sgd",
+        optimizer_param={"lr": 0.2},
+        verbose=False,
+        rng=0,
+    )
+    before = net.accuracy(xt, tt)
+    history = trainer.train()
+    assert before < 0.2
+    assert history["test_acc"][-1] > 0.8  # 400 steps on 2000 images (full data: 97 %)
+    assert history["test_acc"][-1] > history["test_acc"][0]
+
+
+def test_trainer_with_augmentation_on_images():
+    from scratchdl.models import SimpleConvNet
+    from tests.conftest import mnist_slice
+
+    (x, t), (xt, tt) = mnist_slice()
+    net = SimpleConvNet(
+        conv_param={"filter_num": 8, "filter_size": 5, "pad": 0, "stride": 1}, hidden_size=32, rng=0
+    )
+    trainer = Trainer(
+        net,
+        x[:1000],
+        t[:1000],
+        xt[:300],
+        tt[:300],
+        epochs=3,
+        mini_batch_size=20,
+        optimizer="adam",
+        optimizer_param={"lr": 0.003},
+        verbose=False,
+        augment=True,
+        rng=0,
+    )
+    history = trainer.train()
+    assert history["test_acc"][-1] > 0.7
