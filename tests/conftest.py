@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import numpy as np
 
 from scratchdl.gradient import gradient_check
@@ -43,36 +40,8 @@ def check_layer_gradients(layer, x, t=None, *, rng=0, tol=TOL) -> dict[str, floa
     return report
 
 
-SLICE_DIR = Path(__file__).parent / "data" / "mnist-slice"
-SLICE_SHA256 = {
-    "train-images-idx3-ubyte.gz": "d747f627e508234c9c7e49073a627f4195b719626ac15a67258d16f8371b9dd7",  # noqa: E501
-    "train-labels-idx1-ubyte.gz": "4857b7883e0731d51eb3acbd00b844f68d431ded9207b94c2bb8122152f83738",  # noqa: E501
-    "t10k-images-idx3-ubyte.gz": "c38842f3fc122aeb56961328eacf41c4315fb33e95ce0e9d0c97f3bd3d5b62c6",  # noqa: E501
-    "t10k-labels-idx1-ubyte.gz": "689b4d1da0ae1049125d2f91e157009a132a2a1e76b45a178dc0b359e1f74255",  # noqa: E501
-}
-
-
 def mnist_slice(flatten: bool = False):
-    """The committed real MNIST slice: (x_train, t_train), (x_test, t_test), 2000 / 1000 rows.
+    """The real MNIST sample shipped with the package: 2000 training and 1000 test images."""
+    from scratchdl.datasets import load_mnist_sample
 
-    Images float32 in [0, 1], (N, 1, 28, 28) or (N, 784); labels int64.
-    """
-    from scratchdl.datasets import read_idx
-
-    arrays = {}
-    for name, digest in SLICE_SHA256.items():
-        data = (SLICE_DIR / name).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == digest, f"{name} changed"
-        arrays[name] = read_idx(data)
-    shape = (-1, 784) if flatten else (-1, 1, 28, 28)
-
-    def images(key):
-        return (arrays[key].astype(np.float32) / 255).reshape(shape)
-
-    return (
-        (
-            images("train-images-idx3-ubyte.gz"),
-            arrays["train-labels-idx1-ubyte.gz"].astype(np.int64),
-        ),
-        (images("t10k-images-idx3-ubyte.gz"), arrays["t10k-labels-idx1-ubyte.gz"].astype(np.int64)),
-    )
+    return load_mnist_sample(flatten=flatten)

@@ -641,3 +641,15 @@ def test_real_mnist_when_cached():
     assert abs(float(x.mean()) - 0.1307) < 1e-3
     np.testing.assert_array_equal(t.sum(axis=0)[:2], [5923, 6742])  # the known class counts
     assert os.path.exists(folder / ds.MANIFEST)
+
+
+def test_the_shipped_mnist_sample_loads_offline_and_is_verified(monkeypatch):
+    (x, t), (xt, tt) = ds.load_mnist_sample(flatten=False)
+    assert x.shape == (2000, 1, 28, 28) and xt.shape == (1000, 1, 28, 28)
+    assert x.dtype == np.float32 and 0.12 < x.mean() < 0.14
+    assert list(t[:5]) == [5, 0, 4, 1, 9] and set(np.unique(tt)) == set(range(10))
+    one_hot = ds.load_mnist_sample(one_hot_label=True)[1][1]
+    assert one_hot.shape == (1000, 10)
+    monkeypatch.setitem(ds.SAMPLE_SHA256, "t10k-labels-idx1-ubyte", "0" * 64)
+    with pytest.raises(ds.ChecksumError, match="t10k-labels"):
+        ds.load_mnist_sample()

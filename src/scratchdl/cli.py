@@ -280,10 +280,8 @@ def cmd_data(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    try:
-        from .experiments import registry
-    except ImportError as e:  # pragma: no cover - the experiments arrive with issue 6
-        raise UsageError(f"experiments are not available: {e}") from e
+    from .experiments import registry
+
     return registry.main(args)
 
 
@@ -347,11 +345,20 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="run one of the book's experiments")
     p.add_argument("name", nargs="?")
     p.add_argument("--list", action="store_true")
-    p.add_argument("--out", default="figures")
+    p.add_argument("--out", default="figures", help="folder for the PNG and JSON files")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--model", help="a model file, for experiments that use one")
-    p.add_argument("--workers", type=_positive_int, default=2)
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="change one of the experiment's settings (repeatable)",
+    )
+    p.add_argument(
+        "--workers", type=_positive_int, help="parallel worker processes (hyperparameter-search)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_experiment)
     return parser
 

@@ -53,6 +53,7 @@ __all__ = [
     "fetch",
     "load_fashion_mnist",
     "load_mnist",
+    "load_mnist_sample",
     "parse_idx",
     "read_idx",
     "verify",
@@ -828,6 +829,39 @@ def load_fashion_mnist(
     Shape: x (N, 784) or (N, 1, 28, 28); t (N,) or (N, 10); N = 60000 train, 10000 test.
     """
     return _load("fashion-mnist", normalize, flatten, one_hot_label, data_dir, progress)
+
+
+SAMPLE_DIR = Path(__file__).parent / "data" / "mnist-sample"
+SAMPLE_SHA256 = {  # of the gzipped files shipped in SAMPLE_DIR
+    "train-images-idx3-ubyte": "d747f627e508234c9c7e49073a627f4195b719626ac15a67258d16f8371b9dd7",
+    "train-labels-idx1-ubyte": "4857b7883e0731d51eb3acbd00b844f68d431ded9207b94c2bb8122152f83738",
+    "t10k-images-idx3-ubyte": "c38842f3fc122aeb56961328eacf41c4315fb33e95ce0e9d0c97f3bd3d5b62c6",
+    "t10k-labels-idx1-ubyte": "689b4d1da0ae1049125d2f91e157009a132a2a1e76b45a178dc0b359e1f74255",
+}
+
+
+def load_mnist_sample(
+    normalize: bool = True, flatten: bool = True, one_hot_label: bool = False
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The first 2000 training and 1000 test images of MNIST, shipped with the package.
+
+    Same flags and return value as ``load_mnist``; works offline, for tests and quick runs.
+    Shape: x (N, 784) or (N, 1, 28, 28); t (N,) or (N, 10); N = 2000 train, 1000 test.
+    """
+    splits = []
+    for split in ("train", "t10k"):
+        arrays = []
+        for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+            name = f"{split}-{kind}"
+            path = SAMPLE_DIR / f"{name}.gz"
+            data = path.read_bytes()
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != SAMPLE_SHA256[name]:
+                raise ChecksumError(path, SAMPLE_SHA256[name], actual, "reinstall scratchdl")
+            arrays.append(read_idx(data))
+        x, t = arrays
+        splits.append((_images(x, normalize, flatten), _labels(t, one_hot_label)))
+    return splits[0], splits[1]
 
 
 def _load(

@@ -1,0 +1,320 @@
+"""Speed and memory of scratchdl against the same networks in PyTorch (CPU), float32, batch 100.
+
+Both frameworks run the same architecture from the same initial weights on the same random
+MNIST-shaped batch, with the same number of threads. Timing alternates between them in rounds
+of ROUND calls (the order flips each round), so that machine noise hits both alike; warm-up
+calls are excluded. Peak memory is measured in a fresh process per framework and network.
+Usage: python benchmarks/speed.py --steps 30 [--threads N] [--nets simple,deep] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from scratchdl import Adam, DeepConvNet, SimpleConvNet, TwoLayerNet
+from scratchdl.layers import Affine, Convolution, Dropout, Pooling, Relu
+
+BATCH = 100
+ROUND = 5  # calls of one framework before switching to the other
+MEMORY_STEPS = 5  # training steps, after warm-up, of a memory-measuring process
+MEMORY_RUNS = 3  # processes per framework and network; torch's peak varies by ~10% between runs
+LOAD_WARNING = 0.05  # other processes' share of the CPUs above which timings mean little
+PEAK_SIZE = 2048  # the numpy float32 matmul whose speed is this machine's peak
+ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+NETS = {
+    "two-layer": (lambda: TwoLayerNet(784, 50, 10, rng=0), (784,)),
+    "simple": (lambda: SimpleConvNet(rng=0), (1, 28, 28)),
+    "deep": (lambda: DeepConvNet(rng=0), (1, 28, 28)),
+}
+FLOP_RULE = (
+    "FLOPs: convolutions and affines only, 2 per multiply-add; a training step is 3x the "
+    "forward pass less the first layer's input gradient (not needed); Adam not counted"
+)
+MEMORY_RULE = (
+    "memory: peak RSS (VmHWM, reset before the loop) minus RSS before the loop, in a fresh "
+    "process that builds model and data, then runs {} training steps; MiB, median [range] of {}"
+)
+
+
+def flops(model, x: np.ndarray) -> tuple[float, float]:
+    """Analytic FLOPs of (training step, inference) on the batch x; see FLOP_RULE."""
+    macs = []
+    for layer in model.layers:
+        x = layer.forward(x, train=False)  # for the output's shape
+        if isinstance(layer, Convolution):  # per output value: C * FH * FW multiply-adds
+            macs.append(x.size * math.prod(layer.params["W"].shape[1:]))
+        elif isinstance(layer, Affine):  # per output value: D multiply-adds
+            macs.append(x.size * layer.params["W"].shape[0])
+    forward = 2.0 * sum(macs)
+    return 3 * forward - 2.0 * macs[0], forward
+
+
+def to_torch(model):
+    """The same network as a torch nn.Sequential, starting from a copy of the model's weights."""
+    import torch
+    from torch import nn
+
+    modules = []
+    for layer in model.layers:
+        W, b = layer.params.get("W"), layer.params.get("b")
+        if isinstance(layer, Convolution):
+            FN, C, FH, FW = W.shape
+            m = nn.Conv2d(C, FN, (FH, FW), stride=layer.stride, padding=layer.pad)
+        elif isinstance(layer, Affine):
+            modules.append(nn.Flatten())  # Affine flattens its input too; a view if 2-D
+            m, W = nn.Linear(*W.shape), W.T  # torch stores (out, in)
+        elif isinstance(layer, Relu):
+            m = nn.ReLU()
+        elif isinstance(layer, Pooling):
+            m = nn.MaxPool2d((layer.pool_h, layer.pool_w), layer.stride, layer.pad)
+        elif isinstance(layer, Dropout):
+            m = nn.Dropout(layer.dropout_ratio)
+        else:
+            raise ValueError(f"no torch equivalent for {layer!r}; add one to to_torch()")
+        if W is not None:
+            with torch.no_grad():
+                m.weight.copy_(torch.from_numpy(np.ascontiguousarray(W)))
+                m.bias.copy_(torch.from_numpy(b))
+        modules.append(m)
+    return nn.Sequential(*modules)
+
+
+def setup(net: str, framework: str, threads: int) -> dict:
+    """The training step and inference callables of one framework for one network."""
+    make, shape = NETS[net]
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, *shape), dtype=np.float32)  # like pixel intensities in [0, 1)
+    t = rng.integers(0, 10, BATCH)
+    model = make()
+    if framework == "scratchdl":
+        opt = Adam(lr=1e-3)
+
+        def step():
+            opt.update(model.params, model.gradient(x, t))
+
+        return dict(step=step, infer=lambda: model.predict(x), flops=flops(model, x))
+    import torch
+
+    torch.set_num_threads(threads)
+    tnet, xt, tt = to_torch(model), torch.from_numpy(x), torch.from_numpy(t)
+    topt, loss_fn = torch.optim.Adam(tnet.parameters(), lr=1e-3), torch.nn.CrossEntropyLoss()
+
+    def step():
+        topt.zero_grad(set_to_none=True)
+        loss_fn(tnet(xt), tt).backward()
+        topt.step()
+
+    def infer():
+        with torch.no_grad():
+            return tnet(xt)
+
+    return dict(step=step, infer=infer, net=tnet)
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def alternate(fns: dict, steps: int, warmup: int) -> dict[str, np.ndarray]:
+    """Seconds per call of each function, timed in alternating rounds after warm-up."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for r in range(-(-steps // ROUND)):
+        for name in list(fns)[:: 1 if r % 2 == 0 else -1]:
+            times[name] += [timed(fns[name]) for _ in range(min(ROUND, steps - len(times[name])))]
+    return {name: np.array(ts) for name, ts in times.items()}
+
+
+def matmul_peak(reps: int = 7) -> float:
+    """Median GFLOP/s of a PEAK_SIZE x PEAK_SIZE float32 matmul in numpy."""
+    a, b = (np.random.default_rng(i).random((PEAK_SIZE,) * 2, dtype=np.float32) for i in (1, 2))
+    a @ b  # warm-up: threads started, pages touched
+    return 2 * PEAK_SIZE**3 / np.median([timed(lambda: a @ b) for _ in range(reps)]) / 1e9
+
+
+def memory_child(net: str, framework: str, steps: int, threads: int) -> None:
+    """Print the training loop's peak RSS growth in MiB; run in a fresh process."""
+    limit_blas(threads)
+    step = setup(net, framework, threads)["step"]
+
+    def vm(key: str) -> int:  # kB, from the kernel's own accounting
+        return int(re.search(rf"Vm{key}:\s+(\d+)", open("/proc/self/status").read()).group(1))
+
+    before = vm("RSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+    except OSError:
+        pass  # then VmHWM may hold a peak of the imports: an upper bound
+    for _ in range(steps):
+        step()
+    print((vm("HWM") - before) / 1024)
+
+
+def memory_row(net: str, frameworks: list[str], args) -> list[str]:
+    """Training peak memory of each framework: median [range] of MEMORY_RUNS fresh processes."""
+    base = [sys.executable, __file__, f"--threads={args.threads}"]
+    cells, medians = [net], []
+    for f in frameworks:
+        cmd = [*base, f"--memory-child={net}:{f}:{args.warmup + MEMORY_STEPS}"]
+        runs = [subprocess.run(cmd, capture_output=True, text=True) for _ in range(MEMORY_RUNS)]
+        for run in (r for r in runs if r.returncode):
+            print(f"memory of {net} in {f} not measured:\n{run.stderr}", file=sys.stderr)
+        mib = [float(r.stdout.split()[-1]) if r.returncode == 0 else math.nan for r in runs]
+        medians.append(np.median(mib))
+        cells.append(f"{medians[-1]:.1f} [{min(mib):.1f}-{max(mib):.1f}]")
+    return cells + ([f"{medians[0] / medians[1]:.2f}"] if len(medians) == 2 else [])
+
+
+def limit_blas(threads: int) -> str:
+    """Limit numpy's BLAS to ``threads`` threads for the whole process; describe the BLAS."""
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:
+        return "unknown (threadpoolctl missing: pip install threadpoolctl; threads not limited)"
+    threadpool_limits(limits=threads, user_api="blas")  # not undone: holds until exit
+    return "; ".join(
+        f"{i['internal_api']} {i['version']} {i.get('architecture', '')}, {i['num_threads']} thr"
+        for i in threadpool_info()
+        if i["user_api"] == "blas"
+    )
+
+
+def conv_kernels(step) -> set[str]:
+    """The kernels torch picks for convolution, seen by the profiler over one training step."""
+    import torch
+
+    with torch.profiler.profile() as prof:
+        step()
+    return {e.name for e in prof.events() if re.search("mkldnn|slow_conv|nnpack|thnn", e.name)}
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds used so far by (the whole machine, this process and its children)."""
+    ticks = [int(v) for v in open("/proc/stat").readline().split()[1:9]]
+    busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait; steal counts as busy
+    return busy / os.sysconf("SC_CLK_TCK"), sum(os.times()[:4])
+
+
+def sh(command: str) -> str:
+    """The output of a shell command run in the repository root, "?" if none."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run(command, shell=True, capture_output=True, text=True, cwd=root)
+    return run.stdout.strip() or "?"
+
+
+def table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = [header, ["---"] * len(header), *rows]
+        return "\n".join("| " + " | ".join(r) + " |" for r in lines)
+    width = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ("  ".join(map(str.ljust, r, width)).rstrip() for r in [header, *rows])
+    return "\n".join(lines)
+
+
+def time_net(net: str, frameworks: list[str], args) -> tuple[list, set[str]]:
+    """(row, GFLOP, {framework: median seconds}) of each phase, and torch's conv kernels."""
+    benches = {f: setup(net, f, args.threads) for f in frameworks}
+    both, rows = len(benches) == 2, []
+    conv = conv_kernels(benches["torch"]["step"]) if both else set()
+    for i, phase in enumerate(("step", "infer")):
+        if both:
+            benches["torch"]["net"].train(phase == "step")
+        times = alternate({f: b[phase] for f, b in benches.items()}, args.steps, args.warmup)
+        work = benches["scratchdl"]["flops"][i]  # the same network in both
+        med = {f: np.median(ts) for f, ts in times.items()}
+        row = [net, "train step" if i == 0 else "inference", f"{work / 1e9:.3f}"]
+        for ts in times.values():
+            q1, q3 = np.percentile(ts, [25, 75])
+            row.append(f"{np.median(ts) * 1e3:.2f} ({(q3 - q1) * 1e3:.2f})")
+        row += [f"{med['scratchdl'] / med['torch']:.2f}"] if both else []
+        rows.append((row, work, med))
+    return rows, conv
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=30, help="timed calls per framework and phase")
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads of both")
+    p.add_argument("--nets", default=",".join(NETS), help=f"any of {', '.join(NETS)}")
+    p.add_argument("--no-torch", action="store_true", help="time scratchdl only")
+    p.add_argument("--markdown", action="store_true", help="Markdown for benchmarks/RESULTS.md")
+    p.add_argument("--memory-child", help=argparse.SUPPRESS)  # internal: NET:FRAMEWORK:STEPS
+    args = p.parse_args()
+    if args.memory_child:
+        net, framework, steps = args.memory_child.split(":")
+        return memory_child(net, framework, int(steps), args.threads)
+    nets = args.nets.split(",")
+    if bad := [n for n in nets if n not in NETS]:
+        p.error(f"unknown nets {bad}; choose from {', '.join(NETS)}")
+    frameworks, torch_note = ["scratchdl"], "PyTorch not used (--no-torch)"
+    if not args.no_torch:
+        try:
+            import torch
+
+            frameworks.append("torch")
+            torch_note = f"PyTorch {torch.__version__}, mkldnn {torch.backends.mkldnn.enabled}"
+        except ImportError:
+            torch_note = "PyTorch not installed (pip install 'scratchdl[bench]'): scratchdl only"
+    both = len(frameworks) == 2
+    blas = limit_blas(args.threads)
+    started, cpu_before = time.perf_counter(), cpu_seconds()
+    first_peak = matmul_peak()  # and again at the end: noise only slows, so the faster counts
+
+    rows, mem_rows, conv = [], [], set()
+    for net in nets:
+        net_rows, net_conv = time_net(net, frameworks, args)
+        rows, conv = rows + net_rows, conv | net_conv
+        mem_rows.append(memory_row(net, frameworks, args))
+    peak = max(first_peak, matmul_peak())
+    wall = time.perf_counter() - started
+    others = np.subtract(cpu_seconds(), cpu_before) @ [1, -1] / (wall * os.cpu_count())
+
+    env = ", ".join(f"{k}={os.environ[k]}" for k in ENV_VARS if k in os.environ) or "none set"
+    cpu = dict(
+        re.findall(r"(model name|cpu family|model)\s*:\s*(.*)", open("/proc/cpuinfo").read())
+    )
+    info = [
+        f"command: python {' '.join(sys.argv)}",
+        f"date: {sh('date -u')}; git: {sh('git rev-parse --short HEAD')}, "
+        f"{sh('git status --short src | wc -l')} files changed in src/",
+        f"machine: {cpu.get('model name')} (family {cpu.get('cpu family')}, "
+        f"model {cpu.get('model')}), {os.cpu_count()} cores; {args.threads} threads for each",
+        f"numpy {np.__version__}, BLAS: {blas}",
+        f"{torch_note}; torch conv kernels: {', '.join(sorted(conv)) or 'n/a'}",
+        f"environment: {env}",
+        f"peak: numpy float32 {PEAK_SIZE}x{PEAK_SIZE} matmul, the faster of the medians at start "
+        f"({first_peak:.1f}) and end: {peak:.1f} GFLOP/s",
+        f"{FLOP_RULE}; batch {BATCH}, float32; {args.steps} timed calls per cell after "
+        f"{args.warmup} warm-up, alternating in rounds of {ROUND}",
+        MEMORY_RULE.format(args.warmup + MEMORY_STEPS, MEMORY_RUNS),
+        f"run time: {wall:.0f} s; other processes (and steal) kept {others:.0%} of the CPUs busy"
+        + (": numbers unreliable, rerun on a quiet machine" if others > LOAD_WARNING else ""),
+    ]
+    print("\n".join(f"- {line}" for line in info) if args.markdown else "\n".join(info), end="\n\n")
+    header = ["net", "phase", "GFLOP", *(f"{f} ms median (IQR)" for f in frameworks)]
+    header += ["scratchdl/torch"] * both + [f"{f} GFLOP/s (% peak)" for f in frameworks]
+    rows = [
+        row + [f"{work / m / 1e9:.1f} ({work / m / 1e7 / peak:.0f}%)" for m in med.values()]
+        for row, work, med in rows
+    ]
+    print(table(header, rows, args.markdown), end="\n\n")
+    mem_header = ["net", *(f"{f} train peak MiB" for f in frameworks)] + ["scratchdl/torch"] * both
+    print(table(mem_header, mem_rows, args.markdown))
+
+
+if __name__ == "__main__":
+    main()

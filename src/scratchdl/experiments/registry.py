@@ -1,0 +1,129 @@
+"""``scratchdl experiment``: list, run one, or run all and write a gallery page."""
+
+from __future__ import annotations
+
+import html
+import importlib
+import json
+import time
+from pathlib import Path
+
+from .._utils import atomic_write
+from . import EXPERIMENTS, module_name
+
+
+def load(name: str):
+    """The module of experiment ``name``; ValueError listing the choices if unknown."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choices: all, {', '.join(EXPERIMENTS)}")
+    return importlib.import_module(module_name(name))
+
+
+def parse_sets(pairs: list[str] | None) -> dict[str, str]:
+    """``["lr=0.1", "iterations=500"]`` -> ``{"lr": "0.1", "iterations": "500"}``."""
+    result = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE, got {pair!r}")
+        result[key.strip().replace("-", "_")] = value.strip()
+    return result
+
+
+def run_one(name: str, out: Path, *, seed: int, quick: bool, progress: bool, **options) -> dict:
+    module = load(name)
+    return module.run(out, seed=seed, quick=quick, progress=progress, **options)
+
+
+def main(args) -> int:
+    if args.list or not args.name:
+        width = max(map(len, EXPERIMENTS))
+        for name in EXPERIMENTS:
+            module = load(name)
+            print(f"{name:<{width}}  [ch{module.CHAPTER}] {module.TITLE}")
+        print(f"{'all':<{width}}  every experiment, and OUT/index.html showing them")
+        return 0
+    out = Path(args.out)
+    common = dict(seed=args.seed, quick=args.quick, progress=not getattr(args, "quiet", False))
+    options = parse_sets(getattr(args, "set", None))
+    if args.model:
+        options["model"] = args.model
+    if getattr(args, "workers", None):
+        options["workers"] = args.workers
+    if args.name != "all":
+        start = time.perf_counter()
+        numbers = run_one(args.name, out, **common, **options)
+        shown = _key_numbers(load(args.name), numbers)
+        print(
+            f"{args.name}: wrote {out / (args.name + '.png')} and {out / (args.name + '.json')} "
+            f"in {time.perf_counter() - start:.1f} s"
+        )
+        for key, value in shown.items():
+            print(f"  {key}: {_format(value)}")
+        return 0
+    if options:
+        raise ValueError("--set and --model apply to one experiment, not to all")
+    results = {}
+    for name in EXPERIMENTS:
+        start = time.perf_counter()
+        numbers = run_one(name, out, **common)
+        results[name] = (numbers, time.perf_counter() - start)
+        print(f"{name}: done in {results[name][1]:.1f} s", flush=True)
+    write_index(out, results, quick=args.quick)
+    print(f"wrote {out / 'index.html'}")
+    return 0
+
+
+def _key_numbers(module, numbers: dict) -> dict:
+    return {k: numbers[k] for k in getattr(module, "KEY_NUMBERS", ()) if k in numbers}
+
+
+def _format(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_format(v)}" for k, v in value.items())
+    if isinstance(value, list) and len(value) > 8:
+        return f"[{', '.join(_format(v) for v in value[:8])}, …] ({len(value)} values)"
+    if isinstance(value, list):
+        return "[" + ", ".join(_format(v) for v in value) + "]"
+    return str(value)
+
+
+def write_index(out: Path, results: dict, *, quick: bool) -> None:
+    """A gallery page: each figure with its explanation and key numbers."""
+    sections = []
+    for name, (numbers, seconds) in results.items():
+        module = load(name)
+        rows = "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(_format(v))}</td></tr>"
+            for k, v in _key_numbers(module, numbers).items()
+        )
+        sections.append(
+            f'<section id="{name}"><h2>{html.escape(module.TITLE)} '
+            f"<small>(chapter {module.CHAPTER}, <code>scratchdl experiment {name}</code>)</small>"
+            f'</h2><img src="{name}.png" alt="{html.escape(module.TITLE)}">'
+            f"<p>{html.escape(' '.join(module.EXPLANATION.split()))}</p>"
+            f'<table>{rows}</table><p class="meta">{seconds:.1f} s; numbers in '
+            f'<a href="{name}.json">{name}.json</a></p></section>'
+        )
+    toc = "".join(f'<li><a href="#{n}">{html.escape(load(n).TITLE)}</a></li>' for n in results)
+    mode = " (quick mode: small settings, not the book's)" if quick else ""
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>scratchdl: the book's experiments</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #222; }}
+section {{ border-top: 1px solid #ccc; padding: 1em 0; }}
+img {{ max-width: 100%; }}
+table {{ border-collapse: collapse; font-size: 90%; }}
+th, td {{ text-align: left; padding: 2px 10px; border-bottom: 1px solid #eee; }}
+small, .meta {{ color: #666; font-weight: normal; }}
+</style></head><body>
+<h1>The experiments of <i>Deep Learning from Scratch</i>{html.escape(mode)}</h1>
+<ol>{toc}</ol>
+{"".join(sections)}
+</body></html>
+"""
+    atomic_write(out / "index.html", page.encode())
+    atomic_write(out / "index.json", json.dumps({n: r[1] for n, r in results.items()}).encode())
