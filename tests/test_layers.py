@@ -44,6 +44,9 @@ CASES = [
     ("BatchNormalization-4d", lambda: bn(3), lambda: randn(4, 3, 3, 2) * 2 - 1, None),
     ("Dropout", lambda: dropout_fixed_mask((4, 6)), lambda: randn(4, 6), None),
     ("Convolution", conv_layer, lambda: randn(2, 2, 5, 5), None),
+    ("Convolution-pad", lambda: conv_layer(pad=1), lambda: randn(2, 2, 5, 4), None),
+    ("Convolution-pad-2", lambda: conv_layer(pad=2), lambda: randn(2, 2, 4, 4), None),
+    ("Convolution-pad-3-col2im", lambda: conv_layer(pad=3), lambda: randn(1, 2, 3, 3), None),
     (
         "Convolution-stride-pad",
         lambda: conv_layer(stride=2, pad=1),
@@ -307,3 +310,16 @@ def test_skip_dx_gives_the_same_parameter_gradients_and_no_dx(make, shape):
     assert layer.backward(dout) is None
     for k in full:
         np.testing.assert_array_equal(layer.grads[k], full[k])
+
+
+@pytest.mark.parametrize("pad", [0, 1, 2])
+def test_convolution_dx_by_full_convolution_equals_col2im(pad):
+    from scratchdl.im2col import col2im
+
+    layer = conv_layer(FN=4, C=3, pad=pad)
+    x = randn(2, 3, 6, 5)
+    dout = randn(*layer.forward(x).shape)
+    FN, C, FH, FW = layer.params["W"].shape
+    dcol = dout.transpose(0, 2, 3, 1).reshape(-1, FN) @ layer.params["W"].reshape(FN, -1)
+    expected = col2im(dcol, x.shape, FH, FW, 1, pad)
+    np.testing.assert_allclose(layer._full_convolution(dout), expected, rtol=1e-12, atol=1e-12)

@@ -16,7 +16,7 @@ import numpy as np
 from . import datasets
 
 MODEL_CHOICES = ("two-layer", "mlp", "simple-cnn", "deep-cnn")
-DEFAULT_EPOCHS = {"two-layer": 17, "mlp": 10, "simple-cnn": 5, "deep-cnn": 20}
+DEFAULT_EPOCHS = {"two-layer": 17, "mlp": 10, "simple-cnn": 8, "deep-cnn": 20}
 DEFAULT_OPTIMIZER = {"two-layer": "sgd", "mlp": "adam", "simple-cnn": "adam", "deep-cnn": "adam"}
 DEFAULT_LR = {
     "sgd": 0.1,

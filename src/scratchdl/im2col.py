@@ -87,21 +87,32 @@ def accumulate_windows(dwin: np.ndarray, padded_shape: tuple, stride: int) -> np
     return dxp
 
 
-def im2col(x: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np.ndarray:
+def im2col(
+    x: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """Lay out every FH×FW window of ``x`` as one row.
 
     The result is the book's matrix, stored column-major: ``col.T`` is a contiguous
-    (C*FH*FW, N*OH*OW) array, the operand shape BLAS multiplies fastest.
+    (C*FH*FW, N*OH*OW) array, the operand shape BLAS multiplies fastest. ``out``, an array
+    of that transposed shape, is filled and reused instead of allocating a new one (a layer
+    keeps it between steps: a fresh array of tens of MB costs more in page faults than
+    the copy itself).
     Shape: (N, C, H, W) -> (N*OH*OW, C*FH*FW), OH = (H + 2*pad - FH) / stride + 1.
     """
     if x.ndim != 4:
         raise ValueError(f"im2col expects (N, C, H, W) input, got shape {x.shape}")
     N, C, H, W = x.shape
-    win = windows(pad_images(x, pad), FH, FW, stride)  # (N, C, OH, OW, FH, FW) view
-    OH, OW = win.shape[2:4]
-    # One copy, in (c, fh, fw) x (n, oh, ow) order: its rows are runs of the input's rows.
-    col_t = win.transpose(1, 4, 5, 0, 2, 3).reshape(C * FH * FW, N * OH * OW)
-    return col_t.T
+    OH, OW = output_size(H, FH, stride, pad), output_size(W, FW, stride, pad)
+    shape = (C * FH * FW, N * OH * OW)
+    if out is None or out.shape != shape or out.dtype != x.dtype:
+        out = np.empty(shape, dtype=x.dtype)
+    col = out.reshape(C, FH, FW, N, OH, OW)
+    xp = pad_images(x, pad)
+    for i in range(FH):  # FH*FW slice copies, each over the whole batch (as in the book)
+        for j in range(FW):
+            window_cell = xp[:, :, i : i + stride * OH : stride, j : j + stride * OW : stride]
+            col[:, i, j] = window_cell.transpose(1, 0, 2, 3)
+    return out.T
 
 
 def col2im(
