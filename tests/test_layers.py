@@ -183,7 +183,7 @@ def test_max_pool_padding_never_wins():
 def test_max_pool_backward_routes_to_first_maximum_only():
     x = np.zeros((1, 1, 2, 2))  # a 4-way tie
     layer = L.Pooling(2, 2, stride=2)
-    layer.forward(x)
+    layer.forward(x, train=True)
     dx = layer.backward(np.ones((1, 1, 1, 1)))
     assert dx.sum() == 1 and dx[0, 0, 0, 0] == 1
 
@@ -323,3 +323,12 @@ def test_convolution_dx_by_full_convolution_equals_col2im(pad):
     dcol = dout.transpose(0, 2, 3, 1).reshape(-1, FN) @ layer.params["W"].reshape(FN, -1)
     expected = col2im(dcol, x.shape, FH, FW, 1, pad)
     np.testing.assert_allclose(layer._full_convolution(dout), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_max_pool_inference_forward_equals_training_forward_and_blocks_backward():
+    layer = L.Pooling(2, 2, stride=2)
+    x = randn(2, 3, 4, 4)
+    np.testing.assert_array_equal(layer.forward(x, train=False), layer.forward(x, train=True))
+    layer.forward(x, train=False)
+    with pytest.raises(RuntimeError, match="train=True"):
+        layer.backward(randn(2, 3, 2, 2))

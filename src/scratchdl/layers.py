@@ -409,7 +409,8 @@ class _Pool(Layer):
 class Pooling(_Pool):
     """Max pooling: each output is the largest value of its window; padding never wins.
 
-    Backward routes dout to the (first) position of each window's maximum.
+    Backward routes dout to the (first) position of each window's maximum, which only a
+    training forward (``train=True``) records.
     Shape: (N, C, H, W) -> (N, C, OH, OW), OH = (H + 2*pad - pool_h) / stride + 1.
     """
 
@@ -423,11 +424,16 @@ class Pooling(_Pool):
         xp, OH, OW = self._padded(x)
         index = np.uint8 if self.pool_h * self.pool_w <= 256 else np.int32
         out = None
+        self.arg_max = None  # inference does not track where the maxima are
         for k, cell in self._slices(OH, OW):  # a running maximum over the window cells
             v = xp[cell]
             if out is None:
                 out = v.copy()
-                self.arg_max = np.zeros(out.shape, dtype=index)
+                if train:
+                    self.arg_max = np.zeros(out.shape, dtype=index)
+                continue
+            if not train:
+                np.maximum(out, v, out=out)
                 continue
             bigger = v > out  # strict: the first maximum keeps the gradient
             # arg_max = k where bigger (k only grows); arithmetic is ~10x faster than a
@@ -437,6 +443,8 @@ class Pooling(_Pool):
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.arg_max is None:
+            raise RuntimeError("Pooling.backward needs a forward pass with train=True first")
         dxp = self._padded_zeros(dout)
         for k, cell in self._slices(*dout.shape[2:]):
             dxp[cell] += dout * (self.arg_max == k)
