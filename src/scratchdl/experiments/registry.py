@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .._utils import atomic_write
 from . import EXPERIMENTS, module_name
+from ._common import _plain
 
 
 def load(name: str):
@@ -32,7 +33,8 @@ def parse_sets(pairs: list[str] | None) -> dict[str, str]:
 
 def run_one(name: str, out: Path, *, seed: int, quick: bool, progress: bool, **options) -> dict:
     module = load(name)
-    return module.run(out, seed=seed, quick=quick, progress=progress, **options)
+    numbers = module.run(out, seed=seed, quick=quick, progress=progress, **options)
+    return _plain(numbers)  # as written to the JSON file: lists, not numpy arrays
 
 
 def main(args) -> int:
@@ -63,13 +65,13 @@ def main(args) -> int:
         return 0
     if options:
         raise ValueError("--set and --model apply to one experiment, not to all")
-    results = {}
+    seconds = {}
     for name in EXPERIMENTS:
         start = time.perf_counter()
-        numbers = run_one(name, out, **common)
-        results[name] = (numbers, time.perf_counter() - start)
-        print(f"{name}: done in {results[name][1]:.1f} s", flush=True)
-    write_index(out, results, quick=args.quick)
+        run_one(name, out, **common)
+        seconds[name] = time.perf_counter() - start
+        print(f"{name}: done in {seconds[name]:.1f} s", flush=True)
+    write_index(out, seconds, quick=args.quick)
     print(f"wrote {out / 'index.html'}")
     return 0
 
@@ -90,24 +92,34 @@ def _format(value) -> str:
     return str(value)
 
 
-def write_index(out: Path, results: dict, *, quick: bool) -> None:
-    """A gallery page: each figure with its explanation and key numbers."""
+def write_index(out: Path, seconds: dict[str, float] | None = None, *, quick: bool = False) -> None:
+    """A gallery page, ``out/index.html``: each figure with its explanation and key numbers.
+
+    Reads the experiments' JSON files in ``out`` (those present, in the book's order);
+    ``seconds`` adds how long each took.
+    """
+    out = Path(out)
+    names = [n for n in EXPERIMENTS if (out / f"{n}.json").exists()]
+    if not names:
+        raise ValueError(f"no experiment results (NAME.json) in {out}")
     sections = []
-    for name, (numbers, seconds) in results.items():
+    for name in names:
         module = load(name)
+        numbers = json.loads((out / f"{name}.json").read_text())
         rows = "".join(
             f"<tr><th>{html.escape(k)}</th><td>{html.escape(_format(v))}</td></tr>"
             for k, v in _key_numbers(module, numbers).items()
         )
+        took = f"{seconds[name]:.1f} s; " if seconds and name in seconds else ""
         sections.append(
             f'<section id="{name}"><h2>{html.escape(module.TITLE)} '
             f"<small>(chapter {module.CHAPTER}, <code>scratchdl experiment {name}</code>)</small>"
             f'</h2><img src="{name}.png" alt="{html.escape(module.TITLE)}">'
             f"<p>{html.escape(' '.join(module.EXPLANATION.split()))}</p>"
-            f'<table>{rows}</table><p class="meta">{seconds:.1f} s; numbers in '
+            f'<table>{rows}</table><p class="meta">{took}numbers in '
             f'<a href="{name}.json">{name}.json</a></p></section>'
         )
-    toc = "".join(f'<li><a href="#{n}">{html.escape(load(n).TITLE)}</a></li>' for n in results)
+    toc = "".join(f'<li><a href="#{n}">{html.escape(load(n).TITLE)}</a></li>' for n in names)
     mode = " (quick mode: small settings, not the book's)" if quick else ""
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>scratchdl: the book's experiments</title>
@@ -126,4 +138,3 @@ small, .meta {{ color: #666; font-weight: normal; }}
 </body></html>
 """
     atomic_write(out / "index.html", page.encode())
-    atomic_write(out / "index.json", json.dumps({n: r[1] for n, r in results.items()}).encode())

@@ -1,0 +1,173 @@
+"""Activation functions, and why a linear one adds nothing to a deep network (book ch3).
+
+The book draws the step function, the sigmoid and ReLU (figures 3-6 to 3-9) and argues
+(section 3.2.6) that a linear activation h(x) = c * x makes depth useless: three layers give
+h(h(h(x))) = c**3 * x, which one layer computes as well. We draw the four activations, check
+that argument numerically, and repeat it for a real 1-8-8-1 network with random weights: with
+the identity as activation its three Affine layers equal one Affine layer (W = W1 W2 W3); with
+ReLU they do not (the output bends).
+
+JSON keys:
+    x_range                   [x_min, x_max] of the curves
+    curves                    {"x": [...], "step": [...], "sigmoid": [...], "relu": [...],
+                              "tanh": [...]}: the values drawn
+    ranges                    activation -> [min, max] over the curves' x
+    sigmoid_at_0, tanh_at_0   0.5 and 0
+    c, layers                 the linear activation h(x) = c * x, applied ``layers`` times
+    linear_stack_max_error    max |h(h(...h(x))) - c**layers * x| over the curves' x
+    affine_stack_max_error    max |3 linear Affine layers - the one collapsed Affine layer|
+    relu_stack_line_fit_error max distance of the same network with ReLU from its best
+                              straight line: > 0, ReLU is what makes depth count
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..functions import relu, sigmoid, step_function, tanh
+from ..layers import Affine
+from . import _common
+from .plots import _pyplot
+
+NAME = "activations"
+CHAPTER = 3
+TITLE = "Step, sigmoid, ReLU and tanh; a linear activation collapses layers"
+EXPLANATION = """The left panel draws the activation functions of chapter 3 on x in [-5, 5]:
+the perceptron's step function jumps from 0 to 1, the sigmoid is its smooth version (always
+strictly between 0 and 1, 0.5 at x = 0), tanh is a sigmoid rescaled to (-1, 1), and ReLU is 0
+for negative input and x otherwise. The middle panel is the book's argument against a linear
+activation h(x) = c*x: three layers compute h(h(h(x))) (dots), which lies exactly on c^3 * x
+(line), so the extra layers add nothing. The right panel repeats it for a 1-8-8-1 network with
+random weights: with a linear activation the three Affine layers equal one Affine layer
+(a straight line), while the same weights with ReLU give a bent, piecewise linear curve."""
+KEY_NUMBERS = (
+    "ranges",
+    "sigmoid_at_0",
+    "linear_stack_max_error",
+    "affine_stack_max_error",
+    "relu_stack_line_fit_error",
+)
+
+DEFAULTS = {
+    "x_min": -5.0,
+    "x_max": 5.0,
+    "points": 201,  # points on each curve
+    "c": 1.5,  # the linear activation h(x) = c * x
+    "layers": 3,  # the book's three layers
+    "hidden_size": 8,  # width of the 1-H-H-1 network of the right panel
+}
+
+ACTIVATIONS = {"step": step_function, "sigmoid": sigmoid, "relu": relu, "tanh": tanh}
+
+
+def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+    """The activations and the linear-stack check; writes activations.png/json."""
+    opts = _common.options(options, DEFAULTS, NAME)
+    if not opts["x_min"] < opts["x_max"]:
+        raise ValueError(f"x_min must be < x_max, got {opts['x_min']!r} and {opts['x_max']!r}")
+    if opts["points"] < 2 or opts["layers"] < 1 or opts["hidden_size"] < 1:
+        raise ValueError(
+            "points must be >= 2, layers and hidden_size >= 1, got "
+            f"{opts['points']!r}, {opts['layers']!r}, {opts['hidden_size']!r}"
+        )
+    x = np.linspace(opts["x_min"], opts["x_max"], opts["points"])
+    curves = {name: np.asarray(f(x), dtype=np.float64) for name, f in ACTIVATIONS.items()}
+
+    c, layers = opts["c"], opts["layers"]
+    stacked = x
+    for _ in range(layers):
+        stacked = c * stacked  # h(x) = c * x, applied once per layer
+    collapsed = c**layers * x
+    linear_error = float(np.abs(stacked - collapsed).max())
+
+    net = _network(np.random.default_rng(seed), opts["hidden_size"])
+    x_col = x.reshape(-1, 1)
+    linear_out = _forward(net, x_col, activation=None)
+    W, b = _collapse(net)
+    one_layer = x_col @ W + b
+    relu_out = _forward(net, x_col, activation=relu)
+    slope, intercept = np.polyfit(x, relu_out[:, 0], 1)  # the best straight line (least squares)
+
+    numbers = {
+        "x_range": [opts["x_min"], opts["x_max"]],
+        "curves": {"x": x, **curves},
+        "ranges": {name: [float(y.min()), float(y.max())] for name, y in curves.items()},
+        "sigmoid_at_0": float(sigmoid(np.float64(0.0))),
+        "tanh_at_0": float(tanh(np.float64(0.0))),
+        "c": c,
+        "layers": layers,
+        "linear_stack_max_error": linear_error,
+        "affine_stack_max_error": float(np.abs(linear_out - one_layer).max()),
+        "relu_stack_line_fit_error": float(np.abs(relu_out[:, 0] - (slope * x + intercept)).max()),
+    }
+    fig = _figure(
+        x,
+        curves,
+        (stacked, collapsed, c, layers),
+        (linear_out, one_layer, relu_out, opts["hidden_size"]),
+    )
+    return _common.save_result(out, NAME, fig, numbers)
+
+
+def _network(rng: np.random.Generator, hidden: int) -> list[Affine]:
+    """Three Affine layers 1 -> H -> H -> 1 with N(0, 1) weights and biases, float64."""
+    sizes = [1, hidden, hidden, 1]
+    return [
+        Affine(rng.standard_normal((n_in, n_out)), rng.standard_normal(n_out))
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+
+
+def _forward(net: list[Affine], x: np.ndarray, activation) -> np.ndarray:
+    """The network's output; ``activation`` between the layers (None: the identity)."""
+    for i, layer in enumerate(net):
+        x = layer.forward(x)
+        if activation is not None and i < len(net) - 1:
+            x = activation(x)
+    return x
+
+
+def _collapse(net: list[Affine]) -> tuple[np.ndarray, np.ndarray]:
+    """The one Affine layer equal to the linear stack: W = W1 W2 W3, b = (b1 W2 + b2) W3 + b3."""
+    W, b = net[0].params["W"], net[0].params["b"]
+    for layer in net[1:]:
+        W, b = W @ layer.params["W"], b @ layer.params["W"] + layer.params["b"]
+    return W, b
+
+
+def _figure(x, curves, linear, network):
+    plt = _pyplot()
+    stacked, collapsed, c, layers = linear
+    linear_out, one_layer, relu_out, H = network
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 4.2), layout="constrained")
+    styles = {"step": "--", "sigmoid": "-", "relu": "-.", "tanh": ":"}
+    top = 3.2  # room for sigmoid and tanh to be seen; ReLU runs on above the frame
+    for name, y in curves.items():
+        label = f"{name} (to {y.max():g} at x = {x[-1]:g})" if y.max() > top else name
+        ax1.plot(x, y, ls=styles[name], lw=2, label=label)
+    ax1.axhline(0, color="gray", lw=0.5)
+    ax1.axhline(1, color="gray", lw=0.5)
+    ax1.set(xlabel="x", ylabel="h(x)", title="activation functions", ylim=(-1.2, top))
+    ax1.legend(loc="upper left")
+    ax1.grid(alpha=0.3)
+
+    every = max(len(x) // 25, 1)  # markers sparse enough to see the line beneath
+    ax2.plot(x, collapsed, color="tab:blue", lw=2, label=f"$c^{layers} x$ = {c**layers:g} x")
+    nested = "h(" * layers + "x" + ")" * layers
+    ax2.plot(x[::every], stacked[::every], "o", color="tab:orange", ms=5, label=nested)
+    ax2.plot(x, c * x, color="gray", ls="--", lw=1, label=f"h(x) = {c:g} x")
+    ax2.set(xlabel="x", ylabel="output", title=f"linear activation, {layers} layers = 1 layer")
+    ax2.legend(loc="upper left")
+    ax2.grid(alpha=0.3)
+
+    ax3.plot(x, one_layer[:, 0], color="tab:blue", lw=2, label="one Affine layer ($W_1 W_2 W_3$)")
+    ax3.plot(
+        x[::every], linear_out[::every, 0], "o", color="tab:orange", ms=5, label="3 layers, linear"
+    )
+    ax3.plot(x, relu_out[:, 0], color="tab:red", lw=2, label="3 layers, ReLU")
+    ax3.set(xlabel="x", ylabel="network output", title=f"1-{H}-{H}-1 network, random weights")
+    ax3.legend(loc="best", fontsize=8)
+    ax3.grid(alpha=0.3)
+    return fig

@@ -1,0 +1,150 @@
+"""Training with and without batch normalization over 16 initial weight scales (book ch6,
+fig. 6-19).
+
+For each weight scale w in ``np.logspace(0, -4, 16)`` a 6-layer network (784 - 100 x 5 -
+10, ReLU, weights N(0, w**2)) is trained with SGD (lr 0.01, batch 100) on 1000 training
+images for 20 epochs, once with a BatchNormalization layer before every activation and
+once without; both start from the same standard-normal draws and see the same
+mini-batches. The accuracy is measured on those 1000 training images (as the book does),
+before training and after every epoch.
+
+JSON keys:
+- ``weight_scales``: the initial weight scales, largest first;
+- ``train_acc``: ``{"batchnorm": [...], "plain": [...]}``, per scale a list of the
+  accuracies at epochs 0..epochs;
+- ``final_acc``: ``{"batchnorm": [...], "plain": [...]}``, per scale the accuracy after
+  the last epoch;
+- ``mean_final_acc``, ``std_final_acc``, ``min_final_acc``: ``{"batchnorm", "plain"}``:
+  mean, standard deviation and minimum of the final accuracies over the scales;
+- ``scales_learned``: ``{"batchnorm", "plain"}``: the number of scales whose final
+  accuracy exceeds 0.5;
+- ``mean_acc_over_epochs``: ``{"batchnorm", "plain"}``: the mean of all curves (how fast
+  each learns: the area under the curves);
+- ``settings``: the settings used.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..models import MultiLayerNet
+from ..optimizers import SGD
+from . import _ch6, _common
+from .plots import _pyplot
+
+NAME = "batchnorm"
+CHAPTER = 6
+TITLE = "Training accuracy with and without batch normalization over 16 initial weight scales"
+EXPLANATION = """The book trains a 6-layer network with and without batch normalization
+from 16 initial weight scales between 1 and 0.0001 (fig. 6-19). Each panel is one scale:
+the solid line is the training accuracy with batch normalization, the dashed line without.
+Without it, learning only works in a narrow band of scales: too large and the signal blows
+up, too small and it vanishes, and the dashed line stays near 0.1 (chance). With batch
+normalization every layer's input is renormalised, so the network learns fast from almost
+every scale."""
+KEY_NUMBERS = ("mean_final_acc", "scales_learned", "mean_acc_over_epochs", "std_final_acc")
+
+DEFAULTS = {
+    "scales": 16,
+    "max_scale_exp": 0,
+    "min_scale_exp": -4,
+    "train_size": 1000,
+    "epochs": 20,
+    "batch_size": 100,
+    "lr": 0.01,
+    "hidden_size": 100,
+    "hidden_layers": 5,
+}
+QUICK = {**DEFAULTS, "scales": 4, "train_size": 500}
+VARIANTS = ("batchnorm", "plain")
+LEARNED = 0.5  # a final training accuracy above this counts as "learned" (chance is 0.1)
+
+
+def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+    o = _common.options(options, QUICK if quick else DEFAULTS, NAME)
+    (x_train, t_train), _ = _common.mnist(quick=quick, progress=progress)
+    x, t = x_train[: o["train_size"]], t_train[: o["train_size"]]
+    scales = np.logspace(o["max_scale_exp"], o["min_scale_exp"], o["scales"])
+    hidden = [o["hidden_size"]] * o["hidden_layers"]
+
+    curves: dict[str, list] = {v: [] for v in VARIANTS}
+    jobs = [(k, w, v) for k, w in enumerate(scales) for v in VARIANTS]
+    for k, w, variant in _common.progress(jobs, total=len(jobs), desc=NAME, enable=progress):
+        network = MultiLayerNet(
+            784,
+            hidden,
+            10,
+            weight_init_std=float(w),
+            use_batchnorm=variant == "batchnorm",
+            rng=np.random.default_rng([seed, k]),  # both variants: the same initial draws
+        )
+        results = _ch6.train_epochs(
+            network,
+            SGD(lr=o["lr"]),
+            x,
+            t,
+            epochs=o["epochs"],
+            batch_size=o["batch_size"],
+            rng=np.random.default_rng([seed, k, 1]),  # both variants: the same mini-batches
+            evaluate=lambda net: net.accuracy(x, t),
+        )
+        curves[variant].append(results)
+
+    final = {v: [c[-1] for c in curves[v]] for v in VARIANTS}
+    numbers = {
+        "weight_scales": scales,
+        "train_acc": curves,
+        "final_acc": final,
+        "mean_final_acc": {v: float(np.mean(final[v])) for v in VARIANTS},
+        "std_final_acc": {v: float(np.std(final[v])) for v in VARIANTS},
+        "min_final_acc": {v: float(np.min(final[v])) for v in VARIANTS},
+        "scales_learned": {v: int(np.sum(np.asarray(final[v]) > LEARNED)) for v in VARIANTS},
+        "mean_acc_over_epochs": {v: float(np.mean(curves[v])) for v in VARIANTS},
+        "settings": {**o, "quick": quick, "seed": seed},
+    }
+    fig = _draw(scales, curves, o, quick)
+    return _common.save_result(out, NAME, fig, numbers)
+
+
+def _draw(scales: np.ndarray, curves: dict, o: dict, quick: bool):
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    n = len(scales)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(2.6 * cols + 1, 2.1 * rows + 1),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for k, (ax, w) in enumerate(zip(axes.flat, scales, strict=False)):
+        epochs = np.arange(len(curves["batchnorm"][k]))
+        ax.plot(epochs, curves["batchnorm"][k], color="tab:blue", label="with batch norm")
+        ax.plot(epochs, curves["plain"][k], "--", color="tab:orange", label="without")
+        ax.set_title(f"w = {w:.2g}", fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if k % cols == 0:
+            ax.set_ylabel("train accuracy", fontsize=8)
+        if k // cols == rows - 1 or k + cols >= n:
+            ax.set_xlabel("epoch", fontsize=8)
+    axes.flat[0].legend(fontsize=7, loc="center right")
+    fig.suptitle(
+        f"Training accuracy on {o['train_size']} MNIST images, {o['hidden_layers']} hidden "
+        f"ReLU layers, SGD lr {o['lr']:g}" + (" (quick)" if quick else "") + "\n"
+        "initial weights N(0, w\u00b2); with (solid) and without (dashed) batch normalization",
+        fontsize=10,
+    )
+    return fig

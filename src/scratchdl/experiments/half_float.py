@@ -1,0 +1,178 @@
+"""Test accuracy of one trained network in float64, float32 and float16 (the book's ch8
+``half_float_network.py``, 8.3.4: DeepConvNet scores 99.35 % in float64 and in float16).
+
+The network is read once from a model file and rebuilt in each dtype: ``build_model`` with the
+file's class and config (``dtype`` replaced), then ``load_state_dict`` casts the weights. The
+test images are cast to the same dtype, so the whole forward pass runs in it: every layer's
+output dtype is checked. (NumPy has no float16 BLAS: a float16 matrix product is a plain
+loop, about 10-30 times slower than float32; it accumulates each sum in higher precision and
+rounds only the result to float16.)
+
+The network: ``model=FILE``; else, in full mode, ``benchmarks/results/model-deep.safetensors``
+(relative to the working directory) when it exists; else a SimpleConvNet trained here (see
+``_cnn``), saved to a temporary file first so that all three dtypes start from the same file.
+
+JSON keys:
+- ``model``: where the network came from (file and class, or how it was trained).
+- ``test_images``: how many test images were classified (the first ``images``; 0 = all).
+- ``accuracy``: {"float64"|"float32"|"float16": accuracy}; ``accuracy_float16``,
+  ``accuracy_float32``, ``accuracy_float64`` flat, for the gallery.
+- ``agreement``: {"float32_vs_float64"|"float16_vs_float64"|"float16_vs_float32": share of
+  images with the same predicted class}.
+- ``max_abs_score_diff``: {same pairs: largest |score difference| over all images and classes}.
+- ``dtypes_kept``: {dtype: every layer's output and every parameter had that dtype}.
+- ``layer_dtypes``: {dtype: the distinct dtypes seen in the forward passes}.
+- ``seconds``: {dtype: time to classify the test images}.
+The book's claim: float16 loses (almost) no accuracy: within 1 point of float32 here.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import _cnn, _common
+from .plots import _pyplot
+
+NAME = "half-float"
+CHAPTER = 8
+TITLE = "Half precision: test accuracy in float64, float32 and float16"
+EXPLANATION = """
+Chapter 8 (8.3.4) notes that deep learning needs little numerical precision: the book casts
+a trained DeepConvNet's weights and the test images to 16-bit floats and the accuracy stays at
+99.35 %. Here one trained network is rebuilt in float64, float32 and float16 and classifies
+the same test images, every layer running in that dtype. Left: accuracy per dtype; right: how
+often the dtypes predict the same class, and the largest difference of their scores.
+"""
+KEY_NUMBERS = ("accuracy_float64", "accuracy_float32", "accuracy_float16", "agreement")
+
+DEFAULTS = {**_cnn.TRAIN_DEFAULTS, "images": 0}
+QUICK = {**_cnn.TRAIN_QUICK, "images": 300}
+DEFAULT_MODEL = Path("benchmarks/results/model-deep.safetensors")
+DTYPES = ("float64", "float32", "float16")
+PAIRS = (("float32", "float64"), ("float16", "float64"), ("float16", "float32"))
+BATCH = 100
+
+
+def forward_in(model, x: np.ndarray) -> tuple[np.ndarray, set[str]]:
+    """Scores of ``model`` for x, layer by layer; the dtypes of every layer's output.
+
+    Shape: (N, ...) -> (N, K).
+    """
+    h = x.astype(model.dtype)
+    seen = {h.dtype.name}
+    for layer in model.layers:
+        h = layer.forward(h, train=False)
+        seen.add(h.dtype.name)
+    return h, seen
+
+
+def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+    from .._utils import check_positive_int
+    from ..models import build_model
+    from ..serialize import load, save
+
+    opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
+    n = check_positive_int("images", opts["images"], allow_zero=True)
+    (x_train, t_train), (x_test, t_test) = _common.mnist(
+        flatten=False, quick=quick, progress=progress
+    )
+    if n:
+        x_test, t_test = x_test[:n], t_test[:n]
+    if not opts["model"] and not quick and DEFAULT_MODEL.exists():
+        opts = {**opts, "model": str(DEFAULT_MODEL)}
+    with tempfile.TemporaryDirectory() as tmp:
+        if opts["model"]:
+            path = Path(opts["model"])
+            source = {"source": "file", "file": str(path)}
+        else:
+            trained, source = _cnn.trained_model(
+                opts, (x_train, t_train), seed=seed, progress=progress
+            )
+            path = Path(tmp) / "model.safetensors"
+            save(trained, path)
+        reference = load(path, rng=seed)
+        source["class"] = type(reference).__name__
+        state = reference.state_dict()
+        scores, accuracy, kept, seen, seconds = {}, {}, {}, {}, {}
+        for dtype in DTYPES:
+            model = build_model(
+                type(reference).__name__, {**reference.config, "dtype": dtype}, rng=seed
+            )
+            model.load_state_dict(state)  # cast to the model's dtype
+            start = time.perf_counter()
+            parts, dtypes = [], set()
+            batches = range(0, len(x_test), BATCH)
+            for i in _common.progress(batches, total=len(batches), desc=dtype, enable=progress):
+                s, d = forward_in(model, x_test[i : i + BATCH])
+                parts.append(s)
+                dtypes |= d
+            seconds[dtype] = time.perf_counter() - start
+            scores[dtype] = np.concatenate(parts)
+            accuracy[dtype] = float(np.mean(scores[dtype].argmax(axis=1) == t_test))
+            params_ok = all(a.dtype.name == dtype for a in model.state_dict().values())
+            kept[dtype] = bool(params_ok and dtypes == {dtype})
+            seen[dtype] = sorted(dtypes)
+    agreement, max_diff = {}, {}
+    for a, b in PAIRS:
+        key = f"{a}_vs_{b}"
+        agreement[key] = float(np.mean(scores[a].argmax(axis=1) == scores[b].argmax(axis=1)))
+        diff = np.abs(scores[a].astype(np.float64) - scores[b].astype(np.float64))
+        max_diff[key] = float(diff.max())
+    numbers = {
+        "model": source,
+        "test_images": len(x_test),
+        "accuracy": accuracy,
+        **{f"accuracy_{dtype}": accuracy[dtype] for dtype in DTYPES},
+        "agreement": agreement,
+        "max_abs_score_diff": max_diff,
+        "dtypes_kept": kept,
+        "layer_dtypes": seen,
+        "seconds": seconds,
+    }
+    return _common.save_result(out, NAME, _figure(numbers), numbers)
+
+
+def _figure(numbers):
+    plt = _pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
+    acc = [100 * numbers["accuracy"][d] for d in DTYPES]
+    colors = ("tab:blue", "tab:green", "tab:orange")
+    bars = ax1.bar(DTYPES, acc, color=colors)
+    ax1.bar_label(bars, fmt="%.2f %%", fontsize=10)
+    low = min(acc)
+    ax1.set_ylim(max(0.0, low - max(2.0, (100 - low) * 1.5)), 100)
+    ax1.set_ylabel("test accuracy (%)")
+    ax1.set_title(f"accuracy on {numbers['test_images']} test images")
+    ax1.grid(axis="y", alpha=0.3)
+    ax1.set_xticks(
+        range(len(DTYPES)), [f"{d}\n({numbers['seconds'][d]:.1f} s to classify)" for d in DTYPES]
+    )
+    keys = [f"{a}_vs_{b}" for a, b in PAIRS]
+    agree = [100 * numbers["agreement"][k] for k in keys]
+    bars = ax2.barh([k.replace("_vs_", " vs ") for k in keys], agree, color="tab:gray")
+    ax2.bar_label(
+        bars,
+        labels=[
+            f"{a:.2f} %  (max |score diff| {numbers['max_abs_score_diff'][k]:.2g})"
+            for a, k in zip(agree, keys, strict=True)
+        ],
+        label_type="center",
+        color="white",
+        fontsize=9,
+    )
+    ax2.set_xlim(min(agree) - max(1.0, 100 - min(agree)), 100)
+    ax2.set_xlabel("same predicted class (%)")
+    ax2.set_title("agreement between dtypes")
+    ax2.invert_yaxis()
+    model = numbers["model"]
+    what = (
+        f"{model['class']} from {Path(model['file']).name}"
+        if model["source"] == "file"
+        else f"{model['class']} trained {model['epochs']} epochs here"
+    )
+    fig.suptitle(f"Half precision loses (almost) nothing: {what}", fontsize=13, fontweight="bold")
+    return fig

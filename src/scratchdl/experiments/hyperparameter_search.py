@@ -1,0 +1,299 @@
+"""Random search of the learning rate and weight decay on a validation split (book ch6,
+fig. 6-24).
+
+The first 500 MNIST training images are shuffled and split: 20 % (100 images) for validation, the
+rest for training; the test set is never looked at. Each trial draws lr = 10**U(-6, -2)
+and weight decay lambda = 10**U(-8, -4), trains a 7-layer ReLU network (784 - 100 x 6 - 10,
+He initialisation) with ``scratchdl.Trainer`` (SGD, batch 100, 50 epochs) and records the
+validation accuracy. 100 trials run in ``workers`` worker processes (spawned; BLAS
+single-threaded in them unless OMP/OPENBLAS/MKL_NUM_THREADS are set). Trial i draws
+everything (its hyperparameters, initial weights, mini-batches) from the seed
+``(seed, i)``, so the results do not depend on the number of workers. (A script that
+calls ``run`` needs the usual ``if __name__ == "__main__":`` guard, as with any spawned
+worker processes.)
+
+JSON keys:
+- ``trials``: every trial in order of its index: ``{"trial", "lr", "weight_decay",
+  "val_acc", "train_acc", "diverged"}`` (final validation and training accuracy;
+  ``val_acc`` is None when the loss diverged);
+- ``ranking``: the trials sorted by validation accuracy, best first, each with its ``rank``;
+- ``best``: the best trial;
+- ``top_box``: ``{"k", "lr": [min, max], "weight_decay": [min, max]}``: the range of the
+  top-k trials' hyperparameters (the box drawn in the figure);
+- ``top_lr_decades``, ``sampled_lr_decades``: the width in powers of ten of the top-k
+  trials' lr range and of the range sampled;
+- ``top_val_acc_curves``: the validation accuracy per epoch of the top-k trials;
+- ``settings``: the settings used (``workers`` included; the results do not depend on it).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ..models import MultiLayerNet
+from ..trainer import Trainer, TrainingDiverged
+from . import _common
+from .plots import _pyplot
+
+NAME = "hyperparameter-search"
+CHAPTER = 6
+TITLE = "Random search of learning rate and weight decay on a validation split"
+EXPLANATION = """The book tunes two hyperparameters by random search (fig. 6-24): each trial
+draws a learning rate from 10^-6..10^-2 and a weight decay from 10^-8..10^-4 on a log scale,
+trains briefly, and is judged on validation data carved from the training set (never on
+test data, which would tune the model to the test set). Left: every trial at its
+(learning rate, weight decay), coloured by validation accuracy, the best trials ringed and
+their range boxed; right: validation accuracy against learning rate alone. The learning rate
+decides almost everything: below about 10^-3 nothing is learned in 50 epochs, and the best
+trials crowd into the top of the range, while weight decay this small hardly matters. The
+book's next step is to narrow the search to that region and repeat."""
+KEY_NUMBERS = ("best", "top_box", "top_lr_decades")
+
+DEFAULTS = {
+    "trials": 100,
+    "epochs": 50,
+    "train_size": 500,
+    "validation_rate": 0.2,
+    "batch_size": 100,
+    "lr_min_exp": -6.0,
+    "lr_max_exp": -2.0,
+    "wd_min_exp": -8.0,
+    "wd_max_exp": -4.0,
+    "hidden_size": 100,
+    "hidden_layers": 6,
+    "top": 5,
+    "workers": 2,
+}
+MARGIN = 0.15  # decades shown beyond the sampled ranges, so that the top box stays visible
+BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+MARGIN = 0.15  # decades shown beyond the sampled ranges, so that the top box stays visible
+BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# Quick: mini-batches of 20 give 120 steps in 10 epochs, enough for the good trials to learn.
+QUICK = {
+    **DEFAULTS,
+    "trials": 12,
+    "epochs": 10,
+    "train_size": 300,
+    "batch_size": 20,
+    "top": 3,
+    "workers": 1,
+}
+
+
+def trial(job: tuple) -> dict:
+    """Train one network for trial ``index``; everything random comes from (seed, index).
+
+    ``job`` is ``(seed, index, settings, (x_train, t_train, x_val, t_val))``; a plain tuple
+    so that worker processes can receive it.
+    """
+    seed, index, o, (x_train, t_train, x_val, t_val) = job
+    rng = np.random.default_rng([seed, index])
+    lr = float(10 ** rng.uniform(o["lr_min_exp"], o["lr_max_exp"]))
+    weight_decay = float(10 ** rng.uniform(o["wd_min_exp"], o["wd_max_exp"]))
+    network = MultiLayerNet(
+        784,
+        [o["hidden_size"]] * o["hidden_layers"],
+        10,
+        weight_init_std="he",
+        weight_decay_lambda=weight_decay,
+        rng=rng,
+    )
+    trainer = Trainer(
+        network,
+        x_train,
+        t_train,
+        x_val,
+        t_val,
+        epochs=o["epochs"],
+        mini_batch_size=o["batch_size"],
+        optimizer="sgd",
+        optimizer_param={"lr": lr},
+        verbose=False,
+        rng=rng,
+    )
+    try:
+        history = trainer.train()
+        diverged = False
+    except TrainingDiverged:
+        history, diverged = trainer.history, True
+    return {
+        "trial": index,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "val_acc": None if diverged else history["test_acc"][-1],
+        "train_acc": None if diverged else history["train_acc"][-1],
+        "diverged": diverged,
+        "val_acc_curve": history["test_acc"],
+    }
+
+
+def run_trials(jobs: list[tuple], workers: int, progress: bool) -> list[dict]:
+    """Run ``trial`` on every job in ``workers`` worker processes; return them in job order.
+
+    Always in worker processes, even one: their BLAS runs single-threaded whatever this
+    process uses, and as the number of BLAS threads can change the last bits of a matrix
+    product, that keeps the results identical for any number of workers.
+    """
+    # 'spawn': a fresh interpreter per worker, safe whatever threads this process runs.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with _single_threaded_blas():  # the workers start during the first submits
+            futures = [pool.submit(trial, job) for job in jobs]
+        finished = _common.progress(
+            as_completed(futures),
+            total=len(futures),
+            desc=f"{NAME} ({workers} worker{'s' if workers > 1 else ''})",
+            enable=progress,
+        )
+        results = [f.result() for f in finished]
+    return sorted(results, key=lambda r: r["trial"])
+
+
+@contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """Processes started inside this block run single-threaded BLAS (unless the user set
+    the thread counts). The workers already occupy the cores; BLAS threads on top of them
+    oversubscribe the machine (about 10x slower on 2 busy cores, measured)."""
+    added = [key for key in BLAS_THREAD_VARIABLES if key not in os.environ]
+    os.environ.update({key: "1" for key in added})
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+    o = _common.options(options, QUICK if quick else DEFAULTS, NAME)
+    for key in ("trials", "epochs", "train_size", "top", "workers"):
+        if o[key] < 1:
+            raise ValueError(f"option {key} of {NAME} must be >= 1, got {o[key]!r}")
+    if not 0 < o["validation_rate"] < 1:
+        raise ValueError(
+            f"option validation_rate of {NAME} must lie in (0, 1), got {o['validation_rate']!r}"
+        )
+    (x_all, t_all), _ = _common.mnist(quick=quick, progress=progress)
+    n = min(o["train_size"], len(x_all))
+    order = np.random.default_rng(seed).permutation(n)  # the book: the first 500, shuffled
+    x, t = x_all[:n][order], t_all[:n][order]
+    n_val = max(int(round(len(x) * o["validation_rate"])), 1)
+    data = (x[n_val:], t[n_val:], x[:n_val], t[:n_val])
+
+    jobs = [(seed, i, o, data) for i in range(o["trials"])]
+    trials = run_trials(jobs, o["workers"], progress)
+    curves = {r["trial"]: r.pop("val_acc_curve") for r in trials}
+
+    ranking = sorted(
+        trials, key=lambda r: (r["val_acc"] is None, -(r["val_acc"] or 0.0), r["trial"])
+    )
+    ranking = [{"rank": k + 1, **r} for k, r in enumerate(ranking)]
+    top = ranking[: o["top"]]
+    lrs = [r["lr"] for r in top]
+    wds = [r["weight_decay"] for r in top]
+    numbers = {
+        "trials": trials,
+        "ranking": ranking,
+        "best": ranking[0],
+        "top_box": {
+            "k": len(top),
+            "lr": [min(lrs), max(lrs)],
+            "weight_decay": [min(wds), max(wds)],
+        },
+        "top_lr_decades": float(np.log10(max(lrs) / min(lrs))),
+        "sampled_lr_decades": o["lr_max_exp"] - o["lr_min_exp"],
+        "top_val_acc_curves": {str(r["trial"]): curves[r["trial"]] for r in top},
+        "settings": {
+            **o,
+            "train_samples": len(data[0]),
+            "validation_samples": n_val,
+            "quick": quick,
+            "seed": seed,
+        },
+    }
+    print(_table(ranking[:5]))
+    fig = _draw(trials, top, o, quick)
+    return _common.save_result(out, NAME, fig, numbers)
+
+
+def _table(rows: list[dict]) -> str:
+    lines = ["rank  val acc  train acc        lr  weight decay  trial"]
+    for r in rows:
+        val = "diverged" if r["val_acc"] is None else f"{r['val_acc']:.3f}"
+        train = "-" if r["train_acc"] is None else f"{r['train_acc']:.3f}"
+        lines.append(
+            f"{r['rank']:>4}  {val:>7}  {train:>9}  {r['lr']:8.2e}  {r['weight_decay']:12.2e}"
+            f"  {r['trial']:>5}"
+        )
+    return "\n".join(lines)
+
+
+def _draw(trials: list[dict], top: list[dict], o: dict, quick: bool):
+    plt = _pyplot()
+    from matplotlib.patches import Rectangle
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    lr_lim = (10 ** (o["lr_min_exp"] - MARGIN), 10 ** (o["lr_max_exp"] + MARGIN))
+    lr = np.array([r["lr"] for r in trials])
+    wd = np.array([r["weight_decay"] for r in trials])
+    acc = np.array([np.nan if r["val_acc"] is None else r["val_acc"] for r in trials])
+    sc = ax1.scatter(lr, wd, c=acc, cmap="viridis", vmin=0, vmax=1, s=30, edgecolors="none")
+    fig.colorbar(sc, ax=ax1, label="validation accuracy")
+    top_lr = np.array([r["lr"] for r in top])
+    top_wd = np.array([r["weight_decay"] for r in top])
+    ax1.scatter(
+        top_lr,
+        top_wd,
+        s=110,
+        facecolors="none",
+        edgecolors="red",
+        lw=1.2,
+        label=f"top {len(top)}",
+    )
+    pad = 10 ** (MARGIN / 2)  # a little room around the box on the log axes
+    x0, x1 = top_lr.min() / pad, top_lr.max() * pad
+    y0, y1 = top_wd.min() / pad, top_wd.max() * pad
+    ax1.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="red", ls="--", lw=1))
+    ax1.set(
+        xscale="log",
+        yscale="log",
+        xlim=lr_lim,
+        ylim=(10 ** (o["wd_min_exp"] - MARGIN), 10 ** (o["wd_max_exp"] + MARGIN)),
+        xlabel="learning rate",
+        ylabel="weight decay \u03bb",
+        title=f"{len(trials)} trials, the top {len(top)} boxed",
+    )
+    ax1.legend(loc="lower left", fontsize=8)
+
+    ax2.scatter(lr, acc, s=18, color="tab:blue", label="trial")
+    ax2.scatter(
+        top_lr,
+        [r["val_acc"] for r in top],
+        s=60,
+        facecolors="none",
+        edgecolors="red",
+        label=f"top {len(top)}",
+    )
+    ax2.axhline(0.1, color="gray", ls=":", lw=0.8, label="chance (0.1)")
+    ax2.set(
+        xscale="log",
+        xlim=lr_lim,
+        ylim=(0, 1),
+        xlabel="learning rate",
+        ylabel="validation accuracy",
+        title="validation accuracy against learning rate",
+    )
+    ax2.grid(alpha=0.3)
+    ax2.legend(loc="upper left", fontsize=8)
+    fig.suptitle(
+        f"Random search: {o['train_size']} MNIST images ({o['validation_rate']:.0%} for "
+        f"validation), {o['hidden_layers']} hidden ReLU layers, SGD, {o['epochs']} epochs"
+        + (" (quick)" if quick else "")
+    )
+    return fig

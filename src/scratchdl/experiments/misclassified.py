@@ -1,0 +1,108 @@
+"""The test digits a trained network gets wrong, with true and predicted labels (the book's
+ch8, 8.1.1, ``misclassified_mnist.py``).
+
+The network is ``model=FILE`` (``scratchdl experiment misclassified --model FILE``) or, without
+one, a SimpleConvNet trained here (see ``_cnn``). It classifies the test images (all of them,
+or the first ``images``); the first ``max_images`` it gets wrong are drawn with "true→predicted"
+captions.
+
+JSON keys:
+- ``model``: where the network came from; ``test_images``: how many were classified.
+- ``accuracy``, ``n_misclassified``.
+- ``misclassified``: [[test index, true label, predicted label], ...] for every mistake.
+- ``most_confused``: the most frequent (true, predicted) pairs, [[true, predicted, count], ...].
+- ``shown``: how many are drawn.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from . import _cnn, _common
+from .plots import _pyplot
+
+NAME = "misclassified"
+CHAPTER = 8
+TITLE = "The test digits a trained network misclassifies"
+EXPLANATION = """
+Chapter 8 looks at the few test images a deep CNN still gets wrong: most of them are hard for
+people too (a 7 written like a 1, an open 4 like a 9, strokes cut off). Each image is captioned
+"true→predicted". The run classifies the whole test set with a trained network (a model file
+given with --model, or a SimpleConvNet trained briefly here) and lists every mistake in the
+JSON.
+"""
+KEY_NUMBERS = ("accuracy", "n_misclassified", "test_images")
+
+DEFAULTS = {**_cnn.TRAIN_DEFAULTS, "images": 0, "max_images": 40}
+QUICK = dict(_cnn.TRAIN_QUICK)
+MOST_CONFUSED = 5
+
+
+def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+    from .._utils import check_positive_int
+
+    opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
+    max_images = check_positive_int("max_images", opts["max_images"])
+    n = check_positive_int("images", opts["images"], allow_zero=True)
+    (x_train, t_train), (x_test, t_test) = _common.mnist(
+        flatten=False, quick=quick, progress=progress
+    )
+    if n:
+        x_test, t_test = x_test[:n], t_test[:n]
+    model, source = _cnn.trained_model(opts, (x_train, t_train), seed=seed, progress=progress)
+    y = _cnn.scores(model, x_test, progress=progress, desc="classifying").argmax(axis=1)
+    wrong = np.flatnonzero(y != t_test)
+    pairs = Counter(zip(t_test[wrong].tolist(), y[wrong].tolist(), strict=True))
+    shown = wrong[:max_images]
+    numbers = {
+        "model": source,
+        "test_images": len(x_test),
+        "accuracy": float(np.mean(y == t_test)),
+        "n_misclassified": len(wrong),
+        "misclassified": [[int(i), int(t_test[i]), int(y[i])] for i in wrong],
+        "most_confused": [[a, b, c] for (a, b), c in pairs.most_common(MOST_CONFUSED)],
+        "shown": len(shown),
+    }
+    fig = _figure(x_test[shown, 0], t_test[shown], y[shown], shown, numbers)
+    return _common.save_result(out, NAME, fig, numbers)
+
+
+def _figure(images, t, y, indices, numbers, cols: int = 10):
+    plt = _pyplot()
+    n = max(len(images), 1)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.05, rows * 1.25 + 0.8), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, ti, yi, index in zip(axes.flat, images, t, y, indices, strict=False):
+        ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"{ti}→{yi}", fontsize=10, color="tab:red")
+        ax.text(
+            0.5,
+            -0.04,
+            f"#{index}",
+            transform=ax.transAxes,
+            ha="center",
+            va="top",
+            fontsize=6,
+            color="0.4",
+        )
+    if not len(images):
+        axes.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
+    model = numbers["model"]
+    if model["source"] == "file":
+        what = f"{model['class']} from {Path(model['file']).name}"
+    else:
+        what = f"{model['class']} trained {model['epochs']} epochs here"
+    fig.suptitle(
+        f"{what}: accuracy {numbers['accuracy']:.4f}, {numbers['n_misclassified']} of "
+        f"{numbers['test_images']} test images wrong; the first {numbers['shown']} "
+        "(true→predicted)",
+        fontsize=11,
+        fontweight="bold",
+    )
+    fig.tight_layout()
+    return fig

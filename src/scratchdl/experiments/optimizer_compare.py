@@ -1,0 +1,102 @@
+"""SGD, Momentum, AdaGrad and Adam training the same network on MNIST (book ch6, fig. 6-9).
+
+A 5-layer ReLU network (784 - 100 x 4 - 10, He initialisation) is trained by each
+optimizer from the same initial weights on the same random mini-batches (batch 128,
+2000 iterations; learning rates as the book: SGD 0.01, Momentum 0.01, AdaGrad 0.01,
+Adam 0.001).
+
+JSON keys:
+- ``optimizers``: name -> ``{"lr", "iterations", "smoothed", "final", "test_acc"}``:
+  the moving average (window 50) of the loss, sampled at ``iterations``; the mean loss of
+  the last 100 iterations; the test accuracy after training;
+- ``final_loss``: name -> mean loss of the last 100 iterations;
+- ``test_acc``: name -> test accuracy after training;
+- ``slowest``: the optimizer with the highest final loss (the book: SGD);
+- ``settings``: the settings used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..models import MultiLayerNet
+from ..optimizers import SGD, AdaGrad, Adam, Momentum
+from . import _ch6, _common
+from .plots import _pyplot
+
+NAME = "optimizer-compare"
+CHAPTER = 6
+TITLE = "SGD, Momentum, AdaGrad and Adam training a 5-layer network on MNIST"
+EXPLANATION = """The book trains the same 5-layer ReLU network on MNIST with each of four
+optimizers and plots the loss per iteration (fig. 6-9): SGD learns the slowest, while
+Momentum, AdaGrad and Adam drop the loss much faster, AdaGrad often a little ahead. Here all
+four start from the same weights and see the same mini-batches, so the curves differ only
+by the update rule. Each line is a moving average over 50 iterations on a log scale; lower
+is better, and the legend gives the mean loss of the last 100 iterations."""
+KEY_NUMBERS = ("final_loss", "test_acc", "slowest")
+
+DEFAULTS = {
+    "iterations": 2000,
+    "batch_size": 128,
+    "hidden_size": 100,
+    "hidden_layers": 4,
+    "sgd_lr": 0.01,
+    "momentum_lr": 0.01,
+    "adagrad_lr": 0.01,
+    "adam_lr": 0.001,
+}
+QUICK = {**DEFAULTS, "iterations": 200}
+
+
+def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+    o = _common.options(options, QUICK if quick else DEFAULTS, NAME)
+    (x_train, t_train), (x_test, t_test) = _common.mnist(quick=quick, progress=progress)
+    optimizers = {
+        "SGD": SGD(lr=o["sgd_lr"]),
+        "Momentum": Momentum(lr=o["momentum_lr"]),
+        "AdaGrad": AdaGrad(lr=o["adagrad_lr"]),
+        "Adam": Adam(lr=o["adam_lr"]),
+    }
+    hidden = [o["hidden_size"]] * o["hidden_layers"]
+    runs = {
+        # The same seed for every network: identical initial weights.
+        name: (MultiLayerNet(784, hidden, 10, weight_init_std="he", rng=seed), opt)
+        for name, opt in optimizers.items()
+    }
+    losses = _ch6.train_together(
+        runs,
+        x_train,
+        t_train,
+        iterations=o["iterations"],
+        batch_size=o["batch_size"],
+        rng=np.random.default_rng([seed, 1]),
+        progress=progress,
+        desc=NAME,
+    )
+    results = {}
+    for name, (network, opt) in runs.items():
+        results[name] = {
+            "lr": opt.lr,
+            **_ch6.loss_summary(losses[name]),
+            "test_acc": network.accuracy(x_test, t_test),
+        }
+    final = {name: r["final"] for name, r in results.items()}
+    numbers = {
+        "optimizers": results,
+        "final_loss": final,
+        "test_acc": {name: r["test_acc"] for name, r in results.items()},
+        "slowest": max(final, key=final.get),
+        "settings": {**o, "train_size": len(x_train), "quick": quick, "seed": seed},
+    }
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    _ch6.plot_loss_curves(
+        ax,
+        {f"{name}, lr {r['lr']:g}": r for name, r in results.items()},
+        title=f"MNIST, 5-layer ReLU network, batch {o['batch_size']}"
+        + (" (quick: 2000-image sample)" if quick else ""),
+    )
+    return _common.save_result(out, NAME, fig, numbers)

@@ -1,0 +1,227 @@
+"""Max pooling's robustness to small shifts of the input (the book's ch7, 7.3.3).
+
+Each test digit is moved by ``shift`` pixels to the right and, separately, down (zeros fill
+in; MNIST's 4-pixel empty border loses nothing). Two representations are compared before and
+after ``pool`` x ``pool`` max pooling with stride ``pool`` (the book's Pooling(2, 2, stride=2)):
+the raw pixels, and the feature maps of a convolution layer followed by ReLU (the first
+Convolution of ``model=FILE``, or a He-initialised random 30 x 5x5 layer when no model is
+given). An entry counts as *active* where the digit reaches it: where the original or the shifted
+version differs from the value a blank image gives there (0 for pixels; ReLU(bias) for
+features), and as *unchanged* where the shift changes it by at most ``TOL`` times the largest
+such difference.
+
+JSON keys:
+- ``unchanged_fraction``: {"pixels"|"features": {"unpooled"|"pooled": fraction}}: the share
+  of active entries that are unchanged by the shift, over both directions and all images.
+- ``relative_change``: the same layout: sum |after - before| / sum |before - blank|.
+- ``unchanged_pooled_features``, ``unchanged_unpooled_features``,
+  ``relative_change_pooled_features``, ``relative_change_unpooled_features``: the feature
+  numbers again, flat (the gallery shows them).
+- ``by_direction``: {"right"|"down": the unchanged fractions for that direction alone}.
+- ``images``, ``shift``, ``pool``, ``features_from`` (which convolution), ``example_index``,
+  ``example_channel`` (the channel drawn in the figure: the one the digit excites most).
+The book's claim: pooled outputs change less under a small shift than the unpooled maps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import _cnn, _common
+from .plots import _pyplot
+
+NAME = "pooling-shift"
+CHAPTER = 7
+TITLE = "Max pooling is robust to small shifts of the input"
+EXPLANATION = """
+The book (7.3.3) notes that pooling absorbs small changes of position: shift the input by a
+pixel and a 2x2 max pooling often outputs the same values, because each window's maximum
+stays inside the window. Here real test digits are shifted by one pixel right or down, and we
+count how many active entries of the feature map (convolution + ReLU) and of the raw pixels are
+unchanged, before and after pooling. The top row shows one digit, its shifted copy, a feature
+map and what the shift changes in it, unpooled and pooled (dark = large change); the bars give
+the shares over all images: pooled outputs keep more of their values and change less.
+"""
+KEY_NUMBERS = (
+    "unchanged_unpooled_features",
+    "unchanged_pooled_features",
+    "relative_change_unpooled_features",
+    "relative_change_pooled_features",
+)
+
+DEFAULTS = {"model": "", "images": 1000, "shift": 1, "pool": 2}
+QUICK = {"images": 100}
+TOL = 1e-5  # relative to the largest value: float32 rounding, never a real change
+DIRECTIONS = ("right", "down")
+
+
+def shifted(x: np.ndarray, shift: int, direction: str) -> np.ndarray:
+    """Move images ``shift`` pixels right or down, filling with zeros. Shape: (N, C, H, W)."""
+    out = np.zeros_like(x)
+    if direction == "right":
+        out[..., :, shift:] = x[..., :, : x.shape[3] - shift]
+    else:
+        out[..., shift:, :] = x[..., : x.shape[2] - shift, :]
+    return out
+
+
+def _counts(a: np.ndarray, b: np.ndarray, base: np.ndarray, tol: float) -> np.ndarray:
+    """(active, unchanged, sum |b - a|, sum |a - base|) of two same-shaped arrays.
+
+    ``base`` is the value an entry has when the digit does not reach it (a blank image's).
+    """
+    diff = np.abs(b - a)
+    active = (np.abs(a - base) > tol) | (np.abs(b - base) > tol)
+    unchanged = active & (diff <= tol)
+    return np.array(
+        [active.sum(), unchanged.sum(), diff.sum(dtype=np.float64), np.abs(a - base).sum()]
+    )
+
+
+def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+    from .. import init
+    from ..layers import Convolution, Pooling, Relu
+
+    opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
+    shift, pool, n = opts["shift"], opts["pool"], opts["images"]
+    if not 1 <= shift <= 4:
+        raise ValueError(f"shift must be 1..4 pixels (MNIST's empty border), got {shift}")
+    if pool < 2:
+        raise ValueError(f"pool must be >= 2, got {pool}")
+    (_, _), (x_test, _) = _common.mnist(flatten=False, quick=quick, progress=progress)
+    if not 1 <= n <= len(x_test):
+        raise ValueError(f"images must be in [1, {len(x_test)}], got {n}")
+    x = x_test[:n]
+
+    if opts["model"]:
+        from ..serialize import load
+
+        conv = _cnn.first_convolution(load(opts["model"], rng=seed), opts["model"])
+        features_from = f"the first Convolution of {Path(opts['model']).name}, trained"
+    else:
+        rng = np.random.default_rng(seed)
+        W = init.he((30, 1, 5, 5), 25, rng=rng, dtype=np.float32)
+        conv = Convolution(W, np.zeros(30, dtype=np.float32))
+        features_from = "random He-initialised Convolution(30 x 5x5), not trained"
+    relu = Relu()
+
+    def features(images):
+        return relu.forward(conv.forward(images.astype(conv.params["W"].dtype)))
+
+    def pooled(maps):
+        H, W = maps.shape[2:]
+        crop = maps[:, :, : H - H % pool, : W - W % pool]  # windows must tile the map
+        return Pooling(pool, pool, stride=pool).forward(np.ascontiguousarray(crop))
+
+    blank = np.zeros_like(x[:1])  # where the digit does not reach: a blank image's values
+    bases = {"pixels": blank, "features": features(blank)}
+    totals = {r: {s: np.zeros(4) for s in ("unpooled", "pooled")} for r in ("pixels", "features")}
+    by_direction = {}
+    for direction in _common.progress(DIRECTIONS, desc="shifts", enable=progress):
+        xs = shifted(x, shift, direction)
+        direction_counts = {}
+        for name, before, after in (("pixels", x, xs), ("features", features(x), features(xs))):
+            base = bases[name].astype(np.float64)
+            tol = TOL * float(np.abs(before - base).max())
+            for stage, a, b, base_s in (
+                ("unpooled", before, after, base),
+                ("pooled", pooled(before), pooled(after), pooled(base)),
+            ):
+                c = _counts(a.astype(np.float64), b.astype(np.float64), base_s, tol)
+                totals[name][stage] += c
+                direction_counts[f"{name}_{stage}"] = c[1] / c[0]
+        by_direction[direction] = direction_counts
+
+    unchanged = {r: {s: c[1] / c[0] for s, c in v.items()} for r, v in totals.items()}
+    change = {r: {s: c[2] / c[3] for s, c in v.items()} for r, v in totals.items()}
+
+    example = 0
+    maps = features(x[example : example + 1])
+    channel = int(np.argmax((maps - bases["features"])[0].sum(axis=(1, 2))))
+    maps_s = features(shifted(x[example : example + 1], shift, "right"))
+    numbers = {
+        "unchanged_fraction": unchanged,
+        "relative_change": change,
+        "unchanged_unpooled_features": unchanged["features"]["unpooled"],
+        "unchanged_pooled_features": unchanged["features"]["pooled"],
+        "relative_change_unpooled_features": change["features"]["unpooled"],
+        "relative_change_pooled_features": change["features"]["pooled"],
+        "by_direction": by_direction,
+        "images": n,
+        "shift": shift,
+        "pool": pool,
+        "features_from": features_from,
+        "example_index": example,
+        "example_channel": channel,
+    }
+    panels = (
+        x[example, 0],
+        shifted(x[example : example + 1], shift, "right")[0, 0],
+        maps[0, channel],
+        np.abs(maps_s[0, channel] - maps[0, channel]),
+        pooled(maps)[0, channel],
+        np.abs(pooled(maps_s)[0, channel] - pooled(maps)[0, channel]),
+    )
+    return _common.save_result(out, NAME, _figure(panels, numbers), numbers)
+
+
+def _figure(panels, numbers):
+    plt = _pyplot()
+    fig = plt.figure(figsize=(12, 7), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.3])
+    axes = top.subplots(1, 6)
+    s, p = numbers["shift"], numbers["pool"]
+    titles = (
+        "test digit",
+        f"shifted {s} px right",
+        f"feature map (channel {numbers['example_channel']})",
+        "|change| of the map",
+        f"max-pooled {p}x{p}",
+        "|change| after pooling",
+    )
+    vmax = float(panels[2].max()) or 1.0
+    for k, (ax, img, title) in enumerate(zip(axes, panels, titles, strict=True)):
+        if k < 2:
+            ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
+        else:  # maps and their changes on one scale: the changes compare directly
+            ax.imshow(img, cmap="gray_r", vmin=0, vmax=vmax)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    cells = np.count_nonzero(panels[3] > TOL * vmax), np.count_nonzero(panels[5] > TOL * vmax)
+    axes[3].set_xlabel(f"{cells[0]} of {panels[3].size} changed", fontsize=8)
+    axes[5].set_xlabel(f"{cells[1]} of {panels[5].size} changed", fontsize=8)
+
+    ax1, ax2 = bottom.subplots(1, 2)
+    groups = ("pixels", "features")
+    labels = ("raw pixels", "conv + ReLU\nfeature maps")
+    xs = np.arange(len(groups))
+    width = 0.36
+    for ax, key, ylabel in (
+        (ax1, "unchanged_fraction", "share of active entries unchanged"),
+        (ax2, "relative_change", "sum |change| / sum |value|"),
+    ):
+        for offset, stage, color in (
+            (-width / 2, "unpooled", "tab:gray"),
+            (width / 2, "pooled", "tab:blue"),
+        ):
+            values = [numbers[key][g][stage] for g in groups]
+            label = "unpooled" if stage == "unpooled" else f"max-pooled {p}x{p}, stride {p}"
+            bars = ax.bar(xs + offset, values, width, label=label, color=color)
+            ax.bar_label(bars, fmt="%.2f", fontsize=9)
+        ax.set_xticks(xs, labels)
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(0, max(1.0, ax.get_ylim()[1] * 1.1))
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(loc="upper right", fontsize=9)
+    ax1.set_title(f"unchanged after a {s}-pixel shift (higher = more robust)")
+    ax2.set_title("relative change (lower = more robust)")
+    bottom.suptitle(
+        f"{numbers['images']} test digits, each shifted right and down; features: "
+        f"{numbers['features_from']}",
+        fontsize=9,
+    )
+    fig.suptitle(f"Max pooling absorbs a {s}-pixel shift", fontsize=13, fontweight="bold")
+    return fig
