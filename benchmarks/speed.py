@@ -131,7 +131,7 @@ def alternate(fns: dict, steps: int, warmup: int) -> dict[str, np.ndarray]:
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for r in range(-(-steps // ROUND)):
+    for r in range(math.ceil(steps / ROUND)):
         for name in list(fns)[:: 1 if r % 2 == 0 else -1]:
             times[name] += [timed(fns[name]) for _ in range(min(ROUND, steps - len(times[name])))]
     return {name: np.array(ts) for name, ts in times.items()}
@@ -260,6 +260,8 @@ def main() -> None:
     nets = args.nets.split(",")
     if bad := [n for n in nets if n not in NETS]:
         p.error(f"unknown nets {bad}; choose from {', '.join(NETS)}")
+    if min(args.steps, args.threads) < 1 or args.warmup < 0:
+        p.error("--steps and --threads must be >= 1, --warmup >= 0")
     frameworks, torch_note = ["scratchdl"], "PyTorch not used (--no-torch)"
     if not args.no_torch:
         try:
@@ -290,7 +292,7 @@ def main() -> None:
     info = [
         f"command: python {' '.join(sys.argv)}",
         f"date: {sh('date -u')}; git: {sh('git rev-parse --short HEAD')}, "
-        f"{sh('git status --short src | wc -l')} files changed in src/",
+        f"{sh('git status --short src | wc -l')} changed or new files in src/",
         f"machine: {cpu.get('model name')} (family {cpu.get('cpu family')}, "
         f"model {cpu.get('model')}), {os.cpu_count()} cores; {args.threads} threads for each",
         f"numpy {np.__version__}, BLAS: {blas}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import glob
 import numbers
 import os
 import tempfile
@@ -10,6 +12,13 @@ from pathlib import Path
 import numpy as np
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+REPR_LIMIT = 200  # characters of a bad value quoted in an error message
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)``, cut to REPR_LIMIT characters for an error message."""
+    text = repr(value)
+    return text if len(text) <= REPR_LIMIT else text[: REPR_LIMIT - 3] + "..."
 
 
 def as_rng(rng: np.random.Generator | int | None = None) -> np.random.Generator:
@@ -59,14 +68,36 @@ def check_fraction(name: str, value: object) -> float:
     return float(value)
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+def check_path(name: str, value: object) -> Path:
+    """Return ``value`` as a Path if it is a non-empty str or os.PathLike; raise ValueError."""
+    if isinstance(value, (str, os.PathLike)) and os.fspath(value) not in ("", b""):
+        return Path(value)
+    raise ValueError(f"{name} must be a file path (a str or os.PathLike), got {value!r}")
+
+
+TEMP_SUFFIX = ".tmp"  # atomic_write's temporary files are named .<name>.<random>.tmp
+
+
+def stale_temp_files(path: str | os.PathLike) -> list[Path]:
+    """The temporary files that ``atomic_write(path, ...)`` left behind when it was killed."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}"))
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> None:
     """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
 
     Writes a temporary file in the same folder, fsyncs it, renames it over ``path`` and
     fsyncs the folder; the temporary file is removed if anything fails.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = check_path("path", path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            errno.ENOENT, f"cannot write {path}: the folder {path.parent} does not exist"
+        )
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a folder")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         umask = os.umask(0)
         os.umask(umask)

@@ -107,6 +107,8 @@ def cmd_train(args) -> int:
     )
     if args.resume:
         trainer.resume(checkpoint)
+        if args.lr is not None:  # e.g. a smaller rate after a diverged run
+            trainer.optimizer.lr = args.lr
         _say(args, f"resuming {checkpoint} after epoch {trainer.epoch}/{epochs}")
     _say(
         args,
@@ -136,11 +138,13 @@ def _prepare_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"
-        with open(probe, "wb") as f:
-            f.write(b"\0" * (1 << 20))  # a full disk shows up here, not after an hour of training
-            f.flush()
-            os.fsync(f.fileno())
-        probe.unlink()
+        try:
+            with open(probe, "wb") as f:
+                f.write(b"\0" * (1 << 20))  # a full disk shows up now, not after hours of training
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
     except OSError as e:
         raise UsageError(f"cannot write into --out {out}: {e.strerror or e}") from e
 

@@ -31,7 +31,6 @@ import hashlib
 import math
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -42,6 +41,9 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 import numpy as np
+
+from ._utils import atomic_write as _atomic_write
+from ._utils import check_path, check_positive_int
 
 __all__ = [
     "DATASETS",
@@ -177,6 +179,8 @@ def parse_idx(data: bytes | bytearray | memoryview, *, name: str = "<bytes>") ->
 
     Shape: the dimensions in the header, e.g. (60000, 28, 28) for images, (60000,) for labels.
     """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ValueError(f"parse_idx needs the bytes of an IDX file, got {type(data).__name__}")
     data = memoryview(data).cast("B")
     n = len(data)
     if n < 4:
@@ -240,10 +244,12 @@ def read_idx(
 
     Shape: the dimensions in the header, e.g. (10000, 28, 28).
     """
+    check_positive_int("max_bytes", max_bytes)
     if isinstance(source, (bytes, bytearray, memoryview)):
         name, raw = "<bytes>", source
     else:
-        name, raw = str(source), _read_file(Path(source), max_bytes)
+        path = check_path("source", source)
+        name, raw = str(path), _read_file(path, max_bytes)
     return parse_idx(_decompress(raw, name=name, max_bytes=max_bytes), name=name)
 
 
@@ -325,29 +331,6 @@ def _sha256(data: bytes | bytearray | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes | bytearray | memoryview) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder, fsync and os.replace."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
-    # os.open with 0o666 honours the umask, unlike mkstemp's 0o600
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError, AttributeError):  # a directory fsync is POSIX-only
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 # ---------------------------------------------------------------------- finding and verifying
 
 
@@ -366,7 +349,7 @@ def _check_name(name: str) -> str:
 def _data_root(data_dir: str | os.PathLike | None) -> tuple[Path, str]:
     """Return the data directory and where its choice came from."""
     if data_dir is not None:
-        return Path(data_dir).expanduser(), "the data_dir argument"
+        return check_path("data_dir", data_dir).expanduser(), "the data_dir argument"
     if os.environ.get(ENV_DATA):
         return Path(os.environ[ENV_DATA]).expanduser(), f"${ENV_DATA}"
     xdg = os.environ.get("XDG_CACHE_HOME")

@@ -9,17 +9,71 @@ Each draws from a normal distribution N(0, std**2) with the given ``rng``:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
+import numbers
+from collections.abc import Iterator
+
 import numpy as np
 
 from ._utils import as_rng, check_positive, check_positive_int, float_dtype
 
 INIT_NAMES = ("relu", "he", "sigmoid", "xavier")
 
+# [values the initialisers may still draw, values allowed in all], or None: see value_budget.
+_BUDGET: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "scratchdl_init_budget", default=None
+)
+
+
+@contextlib.contextmanager
+def value_budget(n: int) -> Iterator[None]:
+    """Within this block the initialisers draw at most ``n`` values in all, else ValueError.
+
+    ``serialize.load`` builds a model from a file's config inside one, sized to the values the
+    file holds: a forged config then fails before it can allocate more than the file's size.
+    """
+    n = check_positive_int("n", n, allow_zero=True)
+    token = _BUDGET.set([n, n])
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def _check_shape(shape) -> tuple[int, ...]:
+    dims = (shape,) if isinstance(shape, numbers.Integral) else shape
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        dims = None
+    if dims is None or not all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 0 for d in dims
+    ):
+        raise ValueError(f"shape must be a tuple of sizes >= 0, got {shape!r}")
+    return tuple(int(d) for d in dims)
+
 
 def std_normal(shape, std: float, *, rng=None, dtype=np.float32) -> np.ndarray:
     """Normal weights with the given std. Shape: ``shape``."""
     std = check_positive("std", std)
-    return (as_rng(rng).standard_normal(shape) * std).astype(float_dtype(dtype))
+    shape = _check_shape(shape)
+    budget = _BUDGET.get()
+    if budget is not None:
+        n = math.prod(shape)
+        if n > budget[0]:
+            raise ValueError(
+                f"weights of shape {shape} need {n} values, more than the {budget[0]} left of "
+                f"the {budget[1]} allowed"
+            )
+        budget[0] -= n
+    dtype = float_dtype(dtype)
+    with np.errstate(over="ignore"):  # an overflow is reported once, below
+        W = (as_rng(rng).standard_normal(shape) * std).astype(dtype)
+    if not np.isfinite(W).all():
+        raise ValueError(f"std {std!r} is too large for {dtype.name} weights: they overflow")
+    return W
 
 
 def xavier_std(fan_in: int) -> float:

@@ -13,10 +13,12 @@ Loss layers instead have ``forward(x, t) -> float`` and ``backward(dout=1.0) -> 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import functions as F
-from ._utils import as_rng, check_fraction, check_positive_int
+from ._utils import as_rng, check_fraction, check_positive, check_positive_int
 from .im2col import col2im, im2col, output_size, pad_images
 
 BN_EPS = 1e-6  # the book's 10e-7: keeps 1/sqrt(var + eps) finite for a constant feature
@@ -46,6 +48,24 @@ class Layer:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
+def _as_input(layer: Layer, x) -> np.ndarray:
+    """``x`` as an array of numbers, or a ValueError naming what was received."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "iuf":
+        raise ValueError(f"{type(layer).__name__} expects numbers, got an array of {x.dtype}")
+    return x
+
+
+def _as_param(layer: Layer, name: str, value) -> np.ndarray:
+    """A parameter as a floating array (it is updated in place by the optimizers)."""
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+        got = (
+            f"an array of {value.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
+        )
+        raise ValueError(f"{type(layer).__name__} needs {name} as a float numpy array, got {got}")
+    return value
+
+
 def _check_ndim(layer: Layer, x: np.ndarray, ndim: int, what: str) -> None:
     if x.ndim != ndim:
         raise ValueError(f"{type(layer).__name__} expects {what} input, got shape {x.shape}")
@@ -62,6 +82,7 @@ class Relu(Layer):
         self.mask: np.ndarray | None = None  # x > 0: where backward lets the gradient through
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        x = _as_input(self, x)
         self.mask = x > 0
         return np.maximum(x, 0)
 
@@ -78,6 +99,7 @@ class Sigmoid(Layer):
         self.out: np.ndarray | None = None  # dy/dx = y(1 - y) needs only the output
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        x = _as_input(self, x)
         self.out = F.sigmoid(x)
         return self.out
 
@@ -93,6 +115,7 @@ class Tanh(Layer):
         self.out: np.ndarray | None = None  # dy/dx = 1 - y^2 needs only the output
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        x = _as_input(self, x)
         self.out = np.tanh(x)
         return self.out
 
@@ -111,6 +134,7 @@ class Affine(Layer):
 
     def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
         super().__init__()
+        W, b = _as_param(self, "W", W), _as_param(self, "b", b)
         if W.ndim != 2 or b.shape != (W.shape[1],):
             raise ValueError(f"Affine needs W (D, M) and b (M,), got {W.shape} and {b.shape}")
         self.params = {"W": W, "b": b}
@@ -118,8 +142,9 @@ class Affine(Layer):
         self.x_shape: tuple | None = None  # dx is returned in the input's own shape
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        x = _as_input(self, x)
         W, b = self.params["W"], self.params["b"]
-        if x.ndim < 2 or x[0].size != W.shape[0]:
+        if x.ndim < 2 or math.prod(x.shape[1:]) != W.shape[0]:
             raise ValueError(
                 f"Affine expects input of shape (N, {W.shape[0]}) (or (N, ...) with "
                 f"{W.shape[0]} values per sample), got {x.shape}"
@@ -148,6 +173,7 @@ class Flatten(Layer):
         self.x_shape: tuple | None = None  # backward restores this shape
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        x = _as_input(self, x)
         self.x_shape = x.shape
         return x.reshape(x.shape[0], -1)
 
@@ -173,10 +199,11 @@ class BatchNormalization(Layer):
         self, gamma: np.ndarray, beta: np.ndarray, momentum: float = 0.9, eps: float = BN_EPS
     ) -> None:
         super().__init__()
+        gamma, beta = _as_param(self, "gamma", gamma), _as_param(self, "beta", beta)
         if gamma.ndim != 1 or beta.shape != gamma.shape:
             raise ValueError(f"gamma and beta must be (D,), got {gamma.shape} and {beta.shape}")
         self.momentum = check_fraction("momentum", momentum)
-        self.eps = eps
+        self.eps = check_positive("eps", eps)
         self.params = {"gamma": gamma, "beta": beta}
         self.buffers = {
             "running_mean": np.zeros_like(gamma),
@@ -200,6 +227,7 @@ class BatchNormalization(Layer):
         return a
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        x = _as_input(self, x)
         D = self.params["gamma"].shape[0]
         feature_axis = 1
         if x.ndim not in (2, 4) or x.shape[feature_axis] != D:
@@ -255,6 +283,7 @@ class Dropout(Layer):
         self.mask: np.ndarray | None = None  # kept units, scaled: dx = dout * mask
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        x = _as_input(self, x)
         if not train:
             self.mask = None
             return x
@@ -291,6 +320,7 @@ class Convolution(Layer):
 
     def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:
         super().__init__()
+        W, b = _as_param(self, "W", W), _as_param(self, "b", b)
         if W.ndim != 4 or b.shape != (W.shape[0],):
             raise ValueError(
                 f"Convolution needs W (FN, C, FH, FW) and b (FN,), got {W.shape} and {b.shape}"
@@ -303,6 +333,7 @@ class Convolution(Layer):
         self._scratch: np.ndarray | None = None  # backward's work space, reused between steps
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        x = _as_input(self, x)
         W, b = self.params["W"], self.params["b"]
         FN, C, FH, FW = W.shape
         _check_ndim(self, x, 4, "(N, C, H, W)")
@@ -421,6 +452,7 @@ class Pooling(_Pool):
         self.arg_max: np.ndarray | None = None  # window cell k of each maximum, (N, C, OH, OW)
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        x = _as_input(self, x)
         xp, OH, OW = self._padded(x)
         index = np.uint8 if self.pool_h * self.pool_w <= 256 else np.int32
         out = None
@@ -458,6 +490,7 @@ class AvgPooling(_Pool):
     """
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        x = _as_input(self, x)
         xp, OH, OW = self._padded(x)
         out = None
         for _, cell in self._slices(OH, OW):
@@ -489,6 +522,7 @@ class SoftmaxWithLoss(Layer):
         self.t: np.ndarray | None = None  # labels as class indices (N,)
 
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
+        x = _as_input(self, x)
         _check_ndim(self, x, 2, "(N, K) scores as")
         self.t = F._labels(t, x)
         logp = F.log_softmax(x)  # stable even where softmax underflows to 0
@@ -515,6 +549,7 @@ class IdentityWithLoss(Layer):
         self.diff: np.ndarray | None = None  # x - t: dx = diff / N
 
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
+        x = _as_input(self, x)
         t = np.asarray(t)
         if t.shape != x.shape and t.shape == x.shape[:1] and x.ndim == 2 and x.shape[1] == 1:
             t = t.reshape(x.shape)

@@ -9,13 +9,14 @@ interface: ``params`` (the very arrays the layers use, named as in the book: ``W
 
 from __future__ import annotations
 
-import numbers
+import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from . import gradient as G
 from . import init
-from ._utils import as_rng, check_positive, check_positive_int, float_dtype
+from ._utils import as_rng, check_fraction, check_positive, check_positive_int, float_dtype
 from .im2col import output_size as out_len
 from .layers import (
     Affine,
@@ -88,20 +89,30 @@ class Sequential:
         last_w = [a for k, a in self.params.items() if k.startswith("W")][-1]
         return last_w.shape[0] if last_w.ndim == 4 else last_w.shape[1]
 
-    def _check_x(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
+    def _check_layout(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        """Raise ValueError unless inputs of this shape and dtype fit; reads no data."""
         if self.input_shape is not None:
             want = self.input_shape
-            flat_ok = len(want) == 1 and x.ndim >= 2 and x[0].size == want[0]
-            if x.ndim != len(want) + 1 or x.shape[1:] != want:
+            flat_ok = len(shape) >= 2 and len(want) == 1 and math.prod(shape[1:]) == want[0]
+            if len(shape) != len(want) + 1 or shape[1:] != want:
                 if not flat_ok:
                     raise ValueError(
                         f"{type(self).__name__} expects input of shape (N, "
-                        f"{', '.join(map(str, want))}), got {x.shape}"
+                        f"{', '.join(map(str, want))}), got {shape}"
                     )
-        if not np.issubdtype(x.dtype, np.number):
-            raise ValueError(f"x must be numeric, got dtype {x.dtype}")
-        return x.astype(self.dtype, copy=False)  # one cast here: no silent up-casts later
+        if len(shape) == 0 or shape[0] == 0:
+            raise ValueError(f"x must hold at least one sample, got an empty batch {shape}")
+        if dtype.kind not in "iuf":  # bool, complex, strings, objects: not pixel values
+            raise ValueError(f"x must hold real numbers (int or float), got dtype {dtype}")
+
+    def _check_x(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        self._check_layout(x.shape, x.dtype)
+        x = x.astype(self.dtype, copy=False)  # one cast here: no silent up-casts later
+        if not np.isfinite(x).all():
+            bad = x[~np.isfinite(x)].flat[0]
+            raise ValueError(f"x must be finite, got {bad} (NaN or infinity in the input)")
+        return x
 
     def _check_t(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         t = np.asarray(t)
@@ -129,7 +140,9 @@ class Sequential:
 
     def predict(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         """Scores before the output function (softmax is in the loss). Shape: (N, ...) -> (N, K)."""
-        x = self._check_x(x)
+        return self._forward(self._check_x(x), train)
+
+    def _forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         for layer in self.layers:
             x = layer.forward(x, train=train)
         return x
@@ -138,8 +151,7 @@ class Sequential:
         """Loss of the batch, weight decay included."""
         x = self._check_x(x)
         t = self._check_t(x, t)
-        y = self.predict(x, train=train)
-        loss = self.last_layer.forward(y, t)
+        loss = self.last_layer.forward(self._forward(x, train), t)
         if self.weight_decay_lambda:
             lam = self.weight_decay_lambda
             loss += sum(
@@ -340,9 +352,14 @@ class MultiLayerNet(Sequential):
         rng=None,
         dtype=np.float32,
     ) -> None:
-        if isinstance(hidden_size_list, numbers.Integral):
+        if not isinstance(hidden_size_list, (Sequence, np.ndarray)) or isinstance(
+            hidden_size_list, str
+        ):
             raise ValueError(f"hidden_size_list must be a list of sizes, got {hidden_size_list!r}")
         hidden = [check_positive_int("hidden size", h) for h in hidden_size_list]
+        use_dropout = _check_flag("use_dropout", use_dropout)
+        use_batchnorm = _check_flag("use_batchnorm", use_batchnorm)
+        dropout_ratio = check_fraction("dropout_ratio", dropout_ratio)  # also when unused
         input_size = check_positive_int("input_size", input_size)
         output_size = check_positive_int("output_size", output_size)
         if activation not in ACTIVATIONS:
@@ -403,8 +420,14 @@ def _conv_param(name: str, param: dict) -> dict:
     }
 
 
+def _check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):  # "no" would be truthy
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def _input_dim(input_dim) -> tuple[int, int, int]:
-    if len(input_dim) != 3:
+    if not isinstance(input_dim, (Sequence, np.ndarray)) or len(input_dim) != 3:
         raise ValueError(f"input_dim must be (C, H, W), got {input_dim!r}")
     return tuple(check_positive_int("input_dim", v) for v in input_dim)
 

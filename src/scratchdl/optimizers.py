@@ -394,4 +394,8 @@ def get_optimizer(name: str, **kwargs: float) -> Optimizer:
     cls = OPTIMIZERS.get(name.lower()) if isinstance(name, str) else None
     if cls is None:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    unknown = {k: v for k, v in kwargs.items() if k not in cls.hyperparameters}
+    if unknown:
+        got = ", ".join(f"{k}={v!r}" for k, v in unknown.items())
+        raise ValueError(f"{cls.__name__} takes {', '.join(cls.hyperparameters)}, got {got}")
     return cls(**kwargs)

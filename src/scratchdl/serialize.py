@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from ._utils import atomic_write
+from . import init
+from ._utils import atomic_write, check_path
+from ._utils import short_repr as _short
 from .layers import Affine, AvgPooling, Convolution, Dropout, Flatten, Pooling, Relu
 from .models import MODELS, Sequential, build_model
 
@@ -46,7 +48,10 @@ HEADER_LENGTH_BYTES = 8  # safetensors: a little-endian u64 header length comes 
 MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
 MAX_PICKLE_BYTES = 1 << 30  # the book's files are 1-4 MB; refuse to read more than 1 GiB
 MIN_CONFIG_INT_LIMIT = 4096  # see _check_config_ints
-REPR_LIMIT = 200  # characters of a bad value quoted in an error message
+# ``load`` lets a file's config draw at most max(4 x the values the file holds, 2**20) weights:
+# a forged size fails before gigabytes are allocated, a merely wrong one gets the precise
+# message about the shapes that do not match.
+VALUE_BUDGET_FACTOR, MIN_VALUE_BUDGET = 4, 1 << 20
 
 # safetensors dtype names accepted, with the numpy dtype each stands for (little-endian)
 SAFETENSORS_DTYPES = {
@@ -68,11 +73,6 @@ _NUMPY_TO_SAFETENSORS = {dt.newbyteorder("="): name for name, dt in SAFETENSORS_
 
 class ModelFileError(ValueError):
     """A model, checkpoint or parameter file that cannot be read; the message names the file."""
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= REPR_LIMIT else text[: REPR_LIMIT - 3] + "..."
 
 
 def _require_safetensors():
@@ -101,6 +101,7 @@ def save_tensors(
     existing file at ``path`` is left as it was.
     """
     st = _require_safetensors()
+    check_path("path", path)
     if not isinstance(tensors, dict):
         raise ValueError(f"tensors must be a dict name -> numpy array, got {type(tensors)}")
     if not isinstance(metadata, dict) or not all(
@@ -170,7 +171,7 @@ def _parse_header(path: object, raw: bytes) -> tuple[dict[str, str], dict[str, d
                 f"got {_short(entry)}"
             )
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in SAFETENSORS_DTYPES:
+        if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:  # [..] is unhashable
             raise ModelFileError(
                 f"{path}: tensor {name!r} has unsupported dtype {_short(dtype)}; "
                 f"supported: {', '.join(SAFETENSORS_DTYPES)}"
@@ -230,7 +231,7 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[s
     ModelFileError naming the file and the problem, never allocates more than the file holds.
     """
     st = _require_safetensors()
-    with open(path, "rb") as f:
+    with open(check_path("path", path), "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size < HEADER_LENGTH_BYTES:
             raise ModelFileError(
@@ -307,12 +308,13 @@ def save(model: Sequential, path: str | os.PathLike) -> None:
     save_tensors(path, model.state_dict(), metadata)
 
 
-def _check_config_ints(path: object, config: dict, limit: int) -> None:
+def _check_config_ints(path: object, config: dict, limit: int, list_limit: int) -> None:
     """Refuse sizes no model stored in this file could have, before anything is allocated.
 
     A valid file stores every parameter, so no size in its config exceeds the number of values
-    it holds (beyond a small floor for odd input shapes); a corrupt digit must not make
-    ``build_model`` allocate gigabytes before the shapes are compared.
+    it holds (beyond a small floor for odd input shapes), and no list (of hidden sizes) is
+    longer than the number of tensors it holds; a corrupt digit must not make ``build_model``
+    allocate gigabytes before the shapes are compared (``load`` also caps the weights drawn).
     """
     todo: list[tuple[str, object]] = [("config", config)]
     while todo:  # a loop, not recursion: the JSON may nest deeply
@@ -320,11 +322,27 @@ def _check_config_ints(path: object, config: dict, limit: int) -> None:
         if isinstance(value, dict):
             todo += [(f"{where}[{k!r}]", v) for k, v in value.items()]
         elif isinstance(value, list):
+            if len(value) > list_limit:
+                raise ModelFileError(
+                    f"{path}: {where} has {len(value)} entries, more than any model this file's "
+                    f"{list_limit} tensors could have; the file is corrupt"
+                )
             todo += [(f"{where}[{i}]", v) for i, v in enumerate(value)]
         elif _is_int(value) and abs(value) > limit:
             raise ModelFileError(
                 f"{path}: {where} = {_short(value)} is larger than any model this file's stored "
                 f"values could hold (limit {limit}); the file is corrupt"
+            )
+
+
+def _check_finite(path: object, tensors: dict[str, np.ndarray]) -> None:
+    """Refuse weights that are NaN or infinite: a damaged file, or a run saved as it diverged."""
+    for name, array in tensors.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = array[~np.isfinite(array)]
+            raise ModelFileError(
+                f"{path}: tensor {name!r} holds {bad.size} values that are not finite (e.g. "
+                f"{bad[0]}); the file is damaged or was saved from a diverged run"
             )
 
 
@@ -364,10 +382,11 @@ def load(path: str | os.PathLike, *, rng: np.random.Generator | int | None = Non
     if not isinstance(config, dict):
         raise ModelFileError(f"{path}: config must be a JSON object, got {_short(config)}")
     n_values = sum(a.size for a in tensors.values())
-    _check_config_ints(path, config, max(n_values, MIN_CONFIG_INT_LIMIT))
+    _check_config_ints(path, config, max(n_values, MIN_CONFIG_INT_LIMIT), len(tensors))
     try:
-        model = build_model(class_name, config, rng=rng)
-    except Exception as e:  # the constructors' checks: a config that does not fit
+        with init.value_budget(max(VALUE_BUDGET_FACTOR * n_values, MIN_VALUE_BUDGET)):
+            model = build_model(class_name, config, rng=rng)
+    except (ValueError, TypeError) as e:  # the constructors' checks: a config that does not fit
         raise ModelFileError(
             f"{path}: config {_short(config)} does not fit {class_name}: {e}"
         ) from None
@@ -390,6 +409,7 @@ def load(path: str | os.PathLike, *, rng: np.random.Generator | int | None = Non
                 f"{path}: tensor {name!r} has shape {value.shape}, but the {class_name} of its "
                 f"config needs {array.shape}"
             )
+    _check_finite(path, tensors)
     try:
         model.load_state_dict(tensors)
     except ValueError as e:  # the checks above should leave nothing to refuse
@@ -541,14 +561,14 @@ def _scan_pickle(path: object, data: bytes) -> None:
 
 def _read_book_pickle(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], str]:
     """Safely unpickle a dict name -> float array; return it with the file's sha256."""
-    with open(path, "rb") as f:
+    with open(check_path("path", path), "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size > MAX_PICKLE_BYTES:
             raise ModelFileError(
                 f"{path}: {size} bytes is more than the {MAX_PICKLE_BYTES} a book parameter "
                 "file can be; not a book parameter file"
             )
-        data = f.read(MAX_PICKLE_BYTES + 1)
+        data = f.read(size + 1)  # read(n) allocates n bytes first: never ask for more
     _scan_pickle(path, data)
     try:
         obj = _BookUnpickler(io.BytesIO(data)).load()
@@ -684,11 +704,13 @@ def import_book_params(path: str | os.PathLike, model: Sequential) -> dict[str, 
     state = {}
     for name in model.params:
         value = params[name].astype(np.float64) * scales.get(name, 1.0)
-        cast = value.astype(model.dtype)
+        with np.errstate(over="ignore"):  # values beyond the model's dtype are refused below
+            cast = value.astype(model.dtype)
         if not np.all(np.isfinite(cast)):
+            bad = value[~np.isfinite(cast)]
             raise ModelFileError(
-                f"{path}: {name} has values that are not finite in {model.dtype} "
-                f"(largest magnitude {np.nanmax(np.abs(value))})"
+                f"{path}: {name} has {bad.size} values that are not finite in {model.dtype} "
+                f"(e.g. {bad[0]})"
             )
         state[name] = cast
     model.load_state_dict({**state, **model.buffers})

@@ -12,6 +12,7 @@ Differences from the book's class, each on purpose:
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -20,11 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ._utils import as_rng, atomic_write, check_positive_int
+from ._utils import as_rng, atomic_write, check_path, check_positive_int, stale_temp_files
+from ._utils import short_repr as _short
 from .augment import Augmenter, as_augmenter
+from .models import Sequential
 from .optimizers import Optimizer, get_optimizer
 
 CHECKPOINT_FORMAT = "scratchdl-checkpoint"
+HISTORY_KEYS = ("loss", "train_acc", "test_acc", "epoch_seconds")
+FINITE_CHUNK = 10_000  # samples checked for NaN at a time: no full-size temporary
 
 
 class TrainingDiverged(RuntimeError):
@@ -61,13 +66,35 @@ class Trainer:
         checkpoint_path: str | os.PathLike | None = None,
         rng=None,
     ) -> None:
+        if not all(callable(getattr(network, a, None)) for a in ("gradient", "accuracy")):
+            raise ValueError(
+                f"network must be a model with gradient(x, t) and accuracy(x, t), such as "
+                f"MultiLayerNet, got {_short(network)}"
+            )
+        data = {"x_train": x_train, "t_train": t_train, "x_test": x_test, "t_test": t_test}
+        for name, value in data.items():
+            data[name] = np.asarray(value)
+            if data[name].ndim == 0:
+                raise ValueError(f"{name} must be an array of samples, got {_short(value)}")
+        x_train, t_train, x_test, t_test = data.values()
         if len(x_train) != len(t_train) or len(x_test) != len(t_test):
             raise ValueError(
                 f"x and t must have the same length, got x_train {len(x_train)}, t_train "
                 f"{len(t_train)}, x_test {len(x_test)}, t_test {len(t_test)}"
             )
         if len(x_train) == 0:
-            raise ValueError("the training set is empty")
+            raise ValueError(f"the training set is empty: x_train has shape {x_train.shape}")
+        if len(x_test) == 0:
+            raise ValueError(
+                f"the test set is empty (x_test has shape {x_test.shape}); each epoch ends "
+                "with an evaluation on it"
+            )
+        for split, x, t in (("train", x_train, t_train), ("test", x_test, t_test)):
+            _check_samples(network, split, x, t)
+        if optimizer_param is not None and not isinstance(optimizer_param, dict):
+            raise ValueError(f"optimizer_param must be a dict, got {_short(optimizer_param)}")
+        if not isinstance(verbose, (bool, np.bool_)):
+            raise ValueError(f"verbose must be True or False, got {verbose!r}")
         self.network = network
         self.x_train, self.t_train = x_train, t_train
         self.x_test, self.t_test = x_test, t_test
@@ -85,7 +112,9 @@ class Trainer:
         self.verbose = verbose
         self.rng = as_rng(rng)  # shuffling and augmentation draw from this one generator
         self.augmenter = as_augmenter(augment)
-        self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
+        self.checkpoint_path = (
+            None if checkpoint_path is None else check_path("checkpoint_path", checkpoint_path)
+        )
         self.iter_per_epoch = math.ceil(len(x_train) / self.batch_size)
         self.epoch = 0  # epochs completed
         self.history: dict[str, list] = {
@@ -141,6 +170,8 @@ class Trainer:
         """Train the remaining epochs; return the history."""
         if self.checkpoint_path is not None:
             _check_writable(self.checkpoint_path)
+            for stale in stale_temp_files(self.checkpoint_path):  # from a run that was killed
+                stale.unlink(missing_ok=True)
         while self.epoch < self.epochs:
             epoch = self.epoch + 1
             bar = self._progress(epoch)
@@ -180,8 +211,20 @@ class Trainer:
                     f"test acc {test_acc:.4f}, {self.history['epoch_seconds'][-1]:.1f} s"
                 )
             if self.checkpoint_path is not None:
-                self.save_checkpoint(self.checkpoint_path)
+                self._write_checkpoint()
         return self.history
+
+    def _write_checkpoint(self) -> None:
+        path = self.checkpoint_path
+        try:
+            self.save_checkpoint(path)
+        except OSError as e:  # a full disk: say what is lost and what is kept
+            kept = "the previous one is intact" if path.exists() else "none was written before"
+            raise OSError(
+                e.errno,
+                f"cannot write the checkpoint {path} after epoch {self.epoch}: "
+                f"{e.strerror or e}; {kept}",
+            ) from e
 
     # -- history and checkpoints -------------------------------------------------------------
 
@@ -213,9 +256,11 @@ class Trainer:
         """Load a checkpoint written by ``save_checkpoint`` into this trainer and network.
 
         The network, optimizer type and batch size must be the ones of the saved run;
-        ``train()`` then continues after the saved epoch.
+        ``train()`` then continues after the saved epoch. A damaged or foreign checkpoint
+        raises ModelFileError (a ValueError) naming the file and leaves this trainer, its
+        network and optimizer exactly as they were.
         """
-        from .serialize import ModelFileError, load_tensors
+        from .serialize import ModelFileError, _check_finite, load_tensors
 
         tensors, meta = load_tensors(path)
         if meta.get("format") != CHECKPOINT_FORMAT:
@@ -236,27 +281,96 @@ class Trainer:
                 "mini_batch_size": int(meta["mini_batch_size"]),
             }
             epoch = int(meta["epoch"])
-            rng_state = json.loads(meta["rng"])
-            model_rngs = json.loads(meta["model_rngs"])
-            history = json.loads(meta["history"])
-        except (KeyError, ValueError) as e:
+            state = {
+                "rng": json.loads(meta["rng"]),
+                "model_rngs": json.loads(meta["model_rngs"]),
+                "history": json.loads(meta["history"]),
+                "epoch": epoch,
+            }
+        except (KeyError, ValueError, RecursionError) as e:
             raise ModelFileError(
-                f"{path}: checkpoint metadata is incomplete or corrupt ({e})"
-            ) from e
+                f"{path}: checkpoint metadata is incomplete or corrupt ({e!r})"
+            ) from None
         for key, want in expected.items():
             if saved[key] != want:
                 raise ValueError(
                     f"{path} was saved with {key} {saved[key]!r}, but this run has {want!r}; "
                     f"resume with the same settings or start a new run"
                 )
-        model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
-        optim_state = {k[10:]: v for k, v in tensors.items() if k.startswith("optimizer/")}
-        self.network.load_state_dict(model_state)
-        self.optimizer.load_state_dict(optim_state)
-        self.rng.bit_generator.state = rng_state
-        self.network.set_rng_states(model_rngs)
-        self.history = history
-        self.epoch = epoch
+        _check_finite(path, tensors)
+        for prefix in ("model/", "optimizer/"):
+            state[prefix] = {
+                k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)
+            }
+        before = self._state()
+        try:
+            stray = sorted(k for k in tensors if not k.startswith(("model/", "optimizer/")))
+            if stray:
+                raise ValueError(f"unexpected tensors {stray}")
+            _check_history(state["history"], epoch)
+            unknown = {k.partition("/")[2] for k in state["optimizer/"] if "/" in k}
+            unknown -= set(self.network.params)
+            if unknown:
+                raise ValueError(f"optimizer state for unknown parameters {sorted(unknown)}")
+            self._set_state(state)
+            self.optimizer._check(self.network.params, self.network.params)  # the state fits
+        except (ValueError, TypeError, KeyError, OverflowError) as e:
+            self._set_state(before)  # a checkpoint that fails halfway leaves no half-resumed run
+            raise ModelFileError(f"{path}: the checkpoint does not fit this run: {e}") from None
+
+    def _state(self) -> dict:
+        """A copy of everything ``resume`` sets, in the form ``_set_state`` takes."""
+        return {
+            "model/": {k: v.copy() for k, v in self.network.state_dict().items()},
+            "optimizer/": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "model_rngs": self.network.rng_states(),
+            "history": copy.deepcopy(self.history),
+            "epoch": self.epoch,
+        }
+
+    def _set_state(self, state: dict) -> None:
+        self.network.load_state_dict(state["model/"])
+        self.optimizer.load_state_dict(state["optimizer/"])
+        self.rng.bit_generator.state = state["rng"]
+        self.network.set_rng_states(state["model_rngs"])
+        self.history, self.epoch = state["history"], state["epoch"]
+
+
+def _check_samples(network, split: str, x: np.ndarray, t: np.ndarray) -> None:
+    """Check a data set against the network before training: shapes, labels, finite values."""
+    if isinstance(network, Sequential):  # its own checks, so the messages are the same later
+        try:
+            network._check_layout(x.shape, x.dtype)
+            network._check_t(x, t)
+        except ValueError as e:
+            raise ValueError(f"x_{split}, t_{split}: {e}") from None
+    if x.dtype.kind == "f":
+        for i in range(0, len(x), FINITE_CHUNK):
+            chunk = x[i : i + FINITE_CHUNK]
+            ok = np.isfinite(chunk).reshape(len(chunk), -1).all(axis=1)
+            if not ok.all():
+                n = i + int(np.argmin(ok))
+                bad = x[n][~np.isfinite(x[n])].flat[0]
+                raise ValueError(
+                    f"x_{split}[{n}] holds {bad}: the inputs must be finite (a NaN or infinite "
+                    "input makes the loss NaN); clean or drop that sample"
+                )
+
+
+def _check_history(history: object, epoch: int) -> None:
+    if not isinstance(history, dict) or not all(
+        isinstance(history.get(k), list) for k in HISTORY_KEYS
+    ):
+        raise ValueError(
+            f"history must be a dict of the lists {HISTORY_KEYS}, got {_short(history)}"
+        )
+    for key in HISTORY_KEYS:
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in history[key]):
+            raise ValueError(f"history[{key!r}] must hold numbers, got {_short(history[key])}")
+    counts = {k: len(history[k]) for k in HISTORY_KEYS[1:]}
+    if epoch < 0 or any(n != epoch for n in counts.values()):
+        raise ValueError(f"history has {counts} entries, but the checkpoint is of epoch {epoch}")
 
 
 def _check_writable(path: Path) -> None:
@@ -270,6 +384,8 @@ def _check_writable(path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
-        raise OSError(f"cannot write into {folder}: {e.strerror}; choose another --out") from e
+        raise OSError(
+            e.errno, f"cannot write into {folder}: {e.strerror or e}; choose another --out"
+        ) from e
     finally:
         probe.unlink(missing_ok=True)
