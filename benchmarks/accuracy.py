@@ -43,6 +43,11 @@ RUNS = {
         False,
         dict(epochs=20, optimizer="adam", optimizer_param={"lr": 0.001}),
     ),
+    "simple-augment": (
+        lambda rng: SimpleConvNet(rng=rng),
+        False,
+        dict(epochs=20, optimizer="adam", optimizer_param={"lr": 0.001}, augment=True),
+    ),
     "deep-augment": (
         lambda rng: DeepConvNet(rng=rng),
         False,
@@ -67,6 +72,7 @@ def machine() -> str:
 
 def run(name: str, seed: int, epochs: int | None) -> dict:
     make, flatten, kwargs = RUNS[name]
+    tag = name if seed == 0 else f"{name}-seed{seed}"
     kwargs = dict(kwargs)
     if epochs is not None:
         kwargs["epochs"] = epochs
@@ -83,10 +89,10 @@ def run(name: str, seed: int, epochs: int | None) -> dict:
         mini_batch_size=100,
         evaluate_sample_num_per_epoch=10000,
         rng=rng,
-        checkpoint_path=RESULTS / f"checkpoint-{name}.safetensors",
+        checkpoint_path=RESULTS / f"checkpoint-{tag}.safetensors",
         **kwargs,
     )
-    checkpoint = RESULTS / f"checkpoint-{name}.safetensors"
+    checkpoint = RESULTS / f"checkpoint-{tag}.safetensors"
     if checkpoint.exists():  # a long run that was interrupted continues where it stopped
         trainer.resume(checkpoint)
     start = time.perf_counter()
@@ -105,8 +111,8 @@ def run(name: str, seed: int, epochs: int | None) -> dict:
         "test_acc_per_epoch": history["test_acc"],
         "final_test_acc": network.accuracy(x_test, t_test),
     }
-    serialize.save(network, RESULTS / f"model-{name}.safetensors")
-    (RESULTS / f"accuracy-{name}.json").write_text(json.dumps(result, indent=1))
+    serialize.save(network, RESULTS / f"model-{tag}.safetensors")
+    (RESULTS / f"accuracy-{tag}.json").write_text(json.dumps(result, indent=1))
     checkpoint.unlink(missing_ok=True)
     return result
 
