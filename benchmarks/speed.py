@@ -26,7 +26,7 @@ BATCH = 100
 ROUND = 5  # calls of one framework before switching to the other
 MEMORY_STEPS = 5  # training steps, after warm-up, of a memory-measuring process
 MEMORY_RUNS = 3  # processes per framework and network; torch's peak varies by ~10% between runs
-LOAD_WARNING = 0.05  # other processes' share of the CPUs above which timings mean little
+LOAD_WARNING = 0.05  # other processes' share of our CPUs above which timings mean little
 PEAK_SIZE = 2048  # the numpy float32 matmul whose speed is this machine's peak
 ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 NETS = {
@@ -284,6 +284,7 @@ def main() -> None:
     peak = max(first_peak, matmul_peak())
     wall = time.perf_counter() - started
     others = np.subtract(cpu_seconds(), cpu_before) @ [1, -1] / (wall * os.cpu_count())
+    spare = max(0, os.cpu_count() - args.threads) / os.cpu_count()  # CPUs we leave to others
 
     env = ", ".join(f"{k}={os.environ[k]}" for k in ENV_VARS if k in os.environ) or "none set"
     cpu = dict(
@@ -303,8 +304,13 @@ def main() -> None:
         f"{FLOP_RULE}; batch {BATCH}, float32; {args.steps} timed calls per cell after "
         f"{args.warmup} warm-up, alternating in rounds of {ROUND}",
         MEMORY_RULE.format(args.warmup + MEMORY_STEPS, MEMORY_RUNS),
-        f"run time: {wall:.0f} s; other processes (and steal) kept {others:.0%} of the CPUs busy"
-        + (": numbers unreliable, rerun on a quiet machine" if others > LOAD_WARNING else ""),
+        f"run time: {wall:.0f} s; other processes (and steal) kept {others:.0%} of the CPUs busy, "
+        f"{spare:.0%} were spare"
+        + (
+            ": numbers unreliable, rerun on a quiet machine"
+            if others > spare + LOAD_WARNING
+            else ""
+        ),
     ]
     print("\n".join(f"- {line}" for line in info) if args.markdown else "\n".join(info), end="\n\n")
     header = ["net", "phase", "GFLOP", *(f"{f} ms median (IQR)" for f in frameworks)]
