@@ -304,14 +304,6 @@ class Dropout(Layer):
 # --- convolution and pooling ---------------------------------------------------------------
 
 
-def _reuse(buffer: np.ndarray | None, shape: tuple, dtype) -> np.ndarray:
-    """``buffer`` if it has this shape and dtype, else a new empty array (a big fresh array
-    costs more in page faults than filling it does, so layers keep their work space)."""
-    if buffer is not None and buffer.shape == shape and buffer.dtype == dtype:
-        return buffer
-    return np.empty(shape, dtype=dtype)
-
-
 class Convolution(Layer):
     """2-D convolution (cross-correlation) by im2col: out = col @ W_col.T + b.
 
@@ -331,7 +323,6 @@ class Convolution(Layer):
         self.pad = check_positive_int("pad", pad, allow_zero=True)
         self.col: np.ndarray | None = None  # im2col of the input: dW = dout.T @ col
         self.x_shape: tuple | None = None  # col2im needs the input's shape
-        self._scratch: np.ndarray | None = None  # backward's work space, reused between steps
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         x = _as_input(self, x)
@@ -367,10 +358,8 @@ class Convolution(Layer):
         # Two equal ways to dx; take the one with the smaller intermediate matrix.
         if self.stride == 1 and FH == FW and self.pad < FH and FN * H * W_in <= C * dout[0, 0].size:
             return self._full_convolution(dout)
-        # dcol = dout @ W_col, (N*OH*OW, C*FH*FW), computed transposed into reused memory
-        shape = (W_col.shape[1], dout_t.shape[1])
-        self._scratch = _reuse(self._scratch, shape, dout_t.dtype)
-        dcol = np.matmul(W_col.T, dout_t, out=self._scratch).T
+        # dcol = dout @ W_col, (N*OH*OW, C*FH*FW), computed transposed: long axis last
+        dcol = (W_col.T @ dout_t).T
         return col2im(dcol, self.x_shape, FH, FW, self.stride, self.pad)
 
     def _full_convolution(self, dout: np.ndarray) -> np.ndarray:
@@ -385,9 +374,7 @@ class Convolution(Layer):
         N, _, H, W_in = self.x_shape
         W_turned = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(C, -1)  # (C, FN*FH*FW)
         pad = FH - 1 - self.pad
-        shape = (FN * FH * FW, N * H * W_in)
-        self._scratch = _reuse(self._scratch, shape, dout.dtype)
-        col = im2col(dout, FH, FW, 1, pad, out=self._scratch)  # (N*H*W, FN*FH*FW)
+        col = im2col(dout, FH, FW, 1, pad)  # (N*H*W, FN*FH*FW)
         dx_t = W_turned @ col.T  # (C, N*H*W)
         return dx_t.reshape(C, N, H, W_in).transpose(1, 0, 2, 3)
 
