@@ -313,16 +313,17 @@ def test_skip_dx_gives_the_same_parameter_gradients_and_no_dx(make, shape):
 
 
 @pytest.mark.parametrize("pad", [0, 1, 2])
-def test_convolution_dx_by_full_convolution_equals_col2im(pad):
+@pytest.mark.parametrize("FN,C", [(2, 4), (4, 2)])  # dx by full convolution / by col2im
+def test_convolution_dx_equals_col2im_of_dout_times_W(pad, FN, C):
     from scratchdl.im2col import col2im
 
-    layer = conv_layer(FN=4, C=3, pad=pad)
-    x = randn(2, 3, 6, 5)
+    layer = conv_layer(FN=FN, C=C, pad=pad)
+    x = randn(2, C, 6, 5)
     dout = randn(*layer.forward(x).shape)
-    FN, C, FH, FW = layer.params["W"].shape
+    FH, FW = layer.params["W"].shape[2:]
     dcol = dout.transpose(0, 2, 3, 1).reshape(-1, FN) @ layer.params["W"].reshape(FN, -1)
     expected = col2im(dcol, x.shape, FH, FW, 1, pad)
-    np.testing.assert_allclose(layer._full_convolution(dout), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.backward(dout), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_max_pool_inference_forward_equals_training_forward_and_blocks_backward():
