@@ -641,7 +641,7 @@ def _book_like_params(model, seed=0):
     return {k: rng.standard_normal(v.shape) for k, v in model.params.items()}
 
 
-@pytest.mark.parametrize("protocol", [3, 4])
+@pytest.mark.parametrize("protocol", [3, 4, 5])  # 5: Python 3.14's default, via _frombuffer
 def test_pickles_of_plain_float_arrays_are_imported(tmp_path, protocol):
     model = _small_convnet(np.float32)
     params = _book_like_params(model)
@@ -772,9 +772,23 @@ def test_hostile_pickles_are_refused_naming_the_global(tmp_path, make, refused, 
     assert not sentinel.exists()
 
 
-def test_protocol_5_pickles_are_refused_naming_frombuffer(tmp_path):
-    path = _pickle_file(tmp_path, {"W1": np.ones(2)}, protocol=5)
-    expect_error(lambda: import_book_params(path, _small_convnet()), path, "_frombuffer")
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ((bytearray(8), np.dtype("f8"), (2,), "C"), ["needs 16 bytes", "holds 8"]),
+        ((bytearray(16), np.dtype("f8"), (2,), "K"), ["order 'K'"]),
+        (("not bytes", np.dtype("f8"), (1,), "C"), ["must be bytes"]),
+        ((bytearray(8), "f8", (1,), "C"), ["not a plain dtype"]),
+        ((bytearray(8), np.dtype("f8"), (-1,), "C"), ["not a tuple of sizes"]),
+        ((bytearray(16), np.dtype("O"), (2,), "C"), ["dtype 'O8' refused"]),
+    ],
+    ids=["short", "order", "str", "dtype_name", "negative", "object"],
+)
+def test_crafted_protocol_5_arrays_are_refused(tmp_path, args, words):
+    numeric = (np._core if hasattr(np, "_core") else np.core).numeric  # numpy 2 / numpy 1
+    obj = {"W1": Reduce(numeric._frombuffer, *args)}  # what protocol 5 writes for an array
+    path = _pickle_file(tmp_path, obj, protocol=5)
+    expect_error(lambda: import_book_params(path, _small_convnet()), path, *words)
 
 
 @pytest.mark.parametrize(

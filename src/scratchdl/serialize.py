@@ -483,20 +483,27 @@ class _ArrayStub:
         if not (isinstance(state, tuple) and len(state) == 4):
             raise pickle.UnpicklingError(f"array state must be a 4- or 5-tuple, got {type(state)}")
         shape, dtype, is_fortran, raw = state
-        if not isinstance(shape, tuple) or not all(_is_int(n) and n >= 0 for n in shape):
-            raise pickle.UnpicklingError(f"array shape {_short(shape)} is not a tuple of sizes")
-        if not isinstance(dtype, _DtypeStub) or dtype.dtype is None:
-            raise pickle.UnpicklingError(f"array dtype {_short(dtype)} is not a plain dtype")
-        if not isinstance(raw, (bytes, bytearray)) or not isinstance(is_fortran, bool):
+        if not isinstance(is_fortran, bool):
             raise pickle.UnpicklingError("array data must be bytes with a bool order flag")
-        need = math.prod(shape) * dtype.dtype.itemsize
-        if len(raw) != need:
-            raise pickle.UnpicklingError(
-                f"array of shape {shape} and dtype {dtype.dtype} needs {need} bytes, "
-                f"the pickle holds {len(raw)}"
-            )
-        flat = np.frombuffer(raw, dtype=dtype.dtype)
-        self.array = np.array(flat.reshape(shape, order="F" if is_fortran else "C"), order="C")
+        self.array = _array_from_bytes(raw, dtype, shape, "F" if is_fortran else "C")
+
+
+def _array_from_bytes(raw: object, dtype: object, shape: object, order: str) -> np.ndarray:
+    """A C-ordered copy of the array whose bytes, dtype and shape a pickle gives, all checked."""
+    if not isinstance(shape, tuple) or not all(_is_int(n) and n >= 0 for n in shape):
+        raise pickle.UnpicklingError(f"array shape {_short(shape)} is not a tuple of sizes")
+    if not isinstance(dtype, _DtypeStub) or dtype.dtype is None:
+        raise pickle.UnpicklingError(f"array dtype {_short(dtype)} is not a plain dtype")
+    if not isinstance(raw, (bytes, bytearray)):
+        raise pickle.UnpicklingError("array data must be bytes")
+    need = math.prod(shape) * dtype.dtype.itemsize
+    if len(raw) != need:
+        raise pickle.UnpicklingError(
+            f"array of shape {shape} and dtype {dtype.dtype} needs {need} bytes, "
+            f"the pickle holds {len(raw)}"
+        )
+    flat = np.frombuffer(raw, dtype=dtype.dtype)
+    return np.array(flat.reshape(shape, order=order), order="C")
 
 
 def _reconstruct(subtype: object, shape: object, typecode: object) -> _ArrayStub:
@@ -506,11 +513,24 @@ def _reconstruct(subtype: object, shape: object, typecode: object) -> _ArrayStub
     return _ArrayStub()
 
 
+def _frombuffer(buf: object, dtype: object, shape: object, order: object) -> _ArrayStub:
+    """Stands for ``numpy._core.numeric._frombuffer``, which pickle protocol 5 (Python 3.14's
+    default) uses for contiguous arrays: the bytes come in the pickle itself."""
+    if order not in ("C", "F"):
+        raise pickle.UnpicklingError(f"array order {_short(order)} must be 'C' or 'F'")
+    stub = _ArrayStub()
+    stub.array = _array_from_bytes(buf, dtype, shape, order)
+    return stub
+
+
 # The globals the book's files reference (pickletools.dis: numpy.core.multiarray._reconstruct,
-# numpy.ndarray, numpy.dtype), with numpy 2's name for the first; each maps to a stand-in.
+# numpy.ndarray, numpy.dtype), with numpy 2's name for the first, and what protocol 5 uses
+# instead of _reconstruct; each maps to a stand-in.
 BOOK_PICKLE_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
     ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): _DtypeStub,
 }
@@ -659,8 +679,9 @@ def import_book_params(path: str | os.PathLike, model: Sequential) -> dict[str, 
 
     - only the globals numpy arrays need are resolved (``BOOK_PICKLE_GLOBALS``:
       ``numpy.core.multiarray._reconstruct`` and numpy 2's ``numpy._core.multiarray.
-      _reconstruct``, ``numpy.ndarray``, ``numpy.dtype``), each to a stand-in that checks its
-      arguments; any other global is refused, naming it;
+      _reconstruct``, ``numpy.ndarray``, ``numpy.dtype``, and ``numpy._core.numeric.
+      _frombuffer`` for pickle protocol 5), each to a stand-in that checks its arguments; any
+      other global is refused, naming it;
     - arrays are rebuilt from their bytes here (plain numeric dtypes only, byte counts
       checked), never by numpy's ``__setstate__``; lengths and memo indices are checked before
       unpickling, so nothing is allocated beyond what the file holds.
