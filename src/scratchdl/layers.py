@@ -351,7 +351,11 @@ class Convolution(Layer):
         FN, C, FH, FW = W.shape
         dout_t = dout.transpose(1, 0, 2, 3).reshape(FN, -1)  # (FN, N*OH*OW); free if channel-major
         W_col = W.reshape(FN, -1)
-        self.grads = {"W": (dout_t @ self.col).reshape(W.shape), "b": dout_t.sum(axis=1)}
+        # dW = dout_t @ col, computed as (col.T @ dout_t.T).T: OpenBLAS does not split the long
+        # inner axis of the first form over its threads (16 x 78400 by 78400 x 144 runs no
+        # faster on 2 threads than on 1); the second splits the 144 rows (RESULTS.md)
+        dW = (self.col.T @ dout_t.T).T
+        self.grads = {"W": dW.reshape(W.shape), "b": dout_t.sum(axis=1)}
         if self.skip_dx:
             return None
         N, _, H, W_in = self.x_shape
