@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+import scratchdl
 from scratchdl import Adam, DeepConvNet, SimpleConvNet, TwoLayerNet
 from scratchdl.layers import Affine, Convolution, Dropout, Pooling, Relu
 
@@ -179,7 +180,9 @@ def memory_row(net: str, frameworks: list[str], args) -> list[str]:
 
 
 def limit_blas(threads: int) -> str:
-    """Limit numpy's BLAS to ``threads`` threads for the whole process; describe the BLAS."""
+    """Limit numpy's BLAS and scratchdl's batch threads to ``threads`` for the whole process;
+    describe the BLAS."""
+    scratchdl.set_num_threads(threads)
     try:
         from threadpoolctl import threadpool_info, threadpool_limits
     except ImportError:
@@ -296,7 +299,7 @@ def main() -> None:
         f"{sh('git status --short src | wc -l')} changed or new files in src/",
         f"machine: {cpu.get('model name')} (family {cpu.get('cpu family')}, "
         f"model {cpu.get('model')}), {os.cpu_count()} cores; {args.threads} threads for each",
-        f"numpy {np.__version__}, BLAS: {blas}",
+        f"numpy {np.__version__}, BLAS: {blas}; scratchdl threads: {scratchdl.get_num_threads()}",
         f"{torch_note}; torch conv kernels: {', '.join(sorted(conv)) or 'n/a'}",
         f"environment: {env}",
         f"peak: numpy float32 {PEAK_SIZE}x{PEAK_SIZE} matmul, the faster of the medians at start "

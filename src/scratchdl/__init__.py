@@ -1,9 +1,11 @@
 """scratchdl: the networks of "Deep Learning from Scratch" as a small, tested NumPy library.
 
 Importing the package needs numpy only; the command line, figures and model files use the
-optional ``cli`` extra (tqdm, matplotlib, safetensors, Pillow), imported where they are used.
+optional ``cli`` extra (tqdm, matplotlib, safetensors, Pillow, threadpoolctl), imported where
+they are used.
 """
 
+from ._parallel import get_num_threads, set_num_threads
 from .augment import Augmenter
 from .datasets import load_fashion_mnist, load_mnist
 from .functions import (
@@ -71,6 +73,7 @@ __all__ = [
     "TrainingDiverged",
     "TwoLayerNet",
     "cross_entropy_error",
+    "get_num_threads",
     "get_optimizer",
     "gradient_check",
     "gradient_descent",
@@ -79,6 +82,7 @@ __all__ = [
     "load_mnist",
     "numerical_diff",
     "numerical_gradient",
+    "set_num_threads",
     "relu",
     "sigmoid",
     "softmax",

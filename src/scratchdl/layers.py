@@ -47,6 +47,15 @@ class Layer:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 
+    # True where each sample's output depends on that sample alone, so that the forward pass
+    # of a batch equals the forward passes of its parts, stacked (and so for backward);
+    # Sequential then may run parts of a batch on threads. False unless a class says so.
+    per_sample = False
+
+    def splittable(self, train: bool) -> bool:
+        """Whether parts of a batch may go through this layer separately (see per_sample)."""
+        return self.per_sample
+
 
 def _as_input(layer: Layer, x) -> np.ndarray:
     """``x`` as an array of numbers, or a ValueError naming what was received."""
@@ -77,6 +86,8 @@ def _check_ndim(layer: Layer, x: np.ndarray, ndim: int, what: str) -> None:
 class Relu(Layer):
     """ReLU: y = max(0, x); dx = dout where x > 0, else 0. Shape: any -> same."""
 
+    per_sample = True
+
     def __init__(self) -> None:
         super().__init__()
         self.mask: np.ndarray | None = None  # x > 0: where backward lets the gradient through
@@ -95,6 +106,8 @@ class Relu(Layer):
 class Sigmoid(Layer):
     """Sigmoid: y = 1 / (1 + exp(-x)); dx = dout * y * (1 - y). Shape: any -> same."""
 
+    per_sample = True
+
     def __init__(self) -> None:
         super().__init__()
         self.out: np.ndarray | None = None  # dy/dx = y(1 - y) needs only the output
@@ -110,6 +123,8 @@ class Sigmoid(Layer):
 
 class Tanh(Layer):
     """Tanh: y = tanh(x); dx = dout * (1 - y**2). Shape: any -> same."""
+
+    per_sample = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -132,6 +147,8 @@ class Affine(Layer):
 
     Shape: x (N, ...) with prod(...) = D -> (N, M); W (D, M); b (M,); dx has x's shape.
     """
+
+    per_sample = True
 
     def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
         super().__init__()
@@ -169,6 +186,8 @@ class Affine(Layer):
 class Flatten(Layer):
     """Flatten all but the first axis. Shape: (N, ...) -> (N, prod(...))."""
 
+    per_sample = True
+
     def __init__(self) -> None:
         super().__init__()
         self.x_shape: tuple | None = None  # backward restores this shape
@@ -195,6 +214,11 @@ class BatchNormalization(Layer):
 
     Shape: (N, D) with gamma, beta (D,); or (N, C, H, W) with gamma, beta (C,).
     """
+
+    per_sample = True
+
+    def splittable(self, train: bool) -> bool:
+        return not train  # in training it normalises by the statistics of the whole batch
 
     def __init__(
         self, gamma: np.ndarray, beta: np.ndarray, momentum: float = 0.9, eps: float = BN_EPS
@@ -276,6 +300,11 @@ class Dropout(Layer):
     checks). Shape: any -> same.
     """
 
+    per_sample = True
+
+    def splittable(self, train: bool) -> bool:
+        return not train  # in training it draws one random mask for the whole batch
+
     def __init__(self, dropout_ratio: float = 0.5, *, rng=None) -> None:
         super().__init__()
         self.dropout_ratio = check_fraction("dropout_ratio", dropout_ratio)
@@ -310,6 +339,8 @@ class Convolution(Layer):
     Shape: x (N, C, H, W) -> (N, FN, OH, OW), OH = (H + 2*pad - FH) / stride + 1;
     W (FN, C, FH, FW); b (FN,).
     """
+
+    per_sample = True
 
     def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:
         super().__init__()
@@ -390,6 +421,8 @@ class Convolution(Layer):
 class _Pool(Layer):
     """Shared set-up of the pooling layers: window, stride, pad, their checks, and the
     strided slices ``xp[:, :, i::stride, j::stride]`` that visit each window position."""
+
+    per_sample = True
 
     pad_value = 0.0
 

@@ -5,15 +5,23 @@ interface: ``params`` (the very arrays the layers use, named as in the book: ``W
 ..., ``gamma1``, ``beta1``, ...), ``predict``, ``loss``, ``accuracy``, ``gradient`` and
 ``numerical_gradient``. ``TwoLayerNet``, ``MultiLayerNet``, ``SimpleConvNet`` and
 ``DeepConvNet`` only decide which layers to stack.
+
+Threads: a network with convolutions runs its leading per-sample layers (everything up to
+the first dropout or training-mode batch norm) on parts of the batch at once, one thread per
+part, each part through its own copies of those layers that share the parameters; the
+parameter gradients are the sums over the parts. See ``scratchdl._parallel``.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from . import _parallel as parallel
 from . import gradient as G
 from . import init
 from ._utils import as_rng, check_fraction, check_positive, check_positive_int, float_dtype
@@ -32,6 +40,29 @@ from .layers import (
 )
 
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid, "tanh": Tanh}
+
+
+def _forward_part(layers: list[Layer], x: np.ndarray, train: bool) -> np.ndarray:
+    for layer in layers:
+        x = layer.forward(x, train=train)
+    return x
+
+
+def _backward_part(layers: list[Layer], dout: np.ndarray) -> None:
+    for layer in reversed(layers):
+        dout = layer.backward(dout)
+
+
+def _part_copy(layer: Layer) -> Layer:
+    """A copy of ``layer`` for another part of the batch: the same parameters and buffers
+    (the very arrays, so optimizer updates reach both), its own caches and gradients."""
+    twin = copy.copy(layer)
+    shared = {id(a) for a in (*layer.params.values(), *layer.buffers.values())}
+    for name, value in vars(layer).items():
+        if isinstance(value, np.ndarray) and id(value) not in shared:
+            setattr(twin, name, None)  # a cache of the latest pass: the copy fills its own
+    twin.grads = {}
+    return twin
 
 
 class Sequential:
@@ -69,6 +100,10 @@ class Sequential:
         self.buffers: dict[str, np.ndarray] = {}
         self._owner: dict[str, tuple[Layer, str]] = {}  # global name -> (layer, local name)
         self.last_loss: float | None = None  # the loss computed by the latest gradient()
+        # threads: how the latest forward pass split the batch, for backward to do the same
+        self._split: tuple[int, list[tuple[int, int]]] = (0, [])
+        self._stacks: list[list[Layer]] = []  # per batch part: the layers it goes through
+        self._stacks_key: tuple = ()
         counters = {"W": 0, "gamma": 0}
         for layer in self.layers:
             group = "W" if "W" in layer.params else "gamma" if "gamma" in layer.params else None
@@ -143,9 +178,42 @@ class Sequential:
         return self._forward(self._check_x(x), train)
 
     def _forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        for layer in self.layers:
+        k, parts = self._split = self._plan(x.shape[0], train)
+        if k:  # the first k layers on parts of the batch, one thread each
+            stacks = self._part_stacks(len(parts))
+            outs = parallel.run_all(
+                [
+                    functools.partial(_forward_part, stack[:k], x[lo:hi], train)
+                    for stack, (lo, hi) in zip(stacks, parts, strict=True)
+                ]
+            )
+            x = np.concatenate(outs)
+        for layer in self.layers[k:]:
             x = layer.forward(x, train=train)
         return x
+
+    def _plan(self, N: int, train: bool) -> tuple[int, list[tuple[int, int]]]:
+        """``(k, parts)``: the first k layers run on these parts of the batch (k = 0: none).
+
+        Only networks with a convolution among those layers are split: for an MLP's small
+        products, handing work to threads costs more than it saves.
+        """
+        k = 0
+        while k < len(self.layers) and self.layers[k].splittable(train):
+            k += 1
+        n = parallel.threads_for(N)
+        if n == 1 or not any(isinstance(layer, Convolution) for layer in self.layers[:k]):
+            return 0, [(0, N)]
+        return k, parallel.split(N, n)
+
+    def _part_stacks(self, n: int) -> list[list[Layer]]:
+        """``n`` stacks of layers: the network's own, then copies that share its parameters
+        and buffers (the very arrays) but keep their own caches. Rebuilt when layers change."""
+        key = (n, *(id(layer) for layer in self.layers), *(id(l.params) for l in self.layers))
+        if key != self._stacks_key:
+            copies = [[_part_copy(layer) for layer in self.layers] for _ in range(n - 1)]
+            self._stacks, self._stacks_key = [self.layers, *copies], key
+        return self._stacks
 
     def loss(self, x: np.ndarray, t: np.ndarray, train: bool = True) -> float:
         """Loss of the batch, weight decay included."""
@@ -181,8 +249,22 @@ class Sequential:
         """Gradients of ``loss(x, t, train=True)`` by backpropagation, named like ``params``."""
         self.last_loss = self.loss(x, t, train=True)
         dout = self.last_layer.backward(1.0)
-        for layer in reversed(self.layers):
+        k, parts = self._split
+        for layer in reversed(self.layers[k:]):
             dout = layer.backward(dout)
+        if k:  # back through the first k layers on the parts of the batch forward used
+            stacks = self._stacks
+            parallel.run_all(
+                [
+                    functools.partial(_backward_part, stack[:k], dout[lo:hi])
+                    for stack, (lo, hi) in zip(stacks, parts, strict=True)
+                ]
+            )
+            for i, layer in enumerate(self.layers[:k]):  # the loss is a mean: partial sums add
+                layer.grads = {
+                    key: functools.reduce(np.add, [stack[i].grads[key] for stack in stacks])
+                    for key in layer.grads
+                }
         grads = {}
         for name, (layer, key) in self._owner.items():
             if name in self.params:

@@ -1,0 +1,110 @@
+"""Threads for the convolutional networks: each works through its own part of the batch.
+
+numpy lets go of the GIL while it copies arrays and while BLAS multiplies them, so Python
+threads over disjoint parts of a batch run truly in parallel. For the book's CNNs that beats
+BLAS's own threads, which only help inside the matrix products: about half of a training
+step is im2col copies, ReLU and pooling, which numpy runs on one core.
+
+Two threads that each call a multi-threaded BLAS oversubscribe the cores, so while the parts
+run, BLAS is held to one thread per caller with threadpoolctl (in the ``cli`` extra).
+Without threadpoolctl, or with one thread, everything runs in the calling thread.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import TypeVar
+
+R = TypeVar("R")
+
+ENV_THREADS = "SCRATCHDL_NUM_THREADS"
+MAX_DEFAULT_THREADS = 8  # batch parts of 100 / 8 samples are already too thin to pay off
+
+_num_threads: int | None = None  # None: read the environment on first use
+_pool: ThreadPoolExecutor | None = None
+_controller = None  # a threadpoolctl.ThreadpoolController, or False without threadpoolctl
+
+
+def _default_threads() -> int:
+    value = os.environ.get(ENV_THREADS)
+    if value is not None:
+        if not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"{ENV_THREADS} must be a whole number >= 1, got {value!r}")
+        return int(value)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not available on macOS and Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_THREADS))
+
+
+def get_num_threads() -> int:
+    """Threads a CNN splits its batch over: ``set_num_threads``, else ``$SCRATCHDL_NUM_THREADS``,
+    else the usable cores (at most 8). In effect 1 when threadpoolctl is not installed."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _default_threads()
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Split CNN batches over ``n`` threads (an int >= 1) from now on; 1 turns threads off.
+
+    Results depend on ``n`` only through the order of floating-point sums: a parameter's
+    gradient is the sum of one partial gradient per part.
+    """
+    global _num_threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of threads must be an int >= 1, got {n!r}")
+    if _pool is not None and n != _num_threads:
+        _pool.shutdown(wait=True)
+        _pool = None
+    _num_threads = n
+
+
+def _blas_controller():
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _controller = False
+        else:
+            _controller = ThreadpoolController()
+    return _controller
+
+
+def threads_for(N: int) -> int:
+    """How many parts a batch of ``N`` samples is split into (1: run it as it is)."""
+    n = min(get_num_threads(), N)
+    if n > 1 and not _blas_controller():
+        return 1
+    return n
+
+
+def split(N: int, n: int) -> list[tuple[int, int]]:
+    """``n`` contiguous parts ``(lo, hi)`` of ``range(N)``, as equal as can be."""
+    cuts = [N * k // n for k in range(n + 1)]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+def run_all(tasks: Sequence[Callable[[], R]]) -> list[R]:
+    """Run the tasks at once, one per thread, BLAS held to one thread; return their results.
+
+    The calling thread runs the first task. All tasks have finished when this returns or
+    raises (the first exception is re-raised), so none is left writing into shared arrays.
+    """
+    global _pool
+    if len(tasks) == 1:
+        return [tasks[0]()]
+    if _pool is None:
+        _pool = ThreadPoolExecutor(get_num_threads(), thread_name_prefix="scratchdl")
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        futures = [_pool.submit(task) for task in tasks[1:]]
+        try:
+            first = tasks[0]()
+        finally:
+            wait(futures)
+    return [first] + [f.result() for f in futures]

@@ -1,0 +1,240 @@
+"""Threads over parts of the batch (scratchdl._parallel and Sequential's split forward/backward)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scratchdl import (
+    DeepConvNet,
+    MultiLayerNet,
+    Sequential,
+    SimpleConvNet,
+    get_num_threads,
+    set_num_threads,
+)
+from scratchdl import _parallel as parallel
+from scratchdl.layers import Convolution, Layer, Relu
+from scratchdl.optimizers import Adam
+
+pytest.importorskip("threadpoolctl")  # without it the CNNs run in one thread (tested below)
+
+RNG = np.random.default_rng(7)
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    before = get_num_threads()
+    yield
+    set_num_threads(before)
+
+
+def small_simple():
+    return SimpleConvNet(
+        (1, 10, 10), {"filter_num": 4, "filter_size": 3, "pad": 0, "stride": 1}, 6, 3,
+        weight_init_std=0.3, rng=1, dtype=np.float64,
+    )  # fmt: skip
+
+
+def small_deep():
+    return DeepConvNet((1, 12, 12), hidden_size=8, output_size=3, rng=2, dtype=np.float64)
+
+
+def batch(model, N=7, seed=None):
+    rng = RNG if seed is None else np.random.default_rng(seed)
+    x = rng.standard_normal((N, *model.input_shape))
+    t = rng.integers(0, model.output_size, N)
+    return x, t
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", None])
+def test_set_num_threads_refuses_what_is_not_a_count(bad):
+    with pytest.raises(ValueError, match="int >= 1"):
+        set_num_threads(bad)
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", ""])
+def test_a_bad_thread_count_in_the_environment_names_the_variable(monkeypatch, value):
+    monkeypatch.setenv(parallel.ENV_THREADS, value)
+    monkeypatch.setattr(parallel, "_num_threads", None)
+    with pytest.raises(ValueError, match=parallel.ENV_THREADS):
+        get_num_threads()
+
+
+def test_the_environment_sets_the_default(monkeypatch):
+    monkeypatch.setenv(parallel.ENV_THREADS, "3")
+    monkeypatch.setattr(parallel, "_num_threads", None)
+    assert get_num_threads() == 3
+
+
+@pytest.mark.parametrize("N,n", [(1, 1), (7, 2), (100, 3), (5, 5)])
+def test_split_covers_the_batch_in_near_equal_contiguous_parts(N, n):
+    parts = parallel.split(N, n)
+    assert len(parts) == n and parts[0][0] == 0 and parts[-1][1] == N
+    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
+    sizes = [hi - lo for lo, hi in parts]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_run_all_returns_results_in_order_and_waits_for_every_task():
+    set_num_threads(3)
+    done = []
+
+    def task(i):
+        def run():
+            done.append(i)
+            return i * i
+
+        return run
+
+    assert parallel.run_all([task(i) for i in range(3)]) == [0, 1, 4]
+    assert sorted(done) == [0, 1, 2]
+
+
+def test_run_all_reraises_a_failure_after_the_other_tasks_finish():
+    set_num_threads(2)
+    finished = []
+
+    def fail():
+        raise ValueError("part 0 failed")
+
+    def slow():
+        import time
+
+        time.sleep(0.05)
+        finished.append(True)
+
+    with pytest.raises(ValueError, match="part 0 failed"):
+        parallel.run_all([fail, slow])
+    assert finished == [True]
+
+
+@pytest.mark.parametrize("make", [small_simple, small_deep], ids=["simple", "deep"])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_split_gradient_loss_and_scores_equal_the_single_thread_ones(make, threads):
+    model = make()
+    x, t = batch(model)
+    set_num_threads(1)
+    model.loss(x, t, train=True)  # draws the dropout masks; hold them for both runs
+    for layer in model.layers:
+        if hasattr(layer, "hold_mask"):
+            layer.hold_mask = True
+    g1 = {k: v.copy() for k, v in model.gradient(x, t).items()}
+    loss1 = model.last_loss
+    set_num_threads(threads)
+    g2, loss2 = model.gradient(x, t), model.last_loss
+    assert model._split[0] > 0 and len(model._split[1]) == threads  # it did split
+    assert loss2 == pytest.approx(loss1, rel=1e-13)
+    for name in g1:
+        np.testing.assert_allclose(g2[name], g1[name], rtol=1e-11, atol=1e-14, err_msg=name)
+    y2 = model.predict(x)
+    set_num_threads(1)
+    np.testing.assert_allclose(y2, model.predict(x), rtol=1e-13, atol=1e-15)
+
+
+def test_split_gradient_matches_the_numerical_gradient():
+    set_num_threads(2)
+    model = small_simple()
+    x, t = batch(model, N=4)
+    grads = model.gradient(x, t)
+    assert model._split[0] == len(model.layers)  # no dropout: the whole network is split
+    numeric = model.numerical_gradient(x, t)
+    for name, g in grads.items():
+        np.testing.assert_allclose(g, numeric[name], rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_which_layers_are_split():
+    set_num_threads(2)
+    deep = small_deep()
+    first_dropout = next(i for i, l in enumerate(deep.layers) if type(l).__name__ == "Dropout")
+    assert deep._plan(8, train=True)[0] == first_dropout
+    assert deep._plan(8, train=False)[0] == len(deep.layers)  # dropout is the identity
+    assert deep._plan(1, train=False) == (0, [(0, 1)])  # one sample: nothing to split
+    mlp = MultiLayerNet(6, [5, 4], 3, rng=0)
+    assert mlp._plan(8, train=False)[0] == 0  # no convolution: not worth threads
+    set_num_threads(1)
+    assert deep._plan(8, train=False) == (0, [(0, 8)])
+
+
+def test_a_layer_that_does_not_declare_per_sample_is_never_split():
+    class Mixer(Layer):  # couples the samples of a batch: must see the whole batch
+        def forward(self, x, train=False):
+            return x - x.mean(axis=0)
+
+        def backward(self, dout):
+            return dout - dout.mean(axis=0)
+
+    set_num_threads(2)
+    conv = Convolution(RNG.standard_normal((2, 1, 3, 3)), np.zeros(2))
+    model = Sequential([Mixer(), conv, Relu()], input_shape=(1, 5, 5), dtype=np.float64)
+    assert model._plan(6, train=False)[0] == 0
+    model = Sequential([conv, Relu(), Mixer()], input_shape=(1, 5, 5), dtype=np.float64)
+    assert model._plan(6, train=False)[0] == 2
+
+
+def test_copies_share_parameters_so_updates_reach_every_part():
+    set_num_threads(2)
+    model = small_simple()
+    x, t = batch(model, N=6)
+    opt = Adam(lr=0.01)
+    opt.update(model.params, model.gradient(x, t))
+    copy = model._stacks[1]
+    for mine, theirs in zip(model.layers, copy, strict=True):
+        assert mine is not theirs
+        for key in mine.params:
+            assert theirs.params[key] is mine.params[key]
+    # after the update both parts see the new weights: the split forward equals one thread's
+    y_split = model.predict(x)
+    set_num_threads(1)
+    np.testing.assert_allclose(model.predict(x), y_split, rtol=1e-13)
+
+
+def test_training_with_threads_is_deterministic():
+    def run():
+        set_num_threads(2)
+        model = DeepConvNet((1, 12, 12), hidden_size=8, output_size=3, rng=5)
+        x, t = batch(model, N=10, seed=6)
+        opt = Adam()
+        for _ in range(3):
+            opt.update(model.params, model.gradient(x, t))
+        return model.predict(x)
+
+    np.testing.assert_array_equal(run(), run())
+
+
+def test_without_threadpoolctl_everything_runs_in_one_thread(monkeypatch):
+    set_num_threads(2)
+    monkeypatch.setattr(parallel, "_controller", False)  # as if threadpoolctl were missing
+    model = small_simple()
+    x, t = batch(model)
+    model.gradient(x, t)
+    assert model._split == (0, [(0, len(x))])
+
+
+def test_copies_made_later_do_not_share_the_buffers_of_earlier_passes():
+    # Convolution reuses its im2col buffer when the shape repeats: parts of 4 with two
+    # threads, then three parts of 4 with three threads, must each get their own buffer
+    model = small_deep()
+    set_num_threads(2)
+    x, t = batch(model, N=8)
+    model.predict(x)
+    set_num_threads(3)
+    x, t = batch(model, N=12)
+    y3 = model.predict(x)
+    set_num_threads(1)
+    np.testing.assert_allclose(y3, model.predict(x), rtol=1e-13, atol=1e-15)
+    # and structurally: no cache of one part's layers shares memory with another part's
+    shared = {id(a) for a in (*model.params.values(), *model.buffers.values())}
+    for i in range(len(model.layers)):
+        caches = [
+            [
+                v
+                for v in vars(stack[i]).values()
+                if isinstance(v, np.ndarray) and id(v) not in shared
+            ]
+            for stack in model._stacks
+        ]
+        for a in range(len(caches)):
+            for b in range(a + 1, len(caches)):
+                for u in caches[a]:
+                    assert not any(np.shares_memory(u, v) for v in caches[b]), model.layers[i]
