@@ -113,11 +113,27 @@ def test_predict_reads_images_of_any_size_dark_on_light(trained, capsys, tmp_pat
         (["evaluate", "/no/such/model.safetensors"], ["/no/such/model.safetensors"]),
         (["frobnicate"], ["frobnicate"]),
         ([], ["command"]),
+        (["--threads", "0", "data", "where"], ["--threads", "> 0"]),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, needles):
     code, _, err = run(capsys, *argv)
     assert_one_line_error(code, err, *needles)
+
+
+def test_threads_option_and_bad_environment(capsys, monkeypatch):
+    from scratchdl import _parallel, get_num_threads, set_num_threads
+
+    before = get_num_threads()
+    try:
+        code, _, err = run(capsys, "--threads", "1", "data", "where", "mnist")
+        assert code == 0 and get_num_threads() == 1, err
+        monkeypatch.setenv(_parallel.ENV_THREADS, "many")
+        monkeypatch.setattr(_parallel, "_num_threads", None)
+        code, _, err = run(capsys, "data", "where", "mnist")
+        assert_one_line_error(code, err, _parallel.ENV_THREADS, "'many'")
+    finally:
+        set_num_threads(before)
 
 
 def test_corrupt_model_file_exits_2(capsys, tmp_path):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets
+from ._parallel import get_num_threads, set_num_threads
 
 MODEL_CHOICES = ("two-layer", "mlp", "simple-cnn", "deep-cnn")
 DEFAULT_EPOCHS = {"two-layer": 17, "mlp": 10, "simple-cnn": 8, "deep-cnn": 20}
@@ -297,6 +298,11 @@ def cmd_experiment(args) -> int:
 def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="scratchdl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="threads for the CNNs (default $SCRATCHDL_NUM_THREADS, else the cores; 1: none)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a network on MNIST or Fashion-MNIST")
@@ -413,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args = make_parser().parse_args(argv)
+        if args.threads is not None:
+            set_num_threads(args.threads)
+        else:
+            get_num_threads()  # a bad $SCRATCHDL_NUM_THREADS fails here, with one clear line
         return args.func(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
