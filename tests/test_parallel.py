@@ -238,3 +238,17 @@ def test_copies_made_later_do_not_share_the_buffers_of_earlier_passes():
             for b in range(a + 1, len(caches)):
                 for u in caches[a]:
                     assert not any(np.shares_memory(u, v) for v in caches[b]), model.layers[i]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_threads_of_its_own():
+    import multiprocessing
+
+    set_num_threads(2)
+    model = small_simple()
+    x, _ = batch(model, N=6, seed=1)
+    expected = model.predict(x)  # the parent's pool now has threads
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:  # the child would hang on the parent's dead threads
+        got = pool.apply_async(model.predict, (x,)).get(timeout=30)
+    np.testing.assert_allclose(got, expected, rtol=1e-13)

@@ -27,6 +27,15 @@ _pool: ThreadPoolExecutor | None = None
 _controller = None  # a threadpoolctl.ThreadpoolController, or False without threadpoolctl
 
 
+def _forget_pool() -> None:
+    global _pool
+    _pool = None  # in a forked child: the pool's threads did not survive the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _default_threads() -> int:
     value = os.environ.get(ENV_THREADS)
     if value is not None:
