@@ -7,6 +7,10 @@ Contract (every layer):
   parameters); ``grads`` is filled by ``backward``.
 - ``buffers``: state that is not learned but must be saved with a model (batch norm's running
   statistics).
+- ``per_sample`` / ``splittable(train)``: True where each sample's output depends on that
+  sample alone, so that a model may run parts of a batch through copies of the layer on
+  threads (the copies share ``params`` and ``buffers``; every other array attribute is
+  treated as a cache of the latest pass). False unless a class declares it.
 Loss layers instead have ``forward(x, t) -> float`` and ``backward(dout=1.0) -> dx``, scaled by
 ``dout``.
 """
