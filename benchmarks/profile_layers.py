@@ -4,7 +4,11 @@ Reports both wall time (BLAS threads as configured) and, with ``--cpu``, CPU tim
 BLAS thread, which is steadier on a shared machine. Batch 100, float32, random MNIST-shaped
 input. Used to decide what to optimise; see benchmarks/RESULTS.md.
 
-    python benchmarks/profile_layers.py [--cpu] [--repeats 10]
+    python benchmarks/profile_layers.py [--cpu] [--repeats 10] [--batch 100]
+
+The layers are called one by one on the whole batch, so models do not split it over threads
+here. ``--cpu --batch 50`` shows what one thread does with its half of a batch of 100 in a
+threaded training step (see scratchdl/_parallel.py).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu", action="store_true", help="CPU time with one BLAS thread")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=100, help="images per step")
     args = parser.parse_args()
     limit = contextlib.nullcontext()
     if args.cpu:
@@ -55,8 +60,8 @@ def main() -> None:
         limit = threadpool_limits(1)
     clock = time.process_time if args.cpu else time.perf_counter
     rng = np.random.default_rng(0)
-    x = rng.random((100, 1, 28, 28), dtype=np.float32)
-    t = rng.integers(0, 10, 100)
+    x = rng.random((args.batch, 1, 28, 28), dtype=np.float32)
+    t = rng.integers(0, 10, args.batch)
     with limit:
         for make in (SimpleConvNet, DeepConvNet):
             rows = profile(make(rng=0), x, t, args.repeats, clock)
