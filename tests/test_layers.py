@@ -66,7 +66,19 @@ CASES = [
         lambda: randn(2, 2, 4, 4),
         None,
     ),
+    (  # windows with gaps between them: the cells no window covers get no gradient
+        "Pooling-gaps-pad",
+        lambda: L.Pooling(2, 2, stride=3, pad=1),
+        lambda: randn(2, 2, 6, 6),
+        None,
+    ),
     ("AvgPooling", lambda: L.AvgPooling(2, 2, stride=2), lambda: randn(2, 3, 4, 4), None),
+    (
+        "AvgPooling-gaps",
+        lambda: L.AvgPooling(2, 1, stride=3),
+        lambda: randn(2, 2, 5, 4),
+        None,
+    ),
     (
         "AvgPooling-overlap-pad",
         lambda: L.AvgPooling(3, 2, stride=1, pad=1),
