@@ -219,8 +219,6 @@ class BatchNormalization(Layer):
     Shape: (N, D) with gamma, beta (D,); or (N, C, H, W) with gamma, beta (C,).
     """
 
-    per_sample = True
-
     def splittable(self, train: bool) -> bool:
         return not train  # in training it normalises by the statistics of the whole batch
 
@@ -304,8 +302,6 @@ class Dropout(Layer):
     checks). Shape: any -> same.
     """
 
-    per_sample = True
-
     def splittable(self, train: bool) -> bool:
         return not train  # in training it draws one random mask for the whole batch
 
@@ -386,9 +382,9 @@ class Convolution(Layer):
         FN, C, FH, FW = W.shape
         dout_t = dout.transpose(1, 0, 2, 3).reshape(FN, -1)  # (FN, N*OH*OW); free if channel-major
         W_col = W.reshape(FN, -1)
-        # dW = dout_t @ col, computed as (col.T @ dout_t.T).T: OpenBLAS does not split the long
-        # inner axis of the first form over its threads (16 x 78400 by 78400 x 144 runs no
-        # faster on 2 threads than on 1); the second splits the 144 rows (RESULTS.md)
+        # dW = dout_t @ col, computed as (col.T @ dout_t.T).T: with few output channels the
+        # first form is OpenBLAS's slow case (16 x 78400 by 78400 x 144: 28-33 GFLOP/s on one
+        # thread, no faster on two); the second measured 1.3-1.8x faster (RESULTS.md)
         dW = (self.col.T @ dout_t.T).T
         self.grads = {"W": dW.reshape(W.shape), "b": dout_t.sum(axis=1)}
         if self.skip_dx:

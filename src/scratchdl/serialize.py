@@ -484,7 +484,7 @@ class _ArrayStub:
             raise pickle.UnpicklingError(f"array state must be a 4- or 5-tuple, got {type(state)}")
         shape, dtype, is_fortran, raw = state
         if not isinstance(is_fortran, bool):
-            raise pickle.UnpicklingError("array data must be bytes with a bool order flag")
+            raise pickle.UnpicklingError(f"array order flag {_short(is_fortran)} is not a bool")
         self.array = _array_from_bytes(raw, dtype, shape, "F" if is_fortran else "C")
 
 
