@@ -336,11 +336,19 @@ class Dropout(Layer):
 class Convolution(Layer):
     """2-D convolution (cross-correlation) by im2col: out = col @ W_col.T + b.
 
+    The batch is processed a few images at a time (``chunk_bytes``): each chunk's im2col
+    matrix is built in a small buffer and multiplied while it is still in the CPU's cache,
+    and backward rebuilds it from the kept input instead of keeping the whole 9x matrix.
     Shape: x (N, C, H, W) -> (N, FN, OH, OW), OH = (H + 2*pad - FH) / stride + 1;
     W (FN, C, FH, FW); b (FN,).
     """
 
     per_sample = True
+    # Size of one chunk's im2col matrix. Measured on DeepConvNet's layers (RESULTS.md): 2-4 MB
+    # chunks were 10-30 % faster than the whole batch at once (whose matrix, tens of MB,
+    # goes out to memory between the copy and the product); much smaller ones lose to the
+    # cost of many small products.
+    chunk_bytes = 3 << 20
 
     def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:
         super().__init__()
@@ -352,8 +360,8 @@ class Convolution(Layer):
         self.params = {"W": W, "b": b}
         self.stride = check_positive_int("stride", stride)
         self.pad = check_positive_int("pad", pad, allow_zero=True)
-        self.col: np.ndarray | None = None  # im2col of the input: dW = dout.T @ col
-        self.x_shape: tuple | None = None  # col2im needs the input's shape
+        self.x: np.ndarray | None = None  # the input (not a copy): backward rebuilds col from it
+        self.scratch: np.ndarray | None = None  # memory for one chunk's im2col matrix
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         x = _as_input(self, x)
@@ -367,51 +375,88 @@ class Convolution(Layer):
         N, C, H, W_in = x.shape
         OH = output_size(H, FH, self.stride, self.pad)
         OW = output_size(W_in, FW, self.stride, self.pad)
-        self.x_shape = x.shape
-        # (N*OH*OW, C*FH*FW); the previous step's col is no longer needed: its memory is reused
-        prev = None if self.col is None else self.col.T
-        self.col = im2col(x, FH, FW, self.stride, self.pad, out=prev)
+        self.x = x
         W_col = W.reshape(FN, -1)
-        # out = col @ W_col.T + b, computed transposed: one product with the long axis last
-        out_t = W_col @ self.col.T  # (FN, N*OH*OW)
+        L = OH * OW
+        # out = col @ W_col.T + b, computed transposed, (FN, N*OH*OW): the long axis last
+        out_t = np.empty((FN, N * L), dtype=np.result_type(W, x))
+        for lo, hi in self._chunks(N, C * FH * FW * L, x.dtype):
+            col_t = self._im2col(x[lo:hi], self.stride, self.pad)  # (C*FH*FW, n*OH*OW)
+            np.matmul(W_col, col_t, out=out_t[:, lo * L : hi * L])
         out_t += b[:, None]
         return out_t.reshape(FN, N, OH, OW).transpose(1, 0, 2, 3)  # NCHW view, channel-major
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.x is None:
+            raise RuntimeError("Convolution.backward needs a forward pass first")
+        x = self.x
         W = self.params["W"]
         FN, C, FH, FW = W.shape
+        N, _, H, W_in = x.shape
+        L = dout[0, 0].size  # OH*OW
         dout_t = dout.transpose(1, 0, 2, 3).reshape(FN, -1)  # (FN, N*OH*OW); free if channel-major
-        W_col = W.reshape(FN, -1)
-        # dW = dout_t @ col, computed as (col.T @ dout_t.T).T: with few output channels the
-        # first form is OpenBLAS's slow case (16 x 78400 by 78400 x 144: 28-33 GFLOP/s on one
-        # thread, no faster on two); the second measured 1.3-1.8x faster (RESULTS.md)
-        dW = (self.col.T @ dout_t.T).T
-        self.grads = {"W": dW.reshape(W.shape), "b": dout_t.sum(axis=1)}
-        if self.skip_dx:
-            return None
-        N, _, H, W_in = self.x_shape
-        # Two equal ways to dx; take the one with the smaller intermediate matrix.
-        if self.stride == 1 and FH == FW and self.pad < FH and FN * H * W_in <= C * dout[0, 0].size:
-            return self._full_convolution(dout)
-        # dcol = dout @ W_col, (N*OH*OW, C*FH*FW), computed transposed: long axis last
-        dcol = (W_col.T @ dout_t).T
-        return col2im(dcol, self.x_shape, FH, FW, self.stride, self.pad)
+        # dW = dout_t @ col, summed over the chunks; computed as (col.T @ dout_t.T).T: with few
+        # output channels the first form is OpenBLAS's slow case (16 x n by n x 144 ran at
+        # 28-33 GFLOP/s on one thread); the second measured 1.3-1.8x faster (RESULTS.md)
+        dW_t = np.zeros((C * FH * FW, FN), dtype=np.result_type(W, dout))
+        # dx two equal ways; take the one with the smaller intermediate matrix: im2col of
+        # dout (stride 1 only) or dcol = dout @ W_col followed by col2im
+        full = self.stride == 1 and FH == FW and self.pad < FH and FN * H * W_in <= C * L
+        dx = None if self.skip_dx else np.empty((C, N, H, W_in), dtype=dW_t.dtype)
+        per_image = max(C, FN if full else C) * FH * FW * max(L, H * W_in)
+        for lo, hi in self._chunks(N, per_image, x.dtype):
+            part = dout_t[:, lo * L : hi * L]
+            dW_t += self._im2col(x[lo:hi], self.stride, self.pad) @ part.T
+            if dx is None:
+                continue
+            if full:
+                dx[:, lo:hi] = self._full_convolution(dout[lo:hi])
+            else:
+                dcol_t = self._buffer((C * FH * FW, (hi - lo) * L), dW_t.dtype)
+                np.matmul(W.reshape(FN, -1).T, part, out=dcol_t)
+                shape = (hi - lo, C, H, W_in)
+                dx[:, lo:hi] = col2im(dcol_t.T, shape, FH, FW, self.stride, self.pad).transpose(
+                    1, 0, 2, 3
+                )
+        self.grads = {"W": dW_t.T.reshape(W.shape), "b": dout_t.sum(axis=1)}
+        return None if dx is None else dx.transpose(1, 0, 2, 3)
+
+    def _chunks(self, N: int, per_image: int, dtype) -> list[tuple[int, int]]:
+        """[lo, hi) image ranges whose im2col matrix of ``per_image`` elements each fits
+        ``chunk_bytes`` (at least one image per chunk)."""
+        n = max(1, self.chunk_bytes // (per_image * np.dtype(dtype).itemsize))
+        return [(lo, min(lo + n, N)) for lo in range(0, N, n)]
+
+    def _buffer(self, shape: tuple[int, int], dtype) -> np.ndarray:
+        """A C-contiguous ``shape`` array in the layer's scratch memory (grown as needed)."""
+        size = shape[0] * shape[1]
+        if self.scratch is None or self.scratch.size < size or self.scratch.dtype != dtype:
+            self.scratch = np.empty(size, dtype=dtype)
+        return self.scratch[:size].reshape(shape)
+
+    def _im2col(self, x: np.ndarray, stride: int, pad: int) -> np.ndarray:
+        """im2col(x).T, (C*FH*FW, N*OH*OW), in the scratch memory: valid until the next call."""
+        FH, FW = self.params["W"].shape[2:]
+        N, C, H, W = x.shape
+        OH, OW = output_size(H, FH, stride, pad), output_size(W, FW, stride, pad)
+        out = self._buffer((C * FH * FW, N * OH * OW), x.dtype)
+        return im2col(x, FH, FW, stride, pad, out=out).T
 
     def _full_convolution(self, dout: np.ndarray) -> np.ndarray:
-        """dx for stride 1: the convolution of dout, padded by FH-1-pad, with the filters
-        turned by 180° and their in/out channels swapped (the adjoint of the forward pass).
+        """dx for stride 1 as (C, N, H, W): the convolution of dout, padded by FH-1-pad, with
+        the filters turned by 180° and their in/out channels swapped (the adjoint of the
+        forward pass).
 
         Equal to col2im(dout @ W_col) but without the (N*OH*OW, C*FH*FW) intermediate and
         its FH*FW strided additions: an im2col of dout and one product.
         """
         W = self.params["W"]
         FN, C, FH, FW = W.shape
-        N, _, H, W_in = self.x_shape
+        N, _, OH, OW = dout.shape
         W_turned = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(C, -1)  # (C, FN*FH*FW)
-        pad = FH - 1 - self.pad
-        col = im2col(dout, FH, FW, 1, pad)  # (N*H*W, FN*FH*FW)
-        dx_t = W_turned @ col.T  # (C, N*H*W)
-        return dx_t.reshape(C, N, H, W_in).transpose(1, 0, 2, 3)
+        col_t = self._im2col(dout, 1, FH - 1 - self.pad)  # (FN*FH*FW, N*H*W)
+        H, W_in = OH + FH - 1 - 2 * self.pad, OW + FW - 1 - 2 * self.pad
+        return (W_turned @ col_t).reshape(C, N, H, W_in)
 
     def extra_repr(self) -> str:
         FN, C, FH, FW = self.params["W"].shape
