@@ -338,6 +338,44 @@ def test_convolution_dx_equals_col2im_of_dout_times_W(pad, FN, C):
     np.testing.assert_allclose(layer.backward(dout), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "FN,C,stride,pad", [(2, 4, 1, 1), (4, 2, 1, 1), (3, 2, 2, 1), (2, 3, 1, 0), (3, 3, 2, 2)]
+)
+@pytest.mark.parametrize("chunk_bytes", [1, 300, 2000])  # 1 byte: one row of one image a tile
+def test_convolution_in_small_tiles_equals_one_tile(FN, C, stride, pad, chunk_bytes):
+    # the layer builds its im2col matrix in tiles of chunk_bytes: bands of output rows over
+    # the whole batch, or one row of part of the batch; every tiling gives the same result
+    x = randn(5, C, 7, 7)
+    whole, tiled = conv_layer(FN=FN, C=C, stride=stride, pad=pad), None
+    tiled = L.Convolution(whole.params["W"], whole.params["b"], stride=stride, pad=pad)
+    whole.chunk_bytes, tiled.chunk_bytes = 1 << 30, chunk_bytes
+    y = whole.forward(x)
+    np.testing.assert_allclose(tiled.forward(x), y, rtol=1e-12, atol=1e-12)
+    dout = randn(*y.shape)
+    np.testing.assert_allclose(tiled.backward(dout), whole.backward(dout), rtol=1e-12, atol=1e-12)
+    for k in whole.grads:
+        np.testing.assert_allclose(tiled.grads[k], whole.grads[k], rtol=1e-12, atol=1e-12)
+    assert len(tiled._tiles(*y.shape[2:], 5, C * 9, x.dtype)) > (chunk_bytes < 2000)
+
+
+def test_convolution_output_is_batch_last_and_pooling_keeps_the_input_order():
+    # the memory order that keeps the copies fast (im2col.band_im2col) flows through the
+    # conv stack: convolution output (C, H, W, N) in memory; pooling keeps its input's order
+    y = conv_layer(FN=3, C=2, pad=1).forward(randn(4, 2, 6, 6))
+    assert y.transpose(1, 2, 3, 0).flags.c_contiguous
+    pool = L.Pooling(2, 2, stride=2)
+    out = pool.forward(y, train=True)
+    assert out.transpose(1, 2, 3, 0).flags.c_contiguous
+    # and its gradient comes back in that order whatever order dout arrives in
+    dx = pool.backward(np.ascontiguousarray(randn(*out.shape)))
+    assert dx.transpose(1, 2, 3, 0).flags.c_contiguous
+
+
+def test_convolution_backward_needs_a_forward_pass():
+    with pytest.raises(RuntimeError, match="forward pass first"):
+        conv_layer().backward(randn(1, 3, 2, 2))
+
+
 def test_max_pool_inference_forward_equals_training_forward_and_blocks_backward():
     layer = L.Pooling(2, 2, stride=2)
     x = randn(2, 3, 4, 4)

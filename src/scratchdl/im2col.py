@@ -133,3 +133,58 @@ def col2im(
     dwin = col.T.reshape(C, FH, FW, N, OH, OW).transpose(3, 0, 4, 5, 1, 2)
     dxp = accumulate_windows(dwin, (N, C, H + 2 * pad, W + 2 * pad), stride)
     return dxp[:, :, pad : pad + H, pad : pad + W] if pad else dxp
+
+
+# --- batch-last bands: what Convolution uses ------------------------------------------------
+#
+# A convolution layer keeps its images "batch-last": memory ordered (C, H, W, N). Then one row
+# of a window cell over the whole batch, (OW, N), is a single run of memory, so the copies
+# below move long runs instead of rows of a few pixels; and a band of output rows can be
+# built and multiplied while it is still in the CPU's cache. The columns of a band's matrix
+# are ordered (oh, ow, n), its rows (c, fh, fw) as in the book.
+
+
+def pad_batch_last(x: np.ndarray, pad: int) -> np.ndarray:
+    """(N, C, H, W) of any memory order -> (C, H + 2*pad, W + 2*pad, N), contiguous, with a
+    border of ``pad`` zeros."""
+    N, C, H, W = x.shape
+    xp = np.empty((C, H + 2 * pad, W + 2 * pad, N), dtype=x.dtype)
+    if pad:  # only the border is zeroed: the inside is written once, below
+        xp[:, :pad] = 0
+        xp[:, H + pad :] = 0
+        xp[:, pad : H + pad, :pad] = 0
+        xp[:, pad : H + pad, W + pad :] = 0
+    xp[:, pad : H + pad, pad : W + pad] = x.transpose(1, 2, 3, 0)
+    return xp
+
+
+def band_im2col(
+    xp: np.ndarray, FH: int, FW: int, stride: int, rows: tuple[int, int], OW: int, out: np.ndarray
+) -> np.ndarray:
+    """The im2col matrix, transposed, of output rows ``rows = (r0, r1)`` of a padded
+    batch-last image ``xp`` (C, Hp, Wp, N): ``out`` (C*FH*FW, (r1 - r0)*OW*N), filled."""
+    C, _, _, N = xp.shape
+    r0, r1 = rows
+    col = out.reshape(C, FH, FW, r1 - r0, OW, N)
+    for i in range(FH):
+        h = r0 * stride + i
+        for j in range(FW):
+            col[:, i, j] = xp[:, h : h + stride * (r1 - r0) : stride, j : j + stride * OW : stride]
+    return out
+
+
+def band_col2im_add(
+    dcol: np.ndarray, dxp: np.ndarray, FH: int, FW: int, stride: int, rows: tuple[int, int]
+) -> None:
+    """Adjoint of ``band_im2col``: add each column of ``dcol`` (C*FH*FW, (r1 - r0)*OW*N)
+    back onto its window of ``dxp`` (C, Hp, Wp, N), in place."""
+    C, _, _, N = dxp.shape
+    r0, r1 = rows
+    OW = dcol.shape[1] // ((r1 - r0) * N)
+    col = dcol.reshape(C, FH, FW, r1 - r0, OW, N)
+    for i in range(FH):
+        h = r0 * stride + i
+        for j in range(FW):
+            dxp[:, h : h + stride * (r1 - r0) : stride, j : j + stride * OW : stride] += col[
+                :, i, j
+            ]

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import functions as F
 from ._utils import as_rng, check_fraction, check_positive, check_positive_int
-from .im2col import col2im, im2col, output_size, pad_images
+from .im2col import band_col2im_add, band_im2col, output_size, pad_batch_last, pad_images
 
 BN_EPS = 1e-6  # the book's 10e-7: keeps 1/sqrt(var + eps) finite for a constant feature
 
@@ -67,6 +67,20 @@ def _as_input(layer: Layer, x) -> np.ndarray:
     if x.dtype.kind not in "iuf":
         raise ValueError(f"{type(layer).__name__} expects numbers, got an array of {x.dtype}")
     return x
+
+
+def _in_order_of(a: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """``a``, copied into the memory order of ``like`` (same shape) unless it has it already.
+
+    numpy runs elementwise work on arrays of different memory orders several times slower
+    than on arrays of one order (a convolution's batch-last output against an affine
+    layer's row-major gradient, for instance).
+    """
+    if np.array_equal(np.argsort(a.strides), np.argsort(like.strides)):
+        return a
+    out = np.empty_like(like, dtype=a.dtype)
+    out[...] = a
+    return out
 
 
 def _as_param(layer: Layer, name: str, value) -> np.ndarray:
@@ -336,19 +350,20 @@ class Dropout(Layer):
 class Convolution(Layer):
     """2-D convolution (cross-correlation) by im2col: out = col @ W_col.T + b.
 
-    The batch is processed a few images at a time (``chunk_bytes``): each chunk's im2col
-    matrix is built in a small buffer and multiplied while it is still in the CPU's cache,
-    and backward rebuilds it from the kept input instead of keeping the whole 9x matrix.
+    Works on "batch-last" images (memory ordered (C, H, W, N); see ``im2col.band_im2col``)
+    and returns its output in that order, as an (N, FN, OH, OW) view. The im2col matrix is
+    built a band of output rows at a time (``chunk_bytes``) in a small buffer and multiplied
+    while it is still in the CPU's cache; backward rebuilds it from the kept (padded) input
+    instead of keeping the whole 9x matrix.
     Shape: x (N, C, H, W) -> (N, FN, OH, OW), OH = (H + 2*pad - FH) / stride + 1;
     W (FN, C, FH, FW); b (FN,).
     """
 
     per_sample = True
-    # Size of one chunk's im2col matrix. Measured on DeepConvNet's layers (RESULTS.md): 2-4 MB
-    # chunks were 10-30 % faster than the whole batch at once (whose matrix, tens of MB,
-    # goes out to memory between the copy and the product); much smaller ones lose to the
-    # cost of many small products.
-    chunk_bytes = 3 << 20
+    # Size of one band's im2col matrix. Measured on DeepConvNet's layers (RESULTS.md): bands
+    # of 1-3 MB are 1.3-1.9x faster than the whole batch's matrix at once (tens of MB, which
+    # goes out to memory between the copy and the product).
+    chunk_bytes = 2 << 20
 
     def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:
         super().__init__()
@@ -360,8 +375,8 @@ class Convolution(Layer):
         self.params = {"W": W, "b": b}
         self.stride = check_positive_int("stride", stride)
         self.pad = check_positive_int("pad", pad, allow_zero=True)
-        self.x: np.ndarray | None = None  # the input (not a copy): backward rebuilds col from it
-        self.scratch: np.ndarray | None = None  # memory for one chunk's im2col matrix
+        self.xp: np.ndarray | None = None  # padded batch-last input: backward rebuilds col
+        self.scratch: np.ndarray | None = None  # memory for one band's im2col matrix
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         x = _as_input(self, x)
@@ -375,57 +390,68 @@ class Convolution(Layer):
         N, C, H, W_in = x.shape
         OH = output_size(H, FH, self.stride, self.pad)
         OW = output_size(W_in, FW, self.stride, self.pad)
-        self.x = x
+        self.xp = xp = pad_batch_last(x, self.pad)  # (C, Hp, Wp, N)
         W_col = W.reshape(FN, -1)
-        L = OH * OW
-        # out = col @ W_col.T + b, computed transposed, (FN, N*OH*OW): the long axis last
-        out_t = np.empty((FN, N * L), dtype=np.result_type(W, x))
-        for lo, hi in self._chunks(N, C * FH * FW * L, x.dtype):
-            col_t = self._im2col(x[lo:hi], self.stride, self.pad)  # (C*FH*FW, n*OH*OW)
-            np.matmul(W_col, col_t, out=out_t[:, lo * L : hi * L])
-        out_t += b[:, None]
-        return out_t.reshape(FN, N, OH, OW).transpose(1, 0, 2, 3)  # NCHW view, channel-major
+        # out = col @ W_col.T + b, computed transposed: (FN, OH*OW*N), batch-last
+        out = np.empty((FN, OH, OW, N), dtype=np.result_type(W, x))
+        for rows, batch in self._tiles(OH, OW, N, C * FH * FW, x.dtype):
+            col_t = self._band(xp, self.stride, rows, batch, OW)  # (C*FH*FW, rows*OW*n)
+            _matmul_into(W_col, col_t, out, rows, batch)
+        out += b[:, None, None, None]
+        return out.transpose(3, 0, 1, 2)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self.x is None:
+        if self.xp is None:
             raise RuntimeError("Convolution.backward needs a forward pass first")
-        x = self.x
+        xp = self.xp
         W = self.params["W"]
         FN, C, FH, FW = W.shape
-        N, _, H, W_in = x.shape
-        L = dout[0, 0].size  # OH*OW
-        dout_t = dout.transpose(1, 0, 2, 3).reshape(FN, -1)  # (FN, N*OH*OW); free if channel-major
-        # dW = dout_t @ col, summed over the chunks; computed as (col.T @ dout_t.T).T: with few
+        N, _, OH, OW = dout.shape
+        H, W_in = xp.shape[1] - 2 * self.pad, xp.shape[2] - 2 * self.pad
+        dout4 = dout.transpose(1, 2, 3, 0)  # (FN, OH, OW, N); batch-last already, as a rule
+        # dW = dout_t @ col, summed over bands; computed as (col.T @ dout_t.T).T: with few
         # output channels the first form is OpenBLAS's slow case (16 x n by n x 144 ran at
         # 28-33 GFLOP/s on one thread); the second measured 1.3-1.8x faster (RESULTS.md)
-        dW_t = np.zeros((C * FH * FW, FN), dtype=np.result_type(W, dout))
-        # dx two equal ways; take the one with the smaller intermediate matrix: im2col of
-        # dout (stride 1 only) or dcol = dout @ W_col followed by col2im
-        full = self.stride == 1 and FH == FW and self.pad < FH and FN * H * W_in <= C * L
-        dx = None if self.skip_dx else np.empty((C, N, H, W_in), dtype=dW_t.dtype)
-        per_image = max(C, FN if full else C) * FH * FW * max(L, H * W_in)
-        for lo, hi in self._chunks(N, per_image, x.dtype):
-            part = dout_t[:, lo * L : hi * L]
-            dW_t += self._im2col(x[lo:hi], self.stride, self.pad) @ part.T
-            if dx is None:
-                continue
-            if full:
-                dx[:, lo:hi] = self._full_convolution(dout[lo:hi])
-            else:
-                dcol_t = self._buffer((C * FH * FW, (hi - lo) * L), dW_t.dtype)
-                np.matmul(W.reshape(FN, -1).T, part, out=dcol_t)
-                shape = (hi - lo, C, H, W_in)
-                dx[:, lo:hi] = col2im(dcol_t.T, shape, FH, FW, self.stride, self.pad).transpose(
-                    1, 0, 2, 3
-                )
-        self.grads = {"W": dW_t.T.reshape(W.shape), "b": dout_t.sum(axis=1)}
-        return None if dx is None else dx.transpose(1, 0, 2, 3)
+        dtype = np.result_type(W, dout)
+        dW_t = np.zeros((C * FH * FW, FN), dtype=dtype)
+        for rows, batch in self._tiles(OH, OW, N, C * FH * FW, xp.dtype):
+            col_t = self._band(xp, self.stride, rows, batch, OW)
+            dW_t += col_t @ _tile(dout4, rows, batch).T
+        self.grads = {"W": dW_t.T.reshape(W.shape), "b": dout4.sum(axis=(1, 2, 3))}
+        if self.skip_dx:
+            return None
+        # dx two equal ways; take the one with the smaller intermediate matrix
+        if self.stride == 1 and FH == FW and self.pad < FH and FN * H * W_in <= C * OH * OW:
+            # the convolution of dout, padded by FH-1-pad, with the filters turned by 180° and
+            # their in/out channels swapped (the adjoint of the forward pass): equal to
+            # col2im(dout @ W_col) without its FH*FW strided additions
+            W_turned = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(C, -1)  # (C, FN*FH*FW)
+            doutp = pad_batch_last(dout, FH - 1 - self.pad)
+            dx = np.empty((C, H, W_in, N), dtype=dtype)
+            for rows, batch in self._tiles(H, W_in, N, FN * FH * FW, dout.dtype):
+                col_t = self._band(doutp, 1, rows, batch, W_in)
+                _matmul_into(W_turned, col_t, dx, rows, batch)
+            return dx.transpose(3, 0, 1, 2)
+        # dcol = dout @ W_col, (C*FH*FW, OH*OW*N) transposed, added back onto its windows
+        p = self.pad
+        dxp = np.zeros(xp.shape, dtype=dtype)
+        W_col_t = W.reshape(FN, -1).T
+        for rows, batch in self._tiles(OH, OW, N, C * FH * FW, dtype):
+            d = _tile(dout4, rows, batch)
+            dcol_t = np.matmul(W_col_t, d, out=self._buffer((C * FH * FW, d.shape[1]), dtype))
+            band_col2im_add(dcol_t, dxp[..., slice(*batch)], FH, FW, self.stride, rows)
+        return dxp[:, p : p + H, p : p + W_in].transpose(3, 0, 1, 2)
 
-    def _chunks(self, N: int, per_image: int, dtype) -> list[tuple[int, int]]:
-        """[lo, hi) image ranges whose im2col matrix of ``per_image`` elements each fits
-        ``chunk_bytes`` (at least one image per chunk)."""
-        n = max(1, self.chunk_bytes // (per_image * np.dtype(dtype).itemsize))
-        return [(lo, min(lo + n, N)) for lo in range(0, N, n)]
+    def _tiles(self, OH: int, OW: int, N: int, K: int, dtype) -> list[tuple]:
+        """((r0, r1), (n0, n1)) tiles of the output whose im2col matrices, K rows each, fit
+        ``chunk_bytes``: bands of whole rows over the whole batch, or, where one row of the
+        whole batch is already too big, one row of part of the batch."""
+        row = K * OW * np.dtype(dtype).itemsize  # bytes of one output row of one image
+        if row * N <= self.chunk_bytes:
+            r = max(1, self.chunk_bytes // (row * N))
+            return [((r0, min(r0 + r, OH)), (0, N)) for r0 in range(0, OH, r)]
+        n = max(1, self.chunk_bytes // row)
+        return [((r0, r0 + 1), (n0, min(n0 + n, N))) for r0 in range(OH) for n0 in range(0, N, n)]
 
     def _buffer(self, shape: tuple[int, int], dtype) -> np.ndarray:
         """A C-contiguous ``shape`` array in the layer's scratch memory (grown as needed)."""
@@ -434,33 +460,33 @@ class Convolution(Layer):
             self.scratch = np.empty(size, dtype=dtype)
         return self.scratch[:size].reshape(shape)
 
-    def _im2col(self, x: np.ndarray, stride: int, pad: int) -> np.ndarray:
-        """im2col(x).T, (C*FH*FW, N*OH*OW), in the scratch memory: valid until the next call."""
+    def _band(self, xp, stride, rows, batch, OW) -> np.ndarray:
+        """im2col(x).T of one tile, (C*FH*FW, rows*OW*n), in the scratch memory."""
         FH, FW = self.params["W"].shape[2:]
-        N, C, H, W = x.shape
-        OH, OW = output_size(H, FH, stride, pad), output_size(W, FW, stride, pad)
-        out = self._buffer((C * FH * FW, N * OH * OW), x.dtype)
-        return im2col(x, FH, FW, stride, pad, out=out).T
-
-    def _full_convolution(self, dout: np.ndarray) -> np.ndarray:
-        """dx for stride 1 as (C, N, H, W): the convolution of dout, padded by FH-1-pad, with
-        the filters turned by 180° and their in/out channels swapped (the adjoint of the
-        forward pass).
-
-        Equal to col2im(dout @ W_col) but without the (N*OH*OW, C*FH*FW) intermediate and
-        its FH*FW strided additions: an im2col of dout and one product.
-        """
-        W = self.params["W"]
-        FN, C, FH, FW = W.shape
-        N, _, OH, OW = dout.shape
-        W_turned = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(C, -1)  # (C, FN*FH*FW)
-        col_t = self._im2col(dout, 1, FH - 1 - self.pad)  # (FN*FH*FW, N*H*W)
-        H, W_in = OH + FH - 1 - 2 * self.pad, OW + FW - 1 - 2 * self.pad
-        return (W_turned @ col_t).reshape(C, N, H, W_in)
+        (r0, r1), (n0, n1) = rows, batch
+        v = xp if n1 - n0 == xp.shape[3] else xp[..., n0:n1]
+        out = self._buffer((v.shape[0] * FH * FW, (r1 - r0) * OW * (n1 - n0)), xp.dtype)
+        return band_im2col(v, FH, FW, stride, rows, OW, out)
 
     def extra_repr(self) -> str:
         FN, C, FH, FW = self.params["W"].shape
         return f"{C}, {FN}, kernel=({FH}, {FW}), stride={self.stride}, pad={self.pad}"
+
+
+def _tile(a4: np.ndarray, rows: tuple[int, int], batch: tuple[int, int]) -> np.ndarray:
+    """Tile (rows, batch) of a batch-last (K, H, W, N) array as a (K, rows*W*n) matrix: a view
+    when the tile spans the whole batch of a contiguous array, else a copy."""
+    return a4[:, slice(*rows), :, slice(*batch)].reshape(a4.shape[0], -1)
+
+
+def _matmul_into(A: np.ndarray, B: np.ndarray, out4: np.ndarray, rows, batch) -> None:
+    """out4[:, rows, :, batch] = A @ B, for a batch-last (M, H, W, N) ``out4``."""
+    (r0, r1), (n0, n1) = rows, batch
+    M, _, W, N = out4.shape
+    if n1 - n0 == N:  # whole rows of the batch: a block of columns, written in place
+        np.matmul(A, B, out=out4.reshape(M, -1)[:, r0 * W * N : r1 * W * N])
+    else:
+        out4[:, r0:r1, :, n0:n1] = (A @ B).reshape(M, r1 - r0, W, n1 - n0)
 
 
 class _Pool(Layer):
@@ -498,10 +524,13 @@ class _Pool(Layer):
         p = self.pad
         return dxp[:, :, p : p + H, p : p + W] if p else dxp
 
-    def _padded_zeros(self, like: np.ndarray) -> np.ndarray:
+    def _padded_zeros(self, dout: np.ndarray, like: np.ndarray | None = None) -> np.ndarray:
+        """Zeros of the padded input's shape, of dout's dtype, in the memory order of
+        ``like`` (default: dout's)."""
         N, C, H, W = self.x_shape
         p = self.pad
-        return np.zeros_like(like, shape=(N, C, H + 2 * p, W + 2 * p))
+        like = dout if like is None else like
+        return np.zeros_like(like, dtype=dout.dtype, shape=(N, C, H + 2 * p, W + 2 * p))
 
     def extra_repr(self) -> str:
         return f"({self.pool_h}, {self.pool_w}), stride={self.stride}, pad={self.pad}"
@@ -530,9 +559,9 @@ class Pooling(_Pool):
         for k, cell in self._slices(OH, OW):  # a running maximum over the window cells
             v = xp[cell]
             if out is None:
-                out = v.copy()
+                out = v.copy(order="K")  # in x's memory order
                 if train:
-                    self.arg_max = np.zeros(out.shape, dtype=index)
+                    self.arg_max = np.zeros_like(out, dtype=index)  # in x's memory order
                 continue
             if not train:
                 np.maximum(out, v, out=out)
@@ -547,7 +576,8 @@ class Pooling(_Pool):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.arg_max is None:
             raise RuntimeError("Pooling.backward needs a forward pass with train=True first")
-        dxp = self._padded_zeros(dout)
+        dxp = self._padded_zeros(dout, like=self.arg_max)  # dx in x's memory order
+        dout = _in_order_of(dout, self.arg_max)  # one copy, not four mixed-order passes
         for k, cell in self._slices(*dout.shape[2:]):
             dxp[cell] += dout * (self.arg_max == k)
         return self._unpad(dxp)
@@ -564,7 +594,7 @@ class AvgPooling(_Pool):
         xp, OH, OW = self._padded(x)
         out = None
         for _, cell in self._slices(OH, OW):
-            out = xp[cell].copy() if out is None else np.add(out, xp[cell], out=out)
+            out = xp[cell].copy(order="K") if out is None else np.add(out, xp[cell], out=out)
         out *= x.dtype.type(1 / (self.pool_h * self.pool_w))
         return out
 
