@@ -138,3 +138,15 @@ def test_band_col2im_add_is_the_adjoint_of_band_im2col(shape, FH, FW, stride, pa
     dxp = start.copy()
     band_col2im_add(c, dxp, FH, FW, stride, rows)  # adds onto what is there
     np.testing.assert_allclose(np.sum(col * c), np.sum(xp * (dxp - start)), rtol=1e-12)
+
+
+def test_band_im2col_refuses_rows_or_widths_outside_the_image():
+    # it reads through a strided view: a band that does not fit must never be read
+    xp = pad_batch_last(RNG.standard_normal((2, 1, 4, 4)), 1)  # 6x6 padded
+    ok = np.empty((9, 4 * 2))
+    band_im2col(xp, 3, 3, 1, (3, 4), 4, ok)
+    for rows, OW in [((3, 5), 4), ((0, 1), 5), ((2, 2), 4), ((-1, 1), 4)]:
+        with pytest.raises(ValueError, match="do not fit"):
+            band_im2col(xp, 3, 3, 1, rows, OW, np.empty((9, max(1, rows[1] - rows[0]) * OW * 2)))
+    with pytest.raises(ValueError, match="out must have shape"):
+        band_im2col(xp, 3, 3, 1, (0, 1), 4, np.empty((9, 9)))

@@ -163,13 +163,24 @@ def band_im2col(
 ) -> np.ndarray:
     """The im2col matrix, transposed, of output rows ``rows = (r0, r1)`` of a padded
     batch-last image ``xp`` (C, Hp, Wp, N): ``out`` (C*FH*FW, (r1 - r0)*OW*N), filled."""
-    C, _, _, N = xp.shape
+    C, Hp, Wp, N = xp.shape
     r0, r1 = rows
-    col = out.reshape(C, FH, FW, r1 - r0, OW, N)
-    for i in range(FH):
-        h = r0 * stride + i
-        for j in range(FW):
-            col[:, i, j] = xp[:, h : h + stride * (r1 - r0) : stride, j : j + stride * OW : stride]
+    if not (0 <= r0 < r1 and (r1 - 1) * stride + FH <= Hp and (OW - 1) * stride + FW <= Wp):
+        raise ValueError(f"rows {rows} and OW={OW} do not fit a padded image of {Hp}x{Wp}")
+    if out.shape != (C * FH * FW, (r1 - r0) * OW * N):
+        raise ValueError(
+            f"out must have shape {(C * FH * FW, (r1 - r0) * OW * N)}, got {out.shape}"
+        )
+    sC, sH, sW, sN = xp.strides
+    # every window cell of the band as one read-only view, copied in one call (numpy merges
+    # the (ow, n) axes of stride 1 into one run)
+    cells = as_strided(
+        xp[:, r0 * stride :],
+        shape=(C, FH, FW, r1 - r0, OW, N),
+        strides=(sC, sH, sW, sH * stride, sW * stride, sN),
+        writeable=False,
+    )
+    np.copyto(out.reshape(C, FH, FW, r1 - r0, OW, N), cells)
     return out
 
 
