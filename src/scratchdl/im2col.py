@@ -144,11 +144,13 @@ def col2im(
 # are ordered (oh, ow, n), its rows (c, fh, fw) as in the book.
 
 
-def pad_batch_last(x: np.ndarray, pad: int) -> np.ndarray:
+def pad_batch_last(x: np.ndarray, pad: int, out: np.ndarray | None = None) -> np.ndarray:
     """(N, C, H, W) of any memory order -> (C, H + 2*pad, W + 2*pad, N), contiguous, with a
-    border of ``pad`` zeros."""
+    border of ``pad`` zeros; written into ``out`` when it has that shape and dtype."""
     N, C, H, W = x.shape
-    xp = np.empty((C, H + 2 * pad, W + 2 * pad, N), dtype=x.dtype)
+    shape = (C, H + 2 * pad, W + 2 * pad, N)
+    ok = out is not None and out.shape == shape and out.dtype == x.dtype and out.flags.c_contiguous
+    xp = out if ok else np.empty(shape, dtype=x.dtype)
     if pad:  # only the border is zeroed: the inside is written once, below
         xp[:, :pad] = 0
         xp[:, H + pad :] = 0

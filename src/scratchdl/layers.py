@@ -377,6 +377,7 @@ class Convolution(Layer):
         self.pad = check_positive_int("pad", pad, allow_zero=True)
         self.xp: np.ndarray | None = None  # padded batch-last input: backward rebuilds col
         self.scratch: np.ndarray | None = None  # memory for one band's im2col matrix
+        self.doutp: np.ndarray | None = None  # memory for backward's padded dout
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         x = _as_input(self, x)
@@ -390,7 +391,9 @@ class Convolution(Layer):
         N, C, H, W_in = x.shape
         OH = output_size(H, FH, self.stride, self.pad)
         OW = output_size(W_in, FW, self.stride, self.pad)
-        self.xp = xp = pad_batch_last(x, self.pad)  # (C, Hp, Wp, N)
+        # (C, Hp, Wp, N); the layer's own copy, so the last step's memory is reused (a fresh
+        # array of a few MB costs page faults, shared by the threads of a process)
+        self.xp = xp = pad_batch_last(x, self.pad, out=self.xp)
         W_col = W.reshape(FN, -1)
         # out = col @ W_col.T + b, computed transposed: (FN, OH*OW*N), batch-last
         out = np.empty((FN, OH, OW, N), dtype=np.result_type(W, x))
@@ -426,7 +429,7 @@ class Convolution(Layer):
             # their in/out channels swapped (the adjoint of the forward pass): equal to
             # col2im(dout @ W_col) without its FH*FW strided additions
             W_turned = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(C, -1)  # (C, FN*FH*FW)
-            doutp = pad_batch_last(dout, FH - 1 - self.pad)
+            self.doutp = doutp = pad_batch_last(dout, FH - 1 - self.pad, out=self.doutp)
             dx = np.empty((C, H, W_in, N), dtype=dtype)
             for rows, batch in self._tiles(H, W_in, N, FN * FH * FW, dout.dtype):
                 col_t = self._band(doutp, 1, rows, batch, W_in)
