@@ -88,8 +88,12 @@ def to_torch(model):
     return nn.Sequential(*modules)
 
 
-def setup(net: str, framework: str, threads: int) -> dict:
-    """The training step and inference callables of one framework for one network."""
+def setup(net: str, framework: str, threads: int, count_flops: bool = True) -> dict:
+    """The training step and inference callables of one framework for one network.
+
+    Counting FLOPs runs a forward pass (for the shapes); a memory measurement must not, or
+    the buffers of that pass would count as memory held before the loop.
+    """
     make, shape = NETS[net]
     rng = np.random.default_rng(0)
     x = rng.random((BATCH, *shape), dtype=np.float32)  # like pixel intensities in [0, 1)
@@ -101,7 +105,8 @@ def setup(net: str, framework: str, threads: int) -> dict:
         def step():
             opt.update(model.params, model.gradient(x, t))
 
-        return dict(step=step, infer=lambda: model.predict(x), flops=flops(model, x))
+        counted = flops(model, x) if count_flops else None
+        return dict(step=step, infer=lambda: model.predict(x), flops=counted)
     import torch
 
     torch.set_num_threads(threads)
@@ -148,7 +153,7 @@ def matmul_peak(reps: int = 7) -> float:
 def memory_child(net: str, framework: str, steps: int, threads: int) -> None:
     """Print the training loop's peak RSS growth in MiB; run in a fresh process."""
     limit_blas(threads)
-    step = setup(net, framework, threads)["step"]
+    step = setup(net, framework, threads, count_flops=False)["step"]
 
     def vm(key: str) -> int:  # kB, from the kernel's own accounting
         return int(re.search(rf"Vm{key}:\s+(\d+)", open("/proc/self/status").read()).group(1))

@@ -2,8 +2,10 @@
 
 numpy lets go of the GIL while it copies arrays and while BLAS multiplies them, so Python
 threads over disjoint parts of a batch run truly in parallel. For the book's CNNs that beats
-BLAS's own threads, which only help inside the matrix products: about half of a training
-step is im2col copies, ReLU and pooling, which numpy runs on one core.
+BLAS's own threads, which only help inside the matrix products: a third of a training step
+is im2col copies, ReLU and pooling, which numpy runs on one core, and a convolution's
+products are many small ones (one per band of rows, see ``Convolution``), each too small to
+split well.
 
 Two threads that each call a multi-threaded BLAS oversubscribe the cores, so while the parts
 run, BLAS is held to one thread per caller with threadpoolctl (in the ``cli`` extra).

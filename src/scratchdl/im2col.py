@@ -10,11 +10,14 @@ Column layout (the book's): row ``(n, oh, ow)``, column ``(c, fh, fw)``, i.e.
 Both work without Python loops over the batch: ``im2col`` is a strided view of the padded
 input followed by one contiguous copy; ``col2im`` is ``FH*FW`` strided accumulations.
 
-Memory order: ``im2col`` stores its matrix column-major, so that the convolution's product
-``W_col @ col.T`` has its long axis last; the convolution's output then comes out
-channel-major, (C, N, H, W) in memory, and is handed on as an (N, C, H, W) view of it.
-Everything here takes arrays of any strides and keeps the memory order it is given, so that
-order flows through ReLU and pooling into the next convolution without a transpose.
+``im2col`` stores its matrix column-major: ``col.T`` is a contiguous (C*FH*FW, N*OH*OW)
+array, the operand shape BLAS multiplies fastest. Everything here takes arrays of any
+strides.
+
+The ``Convolution`` layer does not call these two: it uses the band functions at the end of
+this module, which build the same matrix with its columns in (oh, ow, n) order from images
+kept "batch-last" in memory, (C, H, W, N), a band of output rows at a time. The book's
+functions stay the reference they are tested against.
 """
 
 from __future__ import annotations
