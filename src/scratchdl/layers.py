@@ -360,9 +360,10 @@ class Convolution(Layer):
     """
 
     per_sample = True
-    # Size of one band's im2col matrix. Measured on DeepConvNet's layers (RESULTS.md): bands
-    # of 1-3 MB are 1.3-1.9x faster than the whole batch's matrix at once (tens of MB, which
-    # goes out to memory between the copy and the product).
+    # Size of one band's im2col matrix. The whole batch's matrix (tens of MB) goes out to
+    # memory between the copy and the product: DeepConvNet's 16->16 forward took 5.8 ms that
+    # way and 2.9-3.3 ms in bands of 1-3 MB (one thread, 50 images); 2 MB was best in a full
+    # training step (RESULTS.md, third round).
     chunk_bytes = 2 << 20
 
     def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:
