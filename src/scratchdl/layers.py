@@ -116,7 +116,7 @@ class Relu(Layer):
         return np.maximum(x, 0)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        # dout * mask, not np.where(mask, dout, 0): on a channel-major conv output the masked
+        # dout * mask, not np.where(mask, dout, 0): on a conv output (not in C order) the masked
         # select measured 7 ms against 0.5 ms for the product (numpy 2.4, 100x30x24x24)
         return dout * self.mask
 
