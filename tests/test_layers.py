@@ -348,7 +348,8 @@ def test_convolution_in_small_tiles_equals_one_tile(FN, C, stride, pad, chunk_by
     x = randn(5, C, 7, 7)
     whole, tiled = conv_layer(FN=FN, C=C, stride=stride, pad=pad), None
     tiled = L.Convolution(whole.params["W"], whole.params["b"], stride=stride, pad=pad)
-    whole.chunk_bytes, tiled.chunk_bytes = 1 << 30, chunk_bytes
+    whole.chunk_bytes = whole.shared_chunk_bytes = 1 << 30
+    tiled.chunk_bytes = tiled.shared_chunk_bytes = chunk_bytes  # whatever BLAS's threads
     y = whole.forward(x)
     np.testing.assert_allclose(tiled.forward(x), y, rtol=1e-12, atol=1e-12)
     dout = randn(*y.shape)

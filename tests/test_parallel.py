@@ -91,6 +91,33 @@ def test_run_all_returns_results_in_order_and_waits_for_every_task():
     assert sorted(done) == [0, 1, 2]
 
 
+def test_blas_threads_is_one_inside_the_parts_and_blas_own_setting_elsewhere(monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    set_num_threads(2)
+    assert parallel.run_all([parallel.blas_threads] * 2) == [1, 1]
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert parallel.blas_threads() == 1
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert parallel.blas_threads() == 2  # not a reading cached from before
+    monkeypatch.setattr(parallel, "_controller", False)  # as if threadpoolctl were missing
+    assert parallel.blas_threads() == parallel._usable_cores()  # OpenBLAS's default
+
+
+def test_convolution_bands_are_small_in_parts_and_large_where_blas_shares_a_product():
+    # in a part BLAS has one thread: cache-sized bands; where BLAS splits each product over
+    # several threads, bands as large as shared_chunk_bytes (RESULTS.md, third round)
+    from threadpoolctl import threadpool_limits
+
+    layer = Convolution(np.ones((16, 16, 3, 3)), np.zeros(16), pad=1)
+    layer.chunk_bytes, layer.shared_chunk_bytes = 144 * 28 * 8, 1 << 30  # a row; all rows
+    set_num_threads(2)
+    in_part = parallel.run_all([lambda: len(layer._tiles(28, 28, 1, 144, np.float64))] * 2)
+    assert in_part == [28, 28]
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert len(layer._tiles(28, 28, 1, 144, np.float64)) == 1
+
+
 def test_run_all_reraises_a_failure_after_the_other_tasks_finish():
     set_num_threads(2)
     finished = []

@@ -27,6 +27,7 @@ MAX_DEFAULT_THREADS = 8  # batch parts of 100 / 8 samples are already too thin t
 _num_threads: int | None = None  # None: read the environment on first use
 _pool: ThreadPoolExecutor | None = None
 _controller = None  # a threadpoolctl.ThreadpoolController, or False without threadpoolctl
+_blas_libs = None  # its BLAS libraries
 
 
 def _forget_pool() -> None:
@@ -38,17 +39,20 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not available on macOS and Windows
+        return os.cpu_count() or 1
+
+
 def _default_threads() -> int:
     value = os.environ.get(ENV_THREADS)
     if value is not None:
         if not value.strip().isdigit() or int(value) < 1:
             raise ValueError(f"{ENV_THREADS} must be a whole number >= 1, got {value!r}")
         return int(value)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not available on macOS and Windows
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, MAX_DEFAULT_THREADS))
+    return min(_usable_cores(), MAX_DEFAULT_THREADS)
 
 
 def get_num_threads() -> int:
@@ -85,6 +89,19 @@ def _blas_controller():
         else:
             _controller = ThreadpoolController()
     return _controller
+
+
+def blas_threads() -> int:
+    """The BLAS threads a matrix product may use now, as threadpoolctl reads them (a few µs;
+    1 while ``run_all`` runs its parts), or, without threadpoolctl, the usable cores
+    (OpenBLAS's default)."""
+    global _blas_libs
+    controller = _blas_controller()
+    if not controller:
+        return _usable_cores()
+    if _blas_libs is None:
+        _blas_libs = controller.select(user_api="blas").lib_controllers
+    return max((lib.num_threads for lib in _blas_libs), default=1)  # read live from BLAS
 
 
 def threads_for(N: int) -> int:

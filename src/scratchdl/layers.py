@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from . import _parallel as parallel
 from . import functions as F
 from ._utils import as_rng, check_fraction, check_positive, check_positive_int
 from .im2col import band_col2im_add, band_im2col, output_size, pad_batch_last, pad_images
@@ -365,6 +366,12 @@ class Convolution(Layer):
     # way and 2.9-3.3 ms in bands of 1-3 MB (one thread, 50 images); 2 MB was best in a full
     # training step (RESULTS.md, third round).
     chunk_bytes = 2 << 20
+    # The band size where BLAS runs on several threads (a model not split over threads, or
+    # no threadpoolctl): OpenBLAS's idle workers spin between products, and with many small
+    # products they took the CPU from the copies; DeepConvNet steps flipped between 70 and
+    # 150 ms from one process to the next, and took a steady 110 ms (as before the bands)
+    # with bands of this size.
+    shared_chunk_bytes = 64 << 20
 
     def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:
         super().__init__()
@@ -448,13 +455,15 @@ class Convolution(Layer):
 
     def _tiles(self, OH: int, OW: int, N: int, K: int, dtype) -> list[tuple]:
         """((r0, r1), (n0, n1)) tiles of the output whose im2col matrices, K rows each, fit
-        ``chunk_bytes``: bands of whole rows over the whole batch, or, where one row of the
-        whole batch is already too big, one row of part of the batch."""
+        ``chunk_bytes`` (``shared_chunk_bytes`` where BLAS has several threads): bands of
+        whole rows over the whole batch, or, where one row of the whole batch is already too
+        big, one row of part of the batch."""
         row = K * OW * np.dtype(dtype).itemsize  # bytes of one output row of one image
-        if row * N <= self.chunk_bytes:
-            r = max(1, self.chunk_bytes // (row * N))
+        budget = self.chunk_bytes if parallel.blas_threads() == 1 else self.shared_chunk_bytes
+        if row * N <= budget:
+            r = max(1, budget // (row * N))
             return [((r0, min(r0 + r, OH)), (0, N)) for r0 in range(0, OH, r)]
-        n = max(1, self.chunk_bytes // row)
+        n = max(1, budget // row)
         return [((r0, r0 + 1), (n0, min(n0 + n, N))) for r0 in range(OH) for n0 in range(0, N, n)]
 
     def _buffer(self, shape: tuple[int, int], dtype) -> np.ndarray:
