@@ -419,7 +419,9 @@ class Convolution(Layer):
         FN, C, FH, FW = W.shape
         N, _, OH, OW = dout.shape
         H, W_in = xp.shape[1] - 2 * self.pad, xp.shape[2] - 2 * self.pad
-        dout4 = dout.transpose(1, 2, 3, 0)  # (FN, OH, OW, N); batch-last already, as a rule
+        # (FN, OH, OW, N): free when dout is batch-last (as a rule); else one copy here, not
+        # one per tile in each of the loops below
+        dout4 = np.ascontiguousarray(dout.transpose(1, 2, 3, 0))
         # dW = dout_t @ col, summed over bands; computed as (col.T @ dout_t.T).T: with few
         # output channels the first form is OpenBLAS's slow case (16 x n by n x 144 ran at
         # 28-33 GFLOP/s on one thread); the second measured 1.3-1.8x faster (RESULTS.md)
