@@ -538,7 +538,7 @@ def _raw_book_params(path):
 def test_book_files_match_their_readme_sha256():
     readme = (BOOK / "README.md").read_text()
     listed = dict(re.findall(r"`([\w.]+\.pkl)`.*?\b([0-9a-f]{64})\b", readme))
-    assert set(listed) == {SIMPLE_PKL.name, DEEP_PKL.name}
+    assert {SIMPLE_PKL.name, DEEP_PKL.name} <= set(listed)  # the README may list more files
     for name, sha in listed.items():
         assert hashlib.sha256((BOOK / name).read_bytes()).hexdigest() == sha, name
 

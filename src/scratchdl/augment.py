@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from scratchdl._utils import as_rng, check_positive
+from .checks import as_rng, check_positive
 
 __all__ = [
     "MNIST_SHAPE",

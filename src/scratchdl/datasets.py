@@ -41,8 +41,8 @@ from typing import IO, NamedTuple
 
 import numpy as np
 
-from ._utils import atomic_write as _atomic_write
-from ._utils import check_path
+from .atomic import atomic_write as _atomic_write
+from .checks import check_path
 from .idx import (  # noqa: F401  (IDX_CODES, IDX_DTYPES: re-exported for the fuzzer and tests)
     IDX_CODES,
     IDX_DTYPES,

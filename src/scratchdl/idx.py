@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._utils import atomic_write as _atomic_write
-from ._utils import check_path, check_positive_int
+from .atomic import atomic_write as _atomic_write
+from .checks import check_path, check_positive_int
 
 __all__ = ["IDX_CODES", "IDX_DTYPES", "MAX_IDX_BYTES", "parse_idx", "read_idx", "write_idx"]
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _parallel as parallel
 from . import functions as F
-from ._utils import as_rng, check_fraction, check_positive, check_positive_int
+from .checks import as_rng, check_fraction, check_positive, check_positive_int
 from .im2col import band_col2im_add, band_im2col, output_size, pad_batch_last, pad_images
 
 BN_EPS = 1e-6  # the book's 10e-7: keeps 1/sqrt(var + eps) finite for a constant feature

@@ -24,7 +24,7 @@ import numpy as np
 from . import _parallel as parallel
 from . import gradient as G
 from . import init
-from ._utils import as_rng, check_fraction, check_positive, check_positive_int, float_dtype
+from .checks import as_rng, check_fraction, check_positive, check_positive_int, float_dtype
 from .im2col import output_size as out_len
 from .layers import (
     Affine,

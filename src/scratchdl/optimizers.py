@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from scratchdl._utils import check_fraction, check_positive, check_positive_int
+from .checks import check_fraction, check_positive, check_positive_int
 
 __all__ = [
     "EPS",

@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 
 from . import init
-from ._utils import atomic_write, check_path
-from ._utils import short_repr as _short
+from .atomic import atomic_write
+from .checks import check_path
+from .checks import short_repr as _short
 from .layers import Affine, AvgPooling, Convolution, Dropout, Flatten, Pooling, Relu
 from .models import MODELS, Sequential, build_model
 

@@ -21,15 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._utils import (
-    as_rng,
-    atomic_write,
-    check_fraction,
-    check_path,
-    check_positive_int,
-    stale_temp_files,
-)
-from ._utils import short_repr as _short
+from .atomic import atomic_write, stale_temp_files
+from .checks import as_rng, check_fraction, check_path, check_positive_int
+from .checks import short_repr as _short
 from .augment import Augmenter, as_augmenter
 from .models import Sequential
 from .optimizers import Optimizer, get_optimizer

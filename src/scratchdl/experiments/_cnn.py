@@ -43,7 +43,7 @@ def train_simple_convnet(
 
     Shape: x (N, 1, 28, 28), t (N,).
     """
-    from .._utils import check_positive, check_positive_int
+    from ..checks import check_positive, check_positive_int
     from ..models import SimpleConvNet
     from ..optimizers import Adam
 

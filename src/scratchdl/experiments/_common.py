@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._utils import atomic_write
+from ..atomic import atomic_write
 from .plots import save_figure
 
 

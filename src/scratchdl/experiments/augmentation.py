@@ -55,7 +55,7 @@ QUICK = {"rows": 4}
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    from .._utils import check_positive_int
+    from ..checks import check_positive_int
     from ..augment import Augmenter
 
     opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)

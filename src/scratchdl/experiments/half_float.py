@@ -71,7 +71,7 @@ def forward_in(model, x: np.ndarray) -> tuple[np.ndarray, set[str]]:
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    from .._utils import check_positive_int
+    from ..checks import check_positive_int
     from ..models import build_model
     from ..serialize import load, save
 

@@ -163,7 +163,7 @@ def _blas_threads(threads: int):
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    from .._utils import check_positive_int
+    from ..checks import check_positive_int
     from ..models import DeepConvNet, SimpleConvNet
 
     opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)

@@ -42,7 +42,7 @@ MOST_CONFUSED = 5
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    from .._utils import check_positive_int
+    from ..checks import check_positive_int
 
     opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
     max_images = check_positive_int("max_images", opts["max_images"])

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from .._utils import atomic_write
+from ..atomic import atomic_write
 
 
 def _pyplot():

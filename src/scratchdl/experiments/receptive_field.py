@@ -108,7 +108,7 @@ def measure(filter_sizes: tuple[int, ...], channels: int, size: int, rng) -> dic
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    from .._utils import check_positive_int
+    from ..checks import check_positive_int
 
     opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
     channels = check_positive_int("channels", opts["channels"])

@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from .._utils import atomic_write
+from ..atomic import atomic_write
 from . import EXPERIMENTS, module_name
 from ._common import _plain
 
