@@ -12,7 +12,7 @@ from scratchdl.models import (
     Sequential,
     SimpleConvNet,
     TwoLayerNet,
-    build_model,
+    model_from_config,
 )
 from scratchdl.optimizers import Adam
 
@@ -168,7 +168,7 @@ def test_state_dict_round_trip_and_build_model():
     a = MultiLayerNet(5, [4, 3], 2, use_batchnorm=True, rng=0)
     a.loss(RNG.random((6, 5)), RNG.integers(0, 2, 6))  # moves the running statistics
     assert "running_mean1" in a.buffers and "running_var2" in a.buffers
-    b = build_model("MultiLayerNet", a.config, rng=1)
+    b = model_from_config("MultiLayerNet", a.config, rng=1)
     b.load_state_dict(a.state_dict())
     x = RNG.random((3, 5))
     np.testing.assert_array_equal(a.predict(x), b.predict(x))
@@ -178,7 +178,7 @@ def test_state_dict_round_trip_and_build_model():
     with pytest.raises(ValueError, match=r"W1 must have shape \(5, 4\).*\(2, 2\)"):
         b.load_state_dict(bad)
     with pytest.raises(ValueError, match="unknown model class"):
-        build_model("Nope", {})
+        model_from_config("Nope", {})
 
 
 # --- bad input -------------------------------------------------------------------------------

@@ -401,9 +401,9 @@ def test_a_corrupt_size_in_the_config_allocates_nothing(model_file, monkeypatch)
     edited = _rewrite(path, model.state_dict(), config=huge)
 
     def no_build(*args, **kwargs):
-        raise AssertionError("build_model was called: the model would have been allocated")
+        raise AssertionError("model_from_config was called: the model would have been allocated")
 
-    monkeypatch.setattr(serialize, "build_model", no_build)
+    monkeypatch.setattr(serialize, "model_from_config", no_build)
     expect_error(
         lambda: load(edited), edited, "config['hidden_size'] = 1000000000000", "larger than any"
     )

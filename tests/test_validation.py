@@ -24,7 +24,7 @@ from scratchdl.layers import (
     Relu,
     SoftmaxWithLoss,
 )
-from scratchdl.models import DeepConvNet, MultiLayerNet, SimpleConvNet, TwoLayerNet, build_model
+from scratchdl.models import DeepConvNet, MultiLayerNet, SimpleConvNet, TwoLayerNet, model_from_config
 from scratchdl.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
 from scratchdl.trainer import Trainer
 from tests.test_cli import assert_one_line_error, run
@@ -154,8 +154,8 @@ CASES = {
     ),
     "DeepConvNet dropout": (lambda: DeepConvNet(dropout_ratio=1.0), ["dropout_ratio", "1.0"]),
     "DeepConvNet hidden": (lambda: DeepConvNet(hidden_size=0), ["hidden_size", "0"]),
-    "build_model class": (lambda: build_model("ResNet", {}), ["'ResNet'"]),
-    "build_model config": (lambda: build_model("TwoLayerNet", {"foo": 1}), ["'foo'"]),
+    "model_from_config class": (lambda: model_from_config("ResNet", {}), ["'ResNet'"]),
+    "model_from_config config": (lambda: model_from_config("TwoLayerNet", {"foo": 1}), ["'foo'"]),
     # models: predict / loss / accuracy / gradient
     "predict shape": (lambda: NET.predict(np.ones((4, 7))), ["(4, 7)"]),
     "predict 1-D": (lambda: NET.predict(np.ones(6)), ["(6,)"]),

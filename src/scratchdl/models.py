@@ -124,8 +124,15 @@ class Sequential:
         last_w = [a for k, a in self.params.items() if k.startswith("W")][-1]
         return last_w.shape[0] if last_w.ndim == 4 else last_w.shape[1]
 
+    def check_batch(self, x: np.ndarray, t: np.ndarray | None = None) -> None:
+        """Raise ValueError unless the batch ``x`` (and labels ``t``) fit this network:
+        shapes, dtypes and the label range; reads no pixel values (a Trainer checks a whole
+        data set with it before training)."""
+        self._check_layout(x.shape, x.dtype)
+        if t is not None:
+            self._check_t(x, t)
+
     def _check_layout(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        """Raise ValueError unless inputs of this shape and dtype fit; reads no data."""
         if self.input_shape is not None:
             want = self.input_shape
             flat_ok = len(shape) >= 2 and len(want) == 1 and math.prod(shape[1:]) == want[0]
@@ -667,7 +674,7 @@ class DeepConvNet(Sequential):
 MODELS = {cls.__name__: cls for cls in (TwoLayerNet, MultiLayerNet, SimpleConvNet, DeepConvNet)}
 
 
-def build_model(class_name: str, config: dict, *, rng=None) -> Sequential:
+def model_from_config(class_name: str, config: dict, *, rng=None) -> Sequential:
     """Rebuild a model from its class name and ``config`` (as saved in a model file)."""
     if class_name not in MODELS:
         raise ValueError(f"unknown model class {class_name!r}; choices: {sorted(MODELS)}")

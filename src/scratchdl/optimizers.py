@@ -95,7 +95,7 @@ class Optimizer:
         Shape: ``grads[key]`` has the shape of ``params[key]``, for the same set of keys.
         Everything is checked before anything changes, so a bad call leaves no half step.
         """
-        self._check(params, grads)
+        self.check(params, grads)
         self.t += 1
         for key, p in params.items():
             self._step(key, p, grads[key])
@@ -103,7 +103,9 @@ class Optimizer:
     def _step(self, key: str, p: np.ndarray, g: ArrayLike) -> None:
         raise NotImplementedError
 
-    def _check(self, params: Mapping[str, np.ndarray], grads: Mapping[str, ArrayLike]) -> None:
+    def check(self, params: Mapping[str, np.ndarray], grads: Mapping[str, ArrayLike]) -> None:
+        """Raise unless ``update(params, grads)`` can take one step: the same keys, writeable
+        float arrays, matching shapes, and any state of this optimizer that fits them."""
         missing = [key for key in params if key not in grads]
         extra = [key for key in grads if key not in params]
         if missing or extra:

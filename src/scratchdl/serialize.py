@@ -4,7 +4,7 @@
   written atomically and read with every length, offset and dtype checked before the bytes
   reach the safetensors library (used by ``save`` / ``load`` and by the Trainer's checkpoints).
 - ``save`` / ``load``: a model's ``state_dict()`` (parameters and batch-norm running
-  statistics) with its class and ``config``; ``load`` rebuilds it with ``build_model``.
+  statistics) with its class and ``config``; ``load`` rebuilds it with ``model_from_config``.
 - ``import_book_params``: the ``params.pkl`` files written by the book's sample code, read
   through an unpickler that lets nothing but numpy arrays through and never runs numpy's own
   pickle code on the file's data.
@@ -32,7 +32,7 @@ from .atomic import atomic_write
 from .checks import check_path
 from .checks import short_repr as _short
 from .layers import Affine, AvgPooling, Convolution, Dropout, Flatten, Pooling, Relu
-from .models import MODELS, Sequential, build_model
+from .models import MODELS, Sequential, model_from_config
 
 __all__ = [
     "ModelFileError",
@@ -314,7 +314,7 @@ def _check_config_ints(path: object, config: dict, limit: int, list_limit: int) 
 
     A valid file stores every parameter, so no size in its config exceeds the number of values
     it holds (beyond a small floor for odd input shapes), and no list (of hidden sizes) is
-    longer than the number of tensors it holds; a corrupt digit must not make ``build_model``
+    longer than the number of tensors it holds; a corrupt digit must not make ``model_from_config``
     allocate gigabytes before the shapes are compared (``load`` also caps the weights drawn).
     """
     todo: list[tuple[str, object]] = [("config", config)]
@@ -386,7 +386,7 @@ def load(path: str | os.PathLike, *, rng: np.random.Generator | int | None = Non
     _check_config_ints(path, config, max(n_values, MIN_CONFIG_INT_LIMIT), len(tensors))
     try:
         with init.value_budget(max(VALUE_BUDGET_FACTOR * n_values, MIN_VALUE_BUDGET)):
-            model = build_model(class_name, config, rng=rng)
+            model = model_from_config(class_name, config, rng=rng)
     except (ValueError, TypeError) as e:  # the constructors' checks: a config that does not fit
         raise ModelFileError(
             f"{path}: config {_short(config)} does not fit {class_name}: {e}"

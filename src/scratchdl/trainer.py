@@ -330,7 +330,7 @@ class Trainer:
             if unknown:
                 raise ValueError(f"optimizer state for unknown parameters {sorted(unknown)}")
             self._set_state(state)
-            self.optimizer._check(self.network.params, self.network.params)  # the state fits
+            self.optimizer.check(self.network.params, self.network.params)  # the state fits
         except (ValueError, TypeError, KeyError, OverflowError) as e:
             self._set_state(before)  # a checkpoint that fails halfway leaves no half-resumed run
             raise ModelFileError(f"{path}: the checkpoint does not fit this run: {e}") from None
@@ -358,8 +358,7 @@ def _check_samples(network, split: str, x: np.ndarray, t: np.ndarray) -> None:
     """Check a data set against the network before training: shapes, labels, finite values."""
     if isinstance(network, Sequential):  # its own checks, so the messages are the same later
         try:
-            network._check_layout(x.shape, x.dtype)
-            network._check_t(x, t)
+            network.check_batch(x, t)
         except ValueError as e:
             raise ValueError(f"x_{split}, t_{split}: {e}") from None
     if x.dtype.kind == "f":

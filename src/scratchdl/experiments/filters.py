@@ -69,7 +69,7 @@ def filter_stats(W: np.ndarray) -> dict:
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    from ..models import build_model
+    from ..models import model_from_config
 
     opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
     (x_train, t_train), (x_test, t_test) = _common.mnist(
@@ -88,7 +88,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
     # A fresh network of the same class and config, seeded by seed: its W1 is "before
     # training" (the book draws a fresh SimpleConvNet's). For a network trained here with the
     # same seed these are exactly the initial weights it started from.
-    fresh = build_model(type(model).__name__, model.config, rng=seed)
+    fresh = model_from_config(type(model).__name__, model.config, rng=seed)
     W_before = _cnn.first_convolution(fresh, "the model").params["W"]
     accuracy = float(np.mean(_cnn.scores(model, x_test).argmax(axis=1) == t_test))
 

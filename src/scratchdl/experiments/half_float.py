@@ -1,7 +1,7 @@
 """Test accuracy of one trained network in float64, float32 and float16 (the book's ch8
 ``half_float_network.py``, 8.3.4: DeepConvNet scores 99.35 % in float64 and in float16).
 
-The network is read once from a model file and rebuilt in each dtype: ``build_model`` with the
+The network is read once from a model file and rebuilt in each dtype: ``model_from_config`` with the
 file's class and config (``dtype`` replaced), then ``load_state_dict`` casts the weights. The
 test images are cast to the same dtype, so the whole forward pass runs in it: every layer's
 output dtype is checked. (NumPy has no float16 BLAS: a float16 matrix product is a plain
@@ -72,7 +72,7 @@ def forward_in(model, x: np.ndarray) -> tuple[np.ndarray, set[str]]:
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     from ..checks import check_positive_int
-    from ..models import build_model
+    from ..models import model_from_config
     from ..serialize import load, save
 
     opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
@@ -99,7 +99,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         state = reference.state_dict()
         scores, accuracy, kept, seen, seconds = {}, {}, {}, {}, {}
         for dtype in DTYPES:
-            model = build_model(
+            model = model_from_config(
                 type(reference).__name__, {**reference.config, "dtype": dtype}, rng=seed
             )
             model.load_state_dict(state)  # cast to the model's dtype
