@@ -24,7 +24,13 @@ from scratchdl.layers import (
     Relu,
     SoftmaxWithLoss,
 )
-from scratchdl.models import DeepConvNet, MultiLayerNet, SimpleConvNet, TwoLayerNet, model_from_config
+from scratchdl.models import (
+    DeepConvNet,
+    MultiLayerNet,
+    SimpleConvNet,
+    TwoLayerNet,
+    model_from_config,
+)
 from scratchdl.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
 from scratchdl.trainer import Trainer
 from tests.test_cli import assert_one_line_error, run

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write, stale_temp_files
+from .augment import Augmenter, as_augmenter
 from .checks import as_rng, check_fraction, check_path, check_positive_int
 from .checks import short_repr as _short
-from .augment import Augmenter, as_augmenter
 from .models import Sequential
 from .optimizers import Optimizer, get_optimizer
 

@@ -55,8 +55,8 @@ QUICK = {"rows": 4}
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    from ..checks import check_positive_int
     from ..augment import Augmenter
+    from ..checks import check_positive_int
 
     opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
     rows = check_positive_int("rows", opts["rows"])
