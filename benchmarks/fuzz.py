@@ -14,9 +14,9 @@ with warnings turned into errors; the parent kills a worker that has not answere
                  or a resumed run trains one more epoch
   clear error    one of the documented exceptions, its message naming the file (CLEAR below):
                    idx          ValueError from read_idx (ChecksumError is one too)
-                   model        serialize.ModelFileError (a ValueError) from serialize.load
+                   model        files.ModelFileError (a ValueError) from files.load
                    checkpoint   ModelFileError or ValueError from Trainer.resume
-                   book-pickle  ModelFileError from serialize.import_book_params
+                   book-pickle  ModelFileError from files.import_book_params
   crash          anything else: another exception (MemoryError under the cap is a giant
                  allocation), a warning, a documented exception whose message does not name the
                  file, a refused file that changed the model or trainer, a worker that died
@@ -61,9 +61,10 @@ from pathlib import Path
 import numpy as np
 from accuracy import machine  # benchmarks/accuracy.py: one description of the machine
 
-from scratchdl import datasets, serialize
+from scratchdl import datasets, files
+from scratchdl.files import ModelFileError
+from scratchdl.files.safetensors_file import SAFETENSORS_DTYPES
 from scratchdl.models import DeepConvNet, MultiLayerNet, SimpleConvNet, TwoLayerNet
-from scratchdl.serialize import ModelFileError
 from scratchdl.trainer import Trainer, TrainingDiverged
 
 RESULTS = Path(__file__).parent / "results"
@@ -368,7 +369,7 @@ def st_build(st: dict, rng, relayout: bool) -> bytes:
     return struct.pack("<Q", n) + raw + bytes(data)
 
 
-SAFETENSORS_DTYPE = {name: np.dtype(dt) for name, dt in serialize.SAFETENSORS_DTYPES.items()}
+SAFETENSORS_DTYPE = {name: np.dtype(dt) for name, dt in SAFETENSORS_DTYPES.items()}
 ST_DTYPES = ("F16", "F32", "F64", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL")
 ST_BAD_DTYPES = ("BF16", "F8_E4M3", "f32", "", 7, None, ["F32"], "C64")
 NUMPY_OF = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I32": np.int32}
@@ -532,11 +533,11 @@ class ModelFormat(SafetensorsFormat):
         self.raws = []
         for k, model in enumerate(models):
             path = workdir / f"base{k}.safetensors"
-            serialize.save(model, path)
+            files.save(model, path)
             self.raws.append(path.read_bytes())
 
     def load(self, path: Path) -> None:
-        model = serialize.load(path, rng=0)
+        model = files.load(path, rng=0)
         with _lenient():  # huge but finite weights may overflow: the file was still valid
             y = model.predict(np.ones((2, *model.input_shape), dtype=np.float32))
         assert y.shape == (2, model.output_size), y.shape
@@ -820,7 +821,7 @@ class BookPickleFormat:
     def load(self, path: Path) -> None:
         model = self.models[self.k]
         model.load_state_dict(self.pristine[self.k])
-        serialize.import_book_params(path, model)
+        files.import_book_params(path, model)
         with _lenient():
             y = model.predict(np.ones((2, *model.input_shape)))
         assert y.shape == (2, model.output_size), y.shape

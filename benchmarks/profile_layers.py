@@ -8,7 +8,7 @@ input. Used to decide what to optimise; see benchmarks/RESULTS.md.
 
 The layers are called one by one on the whole batch, so models do not split it over threads
 here. ``--cpu --batch 50`` shows what one thread does with its half of a batch of 100 in a
-threaded training step (see scratchdl/_parallel.py).
+threaded training step (see scratchdl/threads.py).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def profile(model, x, t, repeats: int, clock) -> dict[str, list[float]]:
         opt.update(model.params, model.gradient(x, t))
     times = [[0.0, 0.0] for _ in model.layers]
     for _ in range(repeats):
-        h = model._check_x(x)
+        h = x.astype(model.dtype, copy=False)
         for i, layer in enumerate(model.layers):
             start = clock()
             h = layer.forward(h, train=True)
@@ -39,7 +39,10 @@ def profile(model, x, t, repeats: int, clock) -> dict[str, list[float]]:
         dout = model.last_layer.backward(1.0)
         for i in reversed(range(len(model.layers))):
             start = clock()
-            dout = model.layers[i].backward(dout)
+            if i:
+                dout = model.layers[i].backward(dout)
+            else:  # as the model does: the input data needs no gradient
+                model.layers[i].backward_params(dout)
             times[i][1] += clock() - start
     return {
         f"{i:2d} {layer!r}": [v * 1e3 / repeats for v in times[i]]

@@ -1,10 +1,12 @@
-"""Tests for scratchdl.augment: batch affine transforms with bilinear interpolation."""
+"""Tests for scratchdl.augment (random affine augmentation) and scratchdl.warp (the batch
+affine warp with bilinear interpolation under it)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from scratchdl import augment, warp
 from scratchdl.augment import (
     Augmenter,
     as_augmenter,
@@ -12,9 +14,8 @@ from scratchdl.augment import (
     random_rotation,
     random_scale,
     random_shift,
-    transform,
-    warp_affine,
 )
+from scratchdl.warp import transform, warp_affine
 
 
 def blob(H: int = 28, W: int = 28, centre: tuple[float, float] = (13.5, 13.5), sigma: float = 2.5):
@@ -320,6 +321,24 @@ def test_bad_settings_raise_naming_the_value(kwargs, match):
     if "rng" not in kwargs:
         with pytest.raises(ValueError, match=match):
             Augmenter(**kwargs)
+
+
+def test_augment_re_exports_the_deterministic_warps():
+    assert augment.transform is warp.transform and augment.warp_affine is warp.warp_affine
+
+
+@pytest.mark.parametrize(
+    "image_shape, expected",
+    [((28, 28), (1, 28, 28)), ((3, 9, 13), (3, 9, 13)), (np.array([2, 5, 7]), (2, 5, 7))],
+)
+def test_image_shape_without_channels_means_one(image_shape, expected):
+    assert warp.check_image_shape(image_shape) == expected
+
+
+@pytest.mark.parametrize("bad", [(28,), (1, 2, 3, 4), (1.5, 28), (True, 28), "28x28", 28])
+def test_a_bad_image_shape_names_the_form_it_needs(bad):
+    with pytest.raises(ValueError, match=r"image_shape must be \(C, H, W\) or \(H, W\)"):
+        warp.check_image_shape(bad)
 
 
 def test_bad_data_and_matrices_raise():

@@ -58,9 +58,9 @@ def test_train_writes_model_history_and_curve(trained):
 
     with Image.open(out / "learning_curve.png") as im:
         assert im.size[0] > 400 and len(np.unique(np.asarray(im.convert("L")))) > 10
-    from scratchdl import serialize
+    from scratchdl.files import load
 
-    model = serialize.load(out / "model.safetensors")
+    model = load(out / "model.safetensors")
     (_, _), (xt, tt) = mnist_slice()
     assert model.accuracy(xt, tt) == pytest.approx(acc)
 
@@ -122,16 +122,16 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv, needles):
 
 
 def test_threads_option_and_bad_environment(capsys, monkeypatch):
-    from scratchdl import _parallel, get_num_threads, set_num_threads
+    from scratchdl import get_num_threads, set_num_threads, threads
 
     before = get_num_threads()
     try:
         code, _, err = run(capsys, "--threads", "1", "data", "where", "mnist")
         assert code == 0 and get_num_threads() == 1, err
-        monkeypatch.setenv(_parallel.ENV_THREADS, "many")
-        monkeypatch.setattr(_parallel, "_num_threads", None)
+        monkeypatch.setenv(threads.ENV_THREADS, "many")
+        monkeypatch.setattr(threads, "_num_threads", None)  # forget the count: read the env
         code, _, err = run(capsys, "data", "where", "mnist")
-        assert_one_line_error(code, err, _parallel.ENV_THREADS, "'many'")
+        assert_one_line_error(code, err, threads.ENV_THREADS, "'many'")
     finally:
         set_num_threads(before)
 
@@ -143,19 +143,70 @@ def test_corrupt_model_file_exits_2(capsys, tmp_path):
     assert_one_line_error(code, err, str(bad))
 
 
-def test_non_image_exits_2(trained, capsys, tmp_path):
+@pytest.mark.parametrize(
+    "make, needle",
+    [
+        (lambda path: path.write_text("this is not a picture"), "cannot read"),
+        (lambda path: None, "no such image"),
+        (lambda path: _blank_png(path), "blank"),
+    ],
+    ids=["not_an_image", "missing", "blank"],
+)
+def test_a_bad_image_exits_2_with_one_line(trained, capsys, tmp_path, make, needle):
     out, _ = trained
-    text = tmp_path / "notes.png"
-    text.write_text("this is not a picture")
-    code, _, err = run(capsys, "predict", str(out / "model.safetensors"), str(text))
-    assert_one_line_error(code, err, str(text))
+    path = tmp_path / "digit.png"
+    make(path)
+    code, _, err = run(capsys, "predict", str(out / "model.safetensors"), str(path))
+    assert_one_line_error(code, err, "scratchdl: error:", str(path), needle)
+
+
+def _blank_png(path):
+    from PIL import Image
+
+    Image.new("L", (40, 30), 255).save(path)  # white paper, no ink
+
+
+def test_prepare_image_centres_the_digit_as_mnist_did(tmp_path):
+    from PIL import Image
+
+    from scratchdl.images import ImageError, prepare_image
+
+    paper = np.full((90, 120), 255, dtype=np.uint8)
+    paper[10:50, 15:35] = 0  # a dark bar, 40 x 20 pixels, off-centre on light paper
+    Image.fromarray(paper).save(tmp_path / "bar.png")
+    x = prepare_image(tmp_path / "bar.png")
+    assert x.shape == (1, 1, 28, 28) and x.dtype == np.float32
+    rows, cols = np.flatnonzero(x[0, 0].any(axis=1)), np.flatnonzero(x[0, 0].any(axis=0))
+    assert (rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) == (20, 10)  # longer side: 20
+    yy, xx = np.mgrid[0:28, 0:28]
+    centre = [(yy * x[0, 0]).sum() / x.sum(), (xx * x[0, 0]).sum() / x.sum()]
+    np.testing.assert_allclose(centre, [13.5, 13.5], atol=0.5)
+    assert x[0, 0, 0, 0] == 0 and x.max() == pytest.approx(1, abs=0.01)  # light ink on black
+    with pytest.raises(ValueError, match="no such image"):  # ImageError is a ValueError
+        prepare_image(tmp_path / "none.png")
+    assert issubclass(ImageError, ValueError)
+
+
+def test_default_learning_rates_cover_every_optimizer():
+    from scratchdl.optimizers import OPTIMIZERS
+
+    assert set(cli.DEFAULT_LR) == set(OPTIMIZERS)
+    assert set(cli.DEFAULT_OPTIMIZER.values()) <= set(OPTIMIZERS)
+    assert set(cli.DEFAULT_OPTIMIZER) == set(cli.DEFAULT_EPOCHS) == set(cli.MODEL_CHOICES)
+
+
+@pytest.mark.parametrize("choice", cli.MODEL_CHOICES)
+def test_new_network_for_every_model_choice(choice):
+    network = cli.new_network(choice, rng=0)
+    x = np.zeros((2, 1, 28, 28), dtype=np.float32)
+    assert network.predict(x).shape == (2, 10)
 
 
 def test_unwritable_out_fails_before_training(capsys, tmp_path, slice_data):
     blocker = tmp_path / "file"
     blocker.write_text("")
     code, stdout, err = run(capsys, "train", "--epochs", "1", "--out", str(blocker / "sub"))
-    assert_one_line_error(code, err, "--out")
+    assert_one_line_error(code, err, "--out", str(blocker / "sub"))
     assert "epoch" not in stdout
 
 

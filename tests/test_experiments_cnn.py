@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scratchdl import TwoLayerNet, serialize
+from scratchdl import TwoLayerNet
 from scratchdl.experiments import (
-    _cnn,
     augmentation,
+    cnn,
     filters,
     half_float,
     layer_cost,
@@ -23,6 +23,7 @@ from scratchdl.experiments import (
     receptive_field,
     registry,
 )
+from scratchdl.files import load, save
 from tests.conftest import mnist_slice
 
 MODULES = (
@@ -53,11 +54,13 @@ def one_blas_thread():
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     """A SimpleConvNet trained with the quick settings on the shipped sample, saved."""
-    (x, t), _ = mnist_slice()
-    q = _cnn.TRAIN_QUICK
-    model = _cnn.train_simple_convnet(
+    (x, t), (x_test, t_test) = mnist_slice()
+    q = cnn.TRAIN_QUICK
+    model = cnn.train_simple_convnet(
         x,
         t,
+        x_test,
+        t_test,
         epochs=q["epochs"],
         lr=q["lr"],
         batch_size=q["batch_size"],
@@ -65,7 +68,7 @@ def model_file(tmp_path_factory):
         progress=False,
     )
     path = tmp_path_factory.mktemp("model") / "simple.safetensors"
-    serialize.save(model, path)
+    save(model, path)
     return path
 
 
@@ -127,7 +130,7 @@ def test_roughness_measures_smoothness():
 
 def test_filters_refuse_a_model_without_convolution(tmp_path):
     path = tmp_path / "mlp.safetensors"
-    serialize.save(TwoLayerNet(784, 10, 10, rng=0), path)
+    save(TwoLayerNet(784, 10, 10, rng=0), path)
     with pytest.raises(ValueError, match="no Convolution layer"):
         filters.run(tmp_path, quick=True, progress=False, model=str(path))
 
@@ -239,7 +242,7 @@ def test_misclassified_lists_every_mistake(tmp_path, model_file):
     )
     assert data["model"] == {"source": "file", "file": str(model_file), "class": "SimpleConvNet"}
     _, (x_test, t_test) = mnist_slice()
-    y = serialize.load(model_file).predict(x_test).argmax(axis=1)
+    y = load(model_file).predict(x_test).argmax(axis=1)
     wrong = np.flatnonzero(y != t_test)
     assert data["test_images"] == len(t_test)
     assert data["accuracy"] == pytest.approx(np.mean(y == t_test))

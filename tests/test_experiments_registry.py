@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from scratchdl import cli
-from scratchdl.experiments import EXPERIMENTS, registry
+from scratchdl.experiments import registry
+from scratchdl.experiments.registry import EXPERIMENTS
 
 
 def test_every_experiment_module_keeps_the_contract():

@@ -312,16 +312,34 @@ def test_layer_reprs_name_the_configuration():
     "make,shape",
     [(conv_layer, (2, 2, 5, 5)), (lambda: L.Affine(randn(5, 3), randn(3)), (4, 5))],
 )
-def test_skip_dx_gives_the_same_parameter_gradients_and_no_dx(make, shape):
+def test_backward_params_gives_the_same_parameter_gradients_as_backward(make, shape):
     layer = make()
     x = randn(*shape)
     dout = randn(*layer.forward(x).shape)
-    assert layer.backward(dout) is not None
+    assert layer.backward(dout).shape == x.shape
     full = {k: v.copy() for k, v in layer.grads.items()}
-    layer.skip_dx = True
-    assert layer.backward(dout) is None
+    layer.grads = {}
+    assert layer.backward_params(dout) is None
     for k in full:
         np.testing.assert_array_equal(layer.grads[k], full[k])
+
+
+@pytest.mark.parametrize(
+    "make,shape",
+    [(conv_layer, (2, 2, 5, 5)), (lambda: L.Affine(randn(5, 3), randn(3)), (4, 5))],
+)
+def test_a_model_leaves_the_layers_it_is_given_usable_on_their_own(make, shape):
+    # a model skips its first layer's input gradient, but never by changing that layer:
+    # whoever else uses the layer still gets dx from backward
+    from scratchdl.models import Sequential
+
+    layer = make()
+    x = randn(*shape)
+    model = Sequential([layer, L.Flatten()], input_shape=shape[1:], dtype=np.float64)
+    model.gradient(x, np.zeros(len(x), dtype=int))
+    y = layer.forward(x)
+    dx = layer.backward(randn(*y.shape))
+    assert dx is not None and dx.shape == x.shape
 
 
 @pytest.mark.parametrize("pad", [0, 1, 2])
@@ -348,19 +366,19 @@ def test_convolution_in_small_tiles_equals_one_tile(FN, C, stride, pad, chunk_by
     x = randn(5, C, 7, 7)
     whole, tiled = conv_layer(FN=FN, C=C, stride=stride, pad=pad), None
     tiled = L.Convolution(whole.params["W"], whole.params["b"], stride=stride, pad=pad)
-    whole.chunk_bytes = whole.shared_chunk_bytes = 1 << 30
-    tiled.chunk_bytes = tiled.shared_chunk_bytes = chunk_bytes  # whatever BLAS's threads
+    whole.work.chunk_bytes = whole.work.shared_chunk_bytes = 1 << 30
+    tiled.work.chunk_bytes = tiled.work.shared_chunk_bytes = chunk_bytes  # whatever BLAS's threads
     y = whole.forward(x)
     np.testing.assert_allclose(tiled.forward(x), y, rtol=1e-12, atol=1e-12)
     dout = randn(*y.shape)
     np.testing.assert_allclose(tiled.backward(dout), whole.backward(dout), rtol=1e-12, atol=1e-12)
     for k in whole.grads:
         np.testing.assert_allclose(tiled.grads[k], whole.grads[k], rtol=1e-12, atol=1e-12)
-    assert len(tiled._tiles(*y.shape[2:], 5, C * 9, x.dtype)) > (chunk_bytes < 2000)
+    assert len(tiled.work.tiles(*y.shape[2:], 5, C * 9, x.dtype)) > (chunk_bytes < 2000)
 
 
 def test_convolution_output_is_batch_last_and_pooling_keeps_the_input_order():
-    # the memory order that keeps the copies fast (im2col.band_im2col) flows through the
+    # the memory order that keeps the copies fast (conv_bands.band_im2col) flows through the
     # conv stack: convolution output (C, H, W, N) in memory; pooling keeps its input's order
     y = conv_layer(FN=3, C=2, pad=1).forward(randn(4, 2, 6, 6))
     assert y.transpose(1, 2, 3, 0).flags.c_contiguous

@@ -1,4 +1,4 @@
-"""Threads over parts of the batch (scratchdl._parallel and Sequential's split forward/backward)."""
+"""Threads over parts of the batch (scratchdl.threads and Sequential's split forward/backward)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from scratchdl import (
     get_num_threads,
     set_num_threads,
 )
-from scratchdl import _parallel as parallel
+from scratchdl import threads as parallel
 from scratchdl.layers import Convolution, Layer, Relu
 from scratchdl.optimizers import Adam
 
-pytest.importorskip("threadpoolctl")  # without it the CNNs run in one thread (tested below)
+pytest.importorskip(
+    "threadpoolctl"
+)  # a dependency of the package: present wherever it is installed
 
 RNG = np.random.default_rng(7)
 
@@ -109,13 +111,13 @@ def test_convolution_bands_are_small_in_parts_and_large_where_blas_shares_a_prod
     # several threads, bands as large as shared_chunk_bytes (RESULTS.md, third round)
     from threadpoolctl import threadpool_limits
 
-    layer = Convolution(np.ones((16, 16, 3, 3)), np.zeros(16), pad=1)
-    layer.chunk_bytes, layer.shared_chunk_bytes = 144 * 28 * 8, 1 << 30  # a row; all rows
+    work = Convolution(np.ones((16, 16, 3, 3)), np.zeros(16), pad=1).work
+    work.chunk_bytes, work.shared_chunk_bytes = 144 * 28 * 8, 1 << 30  # a row; all rows
     set_num_threads(2)
-    in_part = parallel.run_all([lambda: len(layer._tiles(28, 28, 1, 144, np.float64))] * 2)
+    in_part = parallel.run_all([lambda: len(work.tiles(28, 28, 1, 144, np.float64))] * 2)
     assert in_part == [28, 28]
     with threadpool_limits(limits=2, user_api="blas"):
-        assert len(layer._tiles(28, 28, 1, 144, np.float64)) == 1
+        assert len(work.tiles(28, 28, 1, 144, np.float64)) == 1
 
 
 def test_run_all_reraises_a_failure_after_the_other_tasks_finish():
@@ -150,7 +152,7 @@ def test_split_gradient_loss_and_scores_equal_the_single_thread_ones(make, threa
     loss1 = model.last_loss
     set_num_threads(threads)
     g2, loss2 = model.gradient(x, t), model.last_loss
-    assert model._split[0] > 0 and len(model._split[1]) == threads  # it did split
+    assert model._split > 0 and len(model._parts.parts) == threads  # it did split
     assert loss2 == pytest.approx(loss1, rel=1e-13)
     for name in g1:
         np.testing.assert_allclose(g2[name], g1[name], rtol=1e-11, atol=1e-14, err_msg=name)
@@ -164,7 +166,7 @@ def test_split_gradient_matches_the_numerical_gradient():
     model = small_simple()
     x, t = batch(model, N=4)
     grads = model.gradient(x, t)
-    assert model._split[0] == len(model.layers)  # no dropout: the whole network is split
+    assert model._split == len(model.layers)  # no dropout: the whole network is split
     numeric = model.numerical_gradient(x, t)
     for name, g in grads.items():
         np.testing.assert_allclose(g, numeric[name], rtol=1e-5, atol=1e-7, err_msg=name)
@@ -174,13 +176,13 @@ def test_which_layers_are_split():
     set_num_threads(2)
     deep = small_deep()
     first_dropout = next(i for i, l in enumerate(deep.layers) if type(l).__name__ == "Dropout")
-    assert deep._plan(8, train=True)[0] == first_dropout
-    assert deep._plan(8, train=False)[0] == len(deep.layers)  # dropout is the identity
-    assert deep._plan(1, train=False) == (0, [(0, 1)])  # one sample: nothing to split
+    assert deep._plan(8, train=True) == first_dropout
+    assert deep._plan(8, train=False) == len(deep.layers)  # dropout is the identity
+    assert deep._plan(1, train=False) == 0  # one sample: nothing to split
     mlp = MultiLayerNet(6, [5, 4], 3, rng=0)
-    assert mlp._plan(8, train=False)[0] == 0  # no convolution: not worth threads
+    assert mlp._plan(8, train=False) == 0  # no convolution: not worth threads
     set_num_threads(1)
-    assert deep._plan(8, train=False) == (0, [(0, 8)])
+    assert deep._plan(8, train=False) == 0
 
 
 def test_a_layer_that_does_not_declare_per_sample_is_never_split():
@@ -194,9 +196,9 @@ def test_a_layer_that_does_not_declare_per_sample_is_never_split():
     set_num_threads(2)
     conv = Convolution(RNG.standard_normal((2, 1, 3, 3)), np.zeros(2))
     model = Sequential([Mixer(), conv, Relu()], input_shape=(1, 5, 5), dtype=np.float64)
-    assert model._plan(6, train=False)[0] == 0
+    assert model._plan(6, train=False) == 0
     model = Sequential([conv, Relu(), Mixer()], input_shape=(1, 5, 5), dtype=np.float64)
-    assert model._plan(6, train=False)[0] == 2
+    assert model._plan(6, train=False) == 2
 
 
 def test_copies_share_parameters_so_updates_reach_every_part():
@@ -205,7 +207,7 @@ def test_copies_share_parameters_so_updates_reach_every_part():
     x, t = batch(model, N=6)
     opt = Adam(lr=0.01)
     opt.update(model.params, model.gradient(x, t))
-    copy = model._stacks[1]
+    copy = model._parts.stacks[1]
     for mine, theirs in zip(model.layers, copy, strict=True):
         assert mine is not theirs
         for key in mine.params:
@@ -235,7 +237,7 @@ def test_without_threadpoolctl_everything_runs_in_one_thread(monkeypatch):
     model = small_simple()
     x, t = batch(model)
     model.gradient(x, t)
-    assert model._split == (0, [(0, len(x))])
+    assert model._split == 0
 
 
 def test_copies_made_later_do_not_share_the_buffers_of_earlier_passes():
@@ -258,15 +260,23 @@ def test_copies_made_later_do_not_share_the_buffers_of_earlier_passes():
         caches = [
             [
                 v
-                for k, v in vars(stack[i]).items()
+                for k, v in (*vars(stack[i]).items(), *_workspace(stack[i]).items())
                 if isinstance(v, np.ndarray) and id(v) not in shared and k != "x"
             ]
-            for stack in model._stacks
+            for stack in model._parts.stacks
         ]
+        if isinstance(model.layers[i], Convolution):  # its workspace is seen: padded input, band
+            assert all(len(c) >= 2 for c in caches)
         for a in range(len(caches)):
             for b in range(a + 1, len(caches)):
                 for u in caches[a]:
                     assert not any(np.shares_memory(u, v) for v in caches[b]), model.layers[i]
+
+
+def _workspace(layer) -> dict:
+    """The arrays a layer keeps in a workspace object (Convolution), by name."""
+    work = getattr(layer, "work", None)
+    return vars(work) if work is not None else {}
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")

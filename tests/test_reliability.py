@@ -27,14 +27,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scratchdl import cli, datasets, serialize
+from scratchdl import cli, datasets, files
+from scratchdl.files import ModelFileError, import_book_params, load_tensors
 from scratchdl.models import TwoLayerNet
-from scratchdl.serialize import ModelFileError, import_book_params, load_tensors
 from scratchdl.trainer import Trainer
 from tests.conftest import mnist_slice
 from tests.test_cli import assert_one_line_error, run
 from tests.test_datasets import encode_idx
-from tests.test_serialize import (
+from tests.test_files import (
     MUTATION,
     _book_like_params,
     _header_end,
@@ -180,7 +180,7 @@ def model_files(fuzz_dir):
     ]
     raws = []
     for i, model in enumerate(models):
-        serialize.save(model, fuzz_dir / f"model{i}.safetensors")
+        files.save(model, fuzz_dir / f"model{i}.safetensors")
         raws.append((fuzz_dir / f"model{i}.safetensors").read_bytes())
     return raws
 
@@ -216,7 +216,7 @@ def test_structured_header_edits_load_or_raise_model_file_error(
     path = fuzz_dir / "edited.safetensors"
     path.write_bytes(_edit_header(model_files[which], edits))
     try:
-        model = serialize.load(path)
+        model = files.load(path)
     except ModelFileError as e:
         assert str(path) in str(e)
         return
@@ -241,14 +241,14 @@ def test_structured_header_edits_load_or_raise_model_file_error(
 def test_regressions_found_by_the_fuzz_run(fuzz_dir, model_files, edits, words):
     path = fuzz_dir / "regression.safetensors"
     path.write_bytes(_edit_header(model_files[0], edits))
-    expect_error(lambda: serialize.load(path), path, *words)
+    expect_error(lambda: files.load(path), path, *words)
 
 
 def test_model_files_with_non_finite_weights_are_refused(tmp_path):
     model = TwoLayerNet(4, 3, 2, rng=0)
     model.params["W2"][1, 0] = np.nan
-    serialize.save(model, tmp_path / "nan.safetensors")
-    expect_error(lambda: serialize.load(tmp_path / "nan.safetensors"), "nan", "'W2'", "not finite")
+    files.save(model, tmp_path / "nan.safetensors")
+    expect_error(lambda: files.load(tmp_path / "nan.safetensors"), "nan", "'W2'", "must be finite")
 
 
 @pytest.fixture(scope="module")
@@ -353,7 +353,7 @@ def test_edited_checkpoints_resume_or_raise_and_change_nothing(fuzz_dir, checkpo
             meta[field] = str(value)
         else:
             meta[field] = json.dumps(value)
-    serialize.save_tensors(path, tensors, meta)
+    files.save_tensors(path, tensors, meta)
     trainer = make_trainer(epochs=1)
     before = _trainer_state(trainer)
     try:
@@ -370,26 +370,26 @@ def test_loaders_work_under_a_tight_memory_cap(tmp_path, checkpoint_file):
     """No reader asks for more memory than its file needs (a 1 GiB read buffer did once)."""
     if not HAS_PROC_FD:
         pytest.skip("needs /proc to measure the address space")
-    serialize.save(TwoLayerNet(4, 3, 2, rng=0), tmp_path / "m.safetensors")
+    files.save(TwoLayerNet(4, 3, 2, rng=0), tmp_path / "m.safetensors")
     (tmp_path / "p.pkl").write_bytes(pickle.dumps(_book_like_params(_small_convnet())))
     (tmp_path / "ckpt.safetensors").write_bytes(checkpoint_file)
     datasets.write_idx(tmp_path / "x.idx.gz", np.arange(10, dtype=np.uint8))
     code = f"""
 import resource
 from pathlib import Path
-from scratchdl import datasets, serialize
-from tests.test_serialize import _small_convnet
+from scratchdl import datasets, files
+from tests.test_files import _small_convnet
 from tests.test_trainer import make_trainer
 trainer = make_trainer(epochs=1)
 vm = int(Path("/proc/self/status").read_text().split("VmSize:")[1].split()[0]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + (200 << 20),) * 2)  # 200 MB of headroom
 tmp = Path({str(tmp_path)!r})
-serialize.load(tmp / "m.safetensors")
-serialize.import_book_params(tmp / "p.pkl", _small_convnet())
+files.load(tmp / "m.safetensors")
+files.import_book_params(tmp / "p.pkl", _small_convnet())
 trainer.resume(tmp / "ckpt.safetensors")
 datasets.read_idx(tmp / "x.idx.gz")
 """
-    root = Path(__file__).parents[1]  # the child imports tests.test_serialize
+    root = Path(__file__).parents[1]  # the child imports tests.test_files
     argv = [sys.executable, "-c", code]
     proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -403,7 +403,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scratchdl import serialize
+from scratchdl import files
 from scratchdl.models import MultiLayerNet
 from scratchdl.trainer import Trainer
 
@@ -421,7 +421,7 @@ if (out / "ckpt.safetensors").exists():
     trainer.resume(out / "ckpt.safetensors")
 print(trainer.epoch, flush=True)
 trainer.train()
-serialize.save(net, out / "model.safetensors")
+files.save(net, out / "model.safetensors")
 """
 EPOCHS, KILLS = 14, 3  # each kill costs the run about two epochs
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from scratchdl.augment import Augmenter
 from scratchdl.models import MultiLayerNet, TwoLayerNet
 from scratchdl.optimizers import SGD
 from scratchdl.trainer import Trainer, TrainingDiverged
@@ -89,34 +90,87 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
     assert (tmp_path / "ckpt.safetensors").read_bytes() == good
 
 
-def test_resume_after_interruption_is_bit_identical(tmp_path):
-    straight = make_trainer(tmp_path / "a", epochs=3, seed=5, augment=False)
-    straight.train()
-
-    interrupted = make_trainer(tmp_path / "b", epochs=3, seed=5)
+def crash_in_epoch_3(trainer):
+    """Train ``trainer`` until a KeyboardInterrupt in its third epoch (8 iterations each)."""
     calls = 0
-    original = interrupted.train_step
+    original = trainer.train_step
 
-    def crash_in_epoch_3(x, t):
+    def step(x, t):
         nonlocal calls
         calls += 1
         if calls == 2 * 8 + 3:
             raise KeyboardInterrupt
         return original(x, t)
 
-    interrupted.train_step = crash_in_epoch_3
+    trainer.train_step = step
     with pytest.raises(KeyboardInterrupt):
-        interrupted.train()
+        trainer.train()
 
+
+def assert_same_run(a, b):
+    for name, p in a.network.params.items():
+        np.testing.assert_array_equal(p, b.network.params[name], err_msg=name)
+    for name, buffer in a.network.buffers.items():
+        np.testing.assert_array_equal(buffer, b.network.buffers[name], err_msg=name)
+    assert a.history["loss"] == b.history["loss"]
+
+
+def test_resume_after_interruption_is_bit_identical(tmp_path):
+    straight = make_trainer(tmp_path / "a", epochs=3, seed=5, augment=False)
+    straight.train()
+    crash_in_epoch_3(make_trainer(tmp_path / "b", epochs=3, seed=5))
     resumed = make_trainer(tmp_path / "b", epochs=3, seed=123)  # a different seed: all restored
     resumed.resume(tmp_path / "b" / "ckpt.safetensors")
     assert resumed.epoch == 2
     resumed.train()
-    for name, p in straight.network.params.items():
-        np.testing.assert_array_equal(p, resumed.network.params[name], err_msg=name)
-    for name, b in straight.network.buffers.items():
-        np.testing.assert_array_equal(b, resumed.network.buffers[name], err_msg=name)
-    assert resumed.history["loss"] == straight.history["loss"]
+    assert_same_run(straight, resumed)
+
+
+def augmenter(seed):
+    """An Augmenter for the blobs, seen as 1x2x4 images."""
+    return Augmenter(max_shift=1.0, max_rotation=20.0, image_shape=(1, 2, 4), rng=seed)
+
+
+def test_an_augmenter_draws_from_its_own_generator():
+    a, b, c = (make_trainer(epochs=1, seed=0, augment=augmenter(s)) for s in (5, 6, 5))
+    for trainer in (a, b, c):
+        trainer.train()
+    assert a.history["loss"] != b.history["loss"]  # the trainer's rng is the same: seed 5 vs 6
+    assert a.history["loss"] == c.history["loss"]
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state  # it only shuffled
+    trainer = make_trainer(augment=True)
+    assert trainer.augmenter.rng is trainer.rng  # augment=True draws from the trainer's rng
+
+
+def test_resume_with_an_augmenter_of_its_own_is_bit_identical(tmp_path):
+    straight = make_trainer(tmp_path / "a", epochs=3, seed=5, augment=augmenter(5))
+    straight.train()
+    crash_in_epoch_3(make_trainer(tmp_path / "b", epochs=3, seed=5, augment=augmenter(5)))
+    resumed = make_trainer(tmp_path / "b", epochs=3, seed=123, augment=augmenter(7))
+    resumed.resume(tmp_path / "b" / "ckpt.safetensors")  # restores the Augmenter's rng too
+    resumed.train()
+    assert_same_run(straight, resumed)
+
+
+def sharing_trainer(tmp_path=None):
+    """A trainer whose Augmenter draws from the trainer's rng, as augment=True does."""
+    trainer = make_trainer(tmp_path, epochs=1)
+    trainer.augmenter = augmenter(trainer.rng)
+    return trainer
+
+
+def test_resume_refuses_a_run_that_augments_from_another_generator(tmp_path):
+    make_trainer(tmp_path / "own", epochs=1, augment=augmenter(5)).train()
+    sharing_trainer(tmp_path / "shared").train()
+    for saved, make in (
+        ("own", sharing_trainer),
+        ("own", lambda: make_trainer(epochs=1)),
+        ("shared", lambda: make_trainer(epochs=1, augment=augmenter(5))),
+    ):
+        trainer = make()
+        with pytest.raises(ValueError, match="Augmenter that has a generator of its own"):
+            trainer.resume(tmp_path / saved / "ckpt.safetensors")
+        assert trainer.epoch == 0
 
 
 def test_resume_refuses_a_different_run(tmp_path):

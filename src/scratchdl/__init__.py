@@ -1,11 +1,11 @@
 """scratchdl: the networks of "Deep Learning from Scratch" as a small, tested NumPy library.
 
-Importing the package needs numpy only; the command line, figures and model files use the
-optional ``cli`` extra (tqdm, matplotlib, safetensors, Pillow, threadpoolctl), imported where
-they are used.
+Importing the package loads numpy only; the command line's libraries (tqdm, matplotlib,
+safetensors, Pillow, threadpoolctl) are imported where they are used.
 """
 
-from ._parallel import get_num_threads, set_num_threads
+from importlib.metadata import PackageNotFoundError, version
+
 from .augment import Augmenter
 from .datasets import load_fashion_mnist, load_mnist
 from .functions import (
@@ -36,9 +36,13 @@ from .layers import (
 from .models import DeepConvNet, MultiLayerNet, Sequential, SimpleConvNet, TwoLayerNet
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
 from .perceptron import AND, NAND, OR, XOR, Perceptron
+from .threads import get_num_threads, set_num_threads
 from .trainer import Trainer, TrainingDiverged
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("scratchdl")
+except PackageNotFoundError:  # a source tree on sys.path that pip never installed
+    __version__ = "unknown"
 
 __all__ = [
     "AND",

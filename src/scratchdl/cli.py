@@ -7,18 +7,20 @@ found) ends with exit status 2 and one line on stderr that says what is wrong; n
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from . import datasets
-from ._parallel import get_num_threads, set_num_threads
+from .atomic import check_writable
+from .optimizers import OPTIMIZERS
+from .threads import get_num_threads, set_num_threads
 
 MODEL_CHOICES = ("two-layer", "mlp", "simple-cnn", "deep-cnn")
 DEFAULT_EPOCHS = {"two-layer": 17, "mlp": 10, "simple-cnn": 8, "deep-cnn": 20}
 DEFAULT_OPTIMIZER = {"two-layer": "sgd", "mlp": "adam", "simple-cnn": "adam", "deep-cnn": "adam"}
+# the learning rate without --lr; one for every optimizer of OPTIMIZERS (a test checks)
 DEFAULT_LR = {
     "sgd": 0.1,
     "momentum": 0.01,
@@ -51,22 +53,24 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def build_model(name: str, *, rng, dtype=np.float32):
-    """The network for a ``--model`` choice, sized for 28x28 grayscale images and 10 classes."""
+def new_network(choice: str, *, rng, dtype=np.float32):
+    """A freshly initialised network for a ``--model`` choice, sized for 28x28 grayscale
+    images and 10 classes."""
     from .models import DeepConvNet, MultiLayerNet, SimpleConvNet, TwoLayerNet
 
-    if name == "two-layer":
+    if choice == "two-layer":
         return TwoLayerNet(784, 50, 10, rng=rng, dtype=dtype)  # the book's ch5 settings
-    if name == "mlp":
+    if choice == "mlp":
         return MultiLayerNet(784, [100] * 5, 10, use_batchnorm=True, rng=rng, dtype=dtype)
-    if name == "simple-cnn":
+    if choice == "simple-cnn":
         return SimpleConvNet(rng=rng, dtype=dtype)
-    if name == "deep-cnn":
+    if choice == "deep-cnn":
         return DeepConvNet(rng=rng, dtype=dtype)
-    raise UsageError(f"unknown model {name!r}; choices: {', '.join(MODEL_CHOICES)}")
+    raise UsageError(f"unknown model {choice!r}; choices: {', '.join(MODEL_CHOICES)}")
 
 
 def load_dataset(name: str, *, data_dir=None):
+    """The (train, test) pairs of a ``--dataset`` choice, as images (N, 1, 28, 28) in [0, 1]."""
     loader = {"mnist": datasets.load_mnist, "fashion-mnist": datasets.load_fashion_mnist}[name]
     return loader(normalize=True, flatten=False, data_dir=data_dir)
 
@@ -75,8 +79,8 @@ def load_dataset(name: str, *, data_dir=None):
 
 
 def cmd_train(args) -> int:
-    from . import serialize
     from .experiments import plots
+    from .files import save
     from .trainer import Trainer
 
     out = Path(args.out or f"runs/{args.model}-{args.dataset}")
@@ -86,10 +90,10 @@ def cmd_train(args) -> int:
         raise UsageError(f"--resume: there is no checkpoint at {checkpoint}")
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.model]
     optimizer = (args.optimizer or DEFAULT_OPTIMIZER[args.model]).lower()
-    lr = args.lr if args.lr is not None else DEFAULT_LR.get(optimizer, 0.01)
+    lr = args.lr if args.lr is not None else DEFAULT_LR[optimizer]
     (x_train, t_train), (x_test, t_test) = load_dataset(args.dataset, data_dir=args.data_dir)
     rng = np.random.default_rng(args.seed)
-    network = build_model(args.model, rng=rng)
+    network = new_network(args.model, rng=rng)
     trainer = Trainer(
         network,
         x_train,
@@ -121,7 +125,7 @@ def cmd_train(args) -> int:
     )
     trainer.train()
     test_acc = network.accuracy(x_test, t_test)
-    serialize.save(network, out / "model.safetensors")
+    save(network, out / "model.safetensors")
     trainer.history["final_test_acc"] = test_acc
     trainer.save_history(out / "history.json")
     plots.learning_curve(
@@ -137,19 +141,12 @@ def cmd_train(args) -> int:
 
 
 def _prepare_out(out: Path) -> None:
-    """Create --out and make sure a file can be written there, before any training."""
+    """Create --out and make sure a file can be written there, before any training: a full
+    disk or a read-only folder shows up now, not after hours of training."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        try:
-            with open(probe, "wb") as f:
-                f.write(b"\0" * (1 << 20))  # a full disk shows up now, not after hours of training
-                f.flush()
-                os.fsync(f.fileno())
-        finally:
-            probe.unlink(missing_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot write into --out {out}: {e.strerror or e}") from e
+        check_writable(out)
+    except OSError as e:  # its message names the folder and the reason
+        raise UsageError(f"--out: {e.strerror or e}") from e
 
 
 def _say(args, text: str) -> None:
@@ -161,10 +158,10 @@ def _say(args, text: str) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from . import serialize
     from .experiments import plots
+    from .files import load
 
-    model = serialize.load(args.model)
+    model = load(args.model)
     (_, _), (x_test, t_test) = load_dataset(args.dataset, data_dir=args.data_dir)
     scores = np.concatenate(
         [model.predict(x_test[i : i + 500]) for i in range(0, len(x_test), 500)]
@@ -199,56 +196,12 @@ def cmd_evaluate(args) -> int:
 # -- predict --------------------------------------------------------------------------------
 
 
-def prepare_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image of any size and turn it into a 28x28 MNIST-like array in [0, 1].
-
-    Grayscale; inverted when the background is light (a dark digit on paper); cropped to the
-    ink, scaled so the longer side is 20 pixels, and centred by its centre of mass in a 28x28
-    field, as MNIST's digits were prepared. Shape: -> (1, 1, 28, 28) float32.
-    """
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError as e:
-        raise UsageError("predict needs Pillow: pip install 'scratchdl[cli]'") from e
-    try:
-        with Image.open(path) as im:
-            im.load()
-            gray = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-    except FileNotFoundError as e:
-        raise UsageError(f"no such image: {path}") from e
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
-        raise UsageError(f"cannot read {path} as an image: {e}") from e
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 0.5:  # light background: MNIST digits are light on black
-        gray = 1.0 - gray
-    gray = np.clip((gray - np.median(border if np.median(border) <= 0.5 else 1 - border)), 0, 1)
-    ink = gray > 0.2 * gray.max() if gray.max() > 0 else np.zeros_like(gray, bool)
-    if not ink.any():
-        raise UsageError(f"{path}: the image is blank; nothing to classify")
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    crop = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    h, w = crop.shape
-    scale = 20.0 / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.LANCZOS)
-    digit = np.asarray(small, dtype=np.float32) / 255.0
-    field = np.zeros((28, 28), dtype=np.float32)
-    top, left = (28 - digit.shape[0]) // 2, (28 - digit.shape[1]) // 2
-    field[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
-    total = field.sum()
-    if total > 0:  # move the centre of mass to the centre, as MNIST did
-        yy, xx = np.mgrid[0:28, 0:28]
-        dy = int(round(13.5 - (yy * field).sum() / total))
-        dx = int(round(13.5 - (xx * field).sum() / total))
-        field = np.roll(field, (dy, dx), axis=(0, 1))
-    return field.reshape(1, 1, 28, 28)
-
-
 def cmd_predict(args) -> int:
-    from . import serialize
+    from .files import load
     from .functions import softmax
+    from .images import prepare_image
 
-    model = serialize.load(args.model)
+    model = load(args.model)
     for path in args.images:
         x = prepare_image(path)
         p = softmax(model.predict(x))[0]
@@ -318,7 +271,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--optimizer",
         type=str.lower,
-        choices=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"],
+        choices=tuple(OPTIMIZERS),
+        help="default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_OPTIMIZER.items()),
     )
     p.add_argument("--lr", type=_positive_float, help="learning rate (default per optimizer)")
     p.add_argument("--augment", action="store_true", help="random shift/rotation/scale")
@@ -414,7 +368,7 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .serialize import ModelFileError
+    from .files import ModelFileError
     from .trainer import TrainingDiverged
 
     try:

@@ -31,7 +31,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
     e = np.exp(-np.abs(x))  # in (0, 1]: never overflows
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    one = x.dtype.type(1)  # not the Python 1: numpy 1.x made float32 scalars float64 with it
+    return np.where(x >= 0, one / (one + e), e / (one + e))
 
 
 def relu(x: np.ndarray) -> np.ndarray:
@@ -65,7 +66,7 @@ def sum_squared_error(y: np.ndarray, t: np.ndarray) -> float:
     return float(0.5 * np.sum((y - t) ** 2))
 
 
-def _labels(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+def class_indices(t: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Return t as class indices (N,), accepting indices or one-hot rows; validate them."""
     t = np.asarray(t)
     N, K = y.shape
@@ -95,7 +96,7 @@ def cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
         t = np.asarray(t).reshape(1, -1) if np.ndim(t) == 1 else np.asarray(t).reshape(1)
     if y.ndim != 2:
         raise ValueError(f"y must be (N, K) or (K,), got shape {y.shape}")
-    t = _labels(t, y)
+    t = class_indices(t, y)
     N = y.shape[0]
     return float(-np.sum(np.log(y[np.arange(N), t] + EPS)) / N)
 
@@ -116,6 +117,6 @@ def softmax_loss(x: np.ndarray, t: np.ndarray) -> float:
     x = np.asarray(x)
     if x.ndim != 2:
         raise ValueError(f"x must be (N, K) scores, got shape {x.shape}")
-    t = _labels(t, x)
+    t = class_indices(t, x)
     N = x.shape[0]
     return float(-log_softmax(x)[np.arange(N), t].mean())

@@ -14,19 +14,18 @@ input followed by one contiguous copy; ``col2im`` is ``FH*FW`` strided accumulat
 array, the operand shape BLAS multiplies fastest. Everything here takes arrays of any
 strides.
 
-The ``Convolution`` layer does not call these two: it uses the band functions at the end of
-this module, which build the same matrix with its columns in (oh, ow, n) order from images
-kept "batch-last" in memory, (C, H, W, N), a band of output rows at a time. The book's
-functions stay the reference they are tested against.
+The ``Convolution`` layer computes the same product through ``conv_bands``, which builds
+this matrix with its columns in (oh, ow, n) order from images kept "batch-last" in memory,
+a band of output rows at a time. The book's functions stay the reference it is tested
+against.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 
-def output_size(size: int, filter_size: int, stride: int, pad: int) -> int:
+def conv_output_size(size: int, filter_size: int, stride: int, pad: int) -> int:
     """Output length along one axis: (size + 2*pad - filter_size) / stride + 1.
 
     Raises ValueError unless the windows tile the padded input exactly (the book, 7.2.3).
@@ -58,24 +57,9 @@ def pad_images(x: np.ndarray, pad: int, value: float = 0.0) -> np.ndarray:
     return xp
 
 
-def windows(xp: np.ndarray, FH: int, FW: int, stride: int) -> np.ndarray:
-    """A read-only strided view of every window of an already padded batch.
-
-    Shape: (N, C, Hp, Wp) -> (N, C, OH, OW, FH, FW); no data is copied.
-    """
-    N, C, Hp, Wp = xp.shape
-    OH, OW = output_size(Hp, FH, stride, 0), output_size(Wp, FW, stride, 0)
-    sN, sC, sH, sW = xp.strides
-    return as_strided(
-        xp,
-        shape=(N, C, OH, OW, FH, FW),
-        strides=(sN, sC, sH * stride, sW * stride, sH, sW),
-        writeable=False,
-    )
-
-
 def accumulate_windows(dwin: np.ndarray, padded_shape: tuple, stride: int) -> np.ndarray:
-    """Adjoint of ``windows``: add each window's values back onto the padded image.
+    """Add each window's values back onto the padded image (the adjoint of cutting a padded
+    batch into its windows).
 
     Shape: dwin (N, C, OH, OW, FH, FW) -> (N, C, Hp, Wp), in the memory order of dwin's
     first four axes.
@@ -105,7 +89,7 @@ def im2col(
     if x.ndim != 4:
         raise ValueError(f"im2col expects (N, C, H, W) input, got shape {x.shape}")
     N, C, H, W = x.shape
-    OH, OW = output_size(H, FH, stride, pad), output_size(W, FW, stride, pad)
+    OH, OW = conv_output_size(H, FH, stride, pad), conv_output_size(W, FW, stride, pad)
     shape = (C * FH * FW, N * OH * OW)
     if out is None or out.shape != shape or out.dtype != x.dtype:
         out = np.empty(shape, dtype=x.dtype)
@@ -127,7 +111,7 @@ def col2im(
     Shape: (N*OH*OW, C*FH*FW) -> input_shape = (N, C, H, W).
     """
     N, C, H, W = input_shape
-    OH, OW = output_size(H, FH, stride, pad), output_size(W, FW, stride, pad)
+    OH, OW = conv_output_size(H, FH, stride, pad), conv_output_size(W, FW, stride, pad)
     if col.shape != (N * OH * OW, C * FH * FW):
         raise ValueError(
             f"col must have shape {(N * OH * OW, C * FH * FW)} for input {input_shape}, "
@@ -136,71 +120,3 @@ def col2im(
     dwin = col.T.reshape(C, FH, FW, N, OH, OW).transpose(3, 0, 4, 5, 1, 2)
     dxp = accumulate_windows(dwin, (N, C, H + 2 * pad, W + 2 * pad), stride)
     return dxp[:, :, pad : pad + H, pad : pad + W] if pad else dxp
-
-
-# --- batch-last bands: what Convolution uses ------------------------------------------------
-#
-# A convolution layer keeps its images "batch-last": memory ordered (C, H, W, N). Then one row
-# of a window cell over the whole batch, (OW, N), is a single run of memory, so the copies
-# below move long runs instead of rows of a few pixels; and a band of output rows can be
-# built and multiplied while it is still in the CPU's cache. The columns of a band's matrix
-# are ordered (oh, ow, n), its rows (c, fh, fw) as in the book.
-
-
-def pad_batch_last(x: np.ndarray, pad: int, out: np.ndarray | None = None) -> np.ndarray:
-    """(N, C, H, W) of any memory order -> (C, H + 2*pad, W + 2*pad, N), contiguous, with a
-    border of ``pad`` zeros; written into ``out`` when it has that shape and dtype."""
-    N, C, H, W = x.shape
-    shape = (C, H + 2 * pad, W + 2 * pad, N)
-    ok = out is not None and out.shape == shape and out.dtype == x.dtype and out.flags.c_contiguous
-    xp = out if ok else np.empty(shape, dtype=x.dtype)
-    if pad:  # only the border is zeroed: the inside is written once, below
-        xp[:, :pad] = 0
-        xp[:, H + pad :] = 0
-        xp[:, pad : H + pad, :pad] = 0
-        xp[:, pad : H + pad, W + pad :] = 0
-    xp[:, pad : H + pad, pad : W + pad] = x.transpose(1, 2, 3, 0)
-    return xp
-
-
-def band_im2col(
-    xp: np.ndarray, FH: int, FW: int, stride: int, rows: tuple[int, int], OW: int, out: np.ndarray
-) -> np.ndarray:
-    """The im2col matrix, transposed, of output rows ``rows = (r0, r1)`` of a padded
-    batch-last image ``xp`` (C, Hp, Wp, N): ``out`` (C*FH*FW, (r1 - r0)*OW*N), filled."""
-    C, Hp, Wp, N = xp.shape
-    r0, r1 = rows
-    if not (0 <= r0 < r1 and (r1 - 1) * stride + FH <= Hp and (OW - 1) * stride + FW <= Wp):
-        raise ValueError(f"rows {rows} and OW={OW} do not fit a padded image of {Hp}x{Wp}")
-    if out.shape != (C * FH * FW, (r1 - r0) * OW * N):
-        raise ValueError(
-            f"out must have shape {(C * FH * FW, (r1 - r0) * OW * N)}, got {out.shape}"
-        )
-    sC, sH, sW, sN = xp.strides
-    # every window cell of the band as one read-only view, copied in one call (numpy merges
-    # the (ow, n) axes of stride 1 into one run)
-    cells = as_strided(
-        xp[:, r0 * stride :],
-        shape=(C, FH, FW, r1 - r0, OW, N),
-        strides=(sC, sH, sW, sH * stride, sW * stride, sN),
-        writeable=False,
-    )
-    np.copyto(out.reshape(C, FH, FW, r1 - r0, OW, N), cells)
-    return out
-
-
-def band_col2im_add(
-    dcol: np.ndarray, dxp: np.ndarray, FH: int, FW: int, stride: int, rows: tuple[int, int]
-) -> None:
-    """Adjoint of ``band_im2col``: add each column of ``dcol`` (C*FH*FW, (r1 - r0)*OW*N)
-    back onto its window of ``dxp`` (C, Hp, Wp, N), in place."""
-    C, _, _, N = dxp.shape
-    r0, r1 = rows
-    OW = dcol.shape[1] // ((r1 - r0) * N)
-    col = dcol.reshape(C, FH, FW, r1 - r0, OW, N)
-    for i in range(FH):
-        h = r0 * stride + i
-        for j in range(FW):
-            dxp[:, h : h + stride * (r1 - r0) : stride, j : j + stride * OW : stride] += col[
-                :, i, j
-            ]

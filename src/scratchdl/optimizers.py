@@ -34,17 +34,9 @@ from numpy.typing import ArrayLike
 from .checks import check_fraction, check_positive, check_positive_int
 
 __all__ = [
-    "EPS",
-    "OPTIMIZERS",
-    "SGD",
-    "AdaGrad",
-    "Adam",
-    "Momentum",
-    "Nesterov",
-    "Optimizer",
-    "RMSprop",
+    "EPS", "OPTIMIZERS", "SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop",
     "get_optimizer",
-]
+]  # fmt: skip
 
 EPS = 1e-7  # keeps g / (sqrt(h) + EPS) finite where h == 0; the book's value
 

@@ -17,20 +17,17 @@ import json
 import math
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write, stale_temp_files
+from .atomic import atomic_write, check_writable, stale_temp_files
 from .augment import Augmenter, as_augmenter
-from .checks import as_rng, check_fraction, check_path, check_positive_int
+from .checks import as_rng, check_finite, check_fraction, check_path, check_positive_int
 from .checks import short_repr as _short
+from .files.checkpoint import HISTORY_KEYS, read_checkpoint, write_checkpoint
+from .files.safetensors_file import ModelFileError
 from .models import Sequential
 from .optimizers import Optimizer, get_optimizer
-
-CHECKPOINT_FORMAT = "scratchdl-checkpoint"
-HISTORY_KEYS = ("loss", "train_acc", "test_acc", "epoch_seconds")
-FINITE_CHUNK = 10_000  # samples checked for NaN at a time: no full-size temporary
 
 
 class TrainingDiverged(RuntimeError):
@@ -43,8 +40,9 @@ class Trainer:
     ``optimizer`` is an optimizer object or a name ('sgd', 'momentum', 'nesterov',
     'adagrad', 'rmsprop', 'adam') built with ``optimizer_param`` (the book's interface).
     ``evaluate_sample_num_per_epoch`` limits the accuracy evaluation to the first that many
-    samples of each set (None: all). ``augment`` is True (MNIST defaults), False or an
-    ``Augmenter``; it transforms each training batch before the forward pass.
+    samples of each set (None: all). ``augment`` is True (MNIST defaults, drawing from the
+    trainer's ``rng``), False or an ``Augmenter`` (drawing from its own ``rng``); it transforms
+    each training batch before the forward pass.
     ``lr_decay_epochs`` (step decay, not in the book): the optimizer's learning rate is
     multiplied by ``lr_decay`` at the start of each of those epochs (1-based), e.g.
     ``lr_decay_epochs=(15,)`` trains the last epochs of 20 at a tenth of the rate. The rate
@@ -117,8 +115,8 @@ class Trainer:
             check_positive_int("evaluate_sample_num_per_epoch", evaluate_sample_num_per_epoch)
         self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
         self.verbose = verbose
-        self.rng = as_rng(rng)  # shuffling and augmentation draw from this one generator
-        self.augmenter = as_augmenter(augment)
+        self.rng = as_rng(rng)  # shuffling (and augment=True's augmentation) draw from this
+        self.augmenter = as_augmenter(augment, rng=self.rng)
         if isinstance(lr_decay_epochs, int):
             lr_decay_epochs = (lr_decay_epochs,)
         self.lr_decay_epochs = tuple(
@@ -132,19 +130,14 @@ class Trainer:
         )
         self.iter_per_epoch = math.ceil(len(x_train) / self.batch_size)
         self.epoch = 0  # epochs completed
-        self.history: dict[str, list] = {
-            "loss": [],
-            "train_acc": [],
-            "test_acc": [],
-            "epoch_seconds": [],
-        }
+        self.history: dict[str, list] = {key: [] for key in HISTORY_KEYS}
 
     # -- one step, one epoch -----------------------------------------------------------------
 
     def train_step(self, x_batch: np.ndarray, t_batch: np.ndarray) -> float:
         """One gradient step on a batch; return the batch loss (before the step)."""
         if self.augmenter is not None:
-            x_batch = self.augmenter(x_batch, rng=self.rng)
+            x_batch = self.augmenter(x_batch)  # its own rng, or self.rng for augment=True
         # A diverging run overflows; train() reports that once, clearly, instead of numpy
         # printing a warning per layer.
         with np.errstate(over="ignore", invalid="ignore"):
@@ -184,7 +177,7 @@ class Trainer:
     def train(self) -> dict[str, list]:
         """Train the remaining epochs; return the history."""
         if self.checkpoint_path is not None:
-            _check_writable(self.checkpoint_path)
+            check_writable(self.checkpoint_path.parent)  # a full disk fails now, not later
             for stale in stale_temp_files(self.checkpoint_path):  # from a run that was killed
                 stale.unlink(missing_ok=True)
         while self.epoch < self.epochs:
@@ -251,81 +244,20 @@ class Trainer:
 
     def save_checkpoint(self, path: str | os.PathLike) -> None:
         """Write everything needed to continue this run: weights, optimizer, rng, history."""
-        from .serialize import save_tensors
-
-        tensors = {f"model/{k}": v for k, v in self.network.state_dict().items()}
-        tensors.update({f"optimizer/{k}": v for k, v in self.optimizer.state_dict().items()})
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "class": type(self.network).__name__,
-            "config": json.dumps(self.network.config),
-            "optimizer": type(self.optimizer).__name__,
-            "epoch": str(self.epoch),
-            "epochs": str(self.epochs),
-            "mini_batch_size": str(self.batch_size),
-            "rng": json.dumps(self.rng.bit_generator.state),
-            "model_rngs": json.dumps(self.network.rng_states()),
-            "history": json.dumps(self.history),
-        }
-        save_tensors(path, tensors, meta)
+        write_checkpoint(path, self._state(), {**self._settings(), "epochs": self.epochs})
 
     def resume(self, path: str | os.PathLike) -> None:
         """Load a checkpoint written by ``save_checkpoint`` into this trainer and network.
 
-        The network, optimizer type and batch size must be the ones of the saved run;
-        ``train()`` then continues after the saved epoch. A damaged or foreign checkpoint
-        raises ModelFileError (a ValueError) naming the file and leaves this trainer, its
-        network and optimizer exactly as they were.
+        The network, optimizer type, batch size and augmentation generator (its own or none)
+        must be the ones of the saved run; ``train()`` then continues after the saved epoch. A
+        damaged or foreign checkpoint raises ModelFileError (a ValueError) naming the file and
+        leaves this trainer, its network and optimizer exactly as they were.
         """
-        from .serialize import ModelFileError, _check_finite, load_tensors
-
-        tensors, meta = load_tensors(path)
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise ModelFileError(
-                f"{path}: not a scratchdl checkpoint (format {meta.get('format')!r})"
-            )
-        expected = {
-            "class": type(self.network).__name__,
-            "config": self.network.config,
-            "optimizer": type(self.optimizer).__name__,
-            "mini_batch_size": self.batch_size,
-        }
-        try:
-            saved = {
-                "class": meta["class"],
-                "config": json.loads(meta["config"]),
-                "optimizer": meta["optimizer"],
-                "mini_batch_size": int(meta["mini_batch_size"]),
-            }
-            epoch = int(meta["epoch"])
-            state = {
-                "rng": json.loads(meta["rng"]),
-                "model_rngs": json.loads(meta["model_rngs"]),
-                "history": json.loads(meta["history"]),
-                "epoch": epoch,
-            }
-        except (KeyError, ValueError, RecursionError) as e:
-            raise ModelFileError(
-                f"{path}: checkpoint metadata is incomplete or corrupt ({e!r})"
-            ) from None
-        for key, want in expected.items():
-            if saved[key] != want:
-                raise ValueError(
-                    f"{path} was saved with {key} {saved[key]!r}, but this run has {want!r}; "
-                    f"resume with the same settings or start a new run"
-                )
-        _check_finite(path, tensors)
-        for prefix in ("model/", "optimizer/"):
-            state[prefix] = {
-                k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)
-            }
+        state = read_checkpoint(path, {**self._settings(), "augmenter_rng": self._own_aug_rng()})
         before = self._state()
         try:
-            stray = sorted(k for k in tensors if not k.startswith(("model/", "optimizer/")))
-            if stray:
-                raise ValueError(f"unexpected tensors {stray}")
-            _check_history(state["history"], epoch)
-            unknown = {k.partition("/")[2] for k in state["optimizer/"] if "/" in k}
+            unknown = {k.partition("/")[2] for k in state["optimizer"] if "/" in k}
             unknown -= set(self.network.params)
             if unknown:
                 raise ValueError(f"optimizer state for unknown parameters {sorted(unknown)}")
@@ -335,22 +267,39 @@ class Trainer:
             self._set_state(before)  # a checkpoint that fails halfway leaves no half-resumed run
             raise ModelFileError(f"{path}: the checkpoint does not fit this run: {e}") from None
 
-    def _state(self) -> dict:
-        """A copy of everything ``resume`` sets, in the form ``_set_state`` takes."""
+    def _settings(self) -> dict:
+        """What a checkpoint must share with the run that resumes it."""
         return {
-            "model/": {k: v.copy() for k, v in self.network.state_dict().items()},
-            "optimizer/": self.optimizer.state_dict(),
+            "class": type(self.network).__name__,
+            "config": self.network.config,
+            "optimizer": type(self.optimizer).__name__,
+            "mini_batch_size": self.batch_size,
+        }
+
+    def _own_aug_rng(self) -> bool:
+        """True if the Augmenter draws from a generator other than ``self.rng``."""
+        return self.augmenter is not None and self.augmenter.rng is not self.rng
+
+    def _state(self) -> dict:
+        """A copy of everything ``resume`` sets, in the form of ``read_checkpoint``."""
+        own = self.augmenter.rng if self._own_aug_rng() else None
+        return {
+            "model": {k: v.copy() for k, v in self.network.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
             "rng": self.rng.bit_generator.state,
             "model_rngs": self.network.rng_states(),
+            "augmenter_rng": None if own is None else own.bit_generator.state,
             "history": copy.deepcopy(self.history),
             "epoch": self.epoch,
         }
 
     def _set_state(self, state: dict) -> None:
-        self.network.load_state_dict(state["model/"])
-        self.optimizer.load_state_dict(state["optimizer/"])
+        self.network.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
         self.network.set_rng_states(state["model_rngs"])
+        if state["augmenter_rng"] is not None:
+            self.augmenter.rng.bit_generator.state = state["augmenter_rng"]
         self.history, self.epoch = state["history"], state["epoch"]
 
 
@@ -361,47 +310,8 @@ def _check_samples(network, split: str, x: np.ndarray, t: np.ndarray) -> None:
             network.check_batch(x, t)
         except ValueError as e:
             raise ValueError(f"x_{split}, t_{split}: {e}") from None
-    if x.dtype.kind == "f":
-        for i in range(0, len(x), FINITE_CHUNK):
-            chunk = x[i : i + FINITE_CHUNK]
-            ok = np.isfinite(chunk).reshape(len(chunk), -1).all(axis=1)
-            if not ok.all():
-                n = i + int(np.argmin(ok))
-                bad = x[n][~np.isfinite(x[n])].flat[0]
-                raise ValueError(
-                    f"x_{split}[{n}] holds {bad}: the inputs must be finite (a NaN or infinite "
-                    "input makes the loss NaN); clean or drop that sample"
-                )
-
-
-def _check_history(history: object, epoch: int) -> None:
-    if not isinstance(history, dict) or not all(
-        isinstance(history.get(k), list) for k in HISTORY_KEYS
-    ):
-        raise ValueError(
-            f"history must be a dict of the lists {HISTORY_KEYS}, got {_short(history)}"
-        )
-    for key in HISTORY_KEYS:
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in history[key]):
-            raise ValueError(f"history[{key!r}] must hold numbers, got {_short(history[key])}")
-    counts = {k: len(history[k]) for k in HISTORY_KEYS[1:]}
-    if epoch < 0 or any(n != epoch for n in counts.values()):
-        raise ValueError(f"history has {counts} entries, but the checkpoint is of epoch {epoch}")
-
-
-def _check_writable(path: Path) -> None:
-    """Fail before training if the checkpoint's folder cannot take a file."""
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    probe = folder / f".write-test-{os.getpid()}"
-    try:
-        with open(probe, "wb") as f:
-            f.write(b"\0" * 4096)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        raise OSError(
-            e.errno, f"cannot write into {folder}: {e.strerror or e}; choose another --out"
-        ) from e
-    finally:
-        probe.unlink(missing_ok=True)
+    check_finite(
+        f"x_{split}",
+        x,
+        fix="NaN or infinite inputs make the loss NaN; clean or drop that sample",
+    )

@@ -28,8 +28,8 @@ import numpy as np
 
 from ..functions import relu, sigmoid, step_function, tanh
 from ..layers import Affine
-from . import _common
-from .plots import _pyplot
+from . import common
+from .plots import pyplot
 
 NAME = "activations"
 CHAPTER = 3
@@ -64,7 +64,7 @@ ACTIVATIONS = {"step": step_function, "sigmoid": sigmoid, "relu": relu, "tanh": 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     """The activations and the linear-stack check; writes activations.png/json."""
-    opts = _common.options(options, DEFAULTS, NAME)
+    opts = common.options(options, DEFAULTS, NAME)
     if not opts["x_min"] < opts["x_max"]:
         raise ValueError(f"x_min must be < x_max, got {opts['x_min']!r} and {opts['x_max']!r}")
     if opts["points"] < 2 or opts["layers"] < 1 or opts["hidden_size"] < 1:
@@ -108,7 +108,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         (stacked, collapsed, c, layers),
         (linear_out, one_layer, relu_out, opts["hidden_size"]),
     )
-    return _common.save_result(out, NAME, fig, numbers)
+    return common.save_result(out, NAME, fig, numbers)
 
 
 def _network(rng: np.random.Generator, hidden: int) -> list[Affine]:
@@ -138,7 +138,7 @@ def _collapse(net: list[Affine]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _figure(x, curves, linear, network):
-    plt = _pyplot()
+    plt = pyplot()
     stacked, collapsed, c, layers = linear
     linear_out, one_layer, relu_out, H = network
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 4.2), layout="constrained")

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _cnn, _common
-from .plots import _pyplot
+from . import cnn, common
+from .plots import pyplot
 
 NAME = "augmentation"
 CHAPTER = 8
@@ -58,7 +58,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
     from ..augment import Augmenter
     from ..checks import check_positive_int
 
-    opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
+    opts = cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
     rows = check_positive_int("rows", opts["rows"])
     variants = check_positive_int("variants", opts["variants"])
     if rows > 10:
@@ -71,7 +71,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         rng=seed,
     )
     # the shipped sample's test images are the first 1000 of MNIST's: same digits either way
-    (_, _), (x_test, t_test) = _common.mnist(flatten=False, quick=True)
+    (_, _), (x_test, t_test) = common.mnist(flatten=False, quick=True)
     indices = [int(np.flatnonzero(t_test == digit)[0]) for digit in range(rows)]
     originals = x_test[indices]
     x = np.repeat(originals, variants, axis=0)  # each digit `variants` times, in a row
@@ -102,11 +102,11 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "ink_ratio": float(ink.mean()),
     }
     images = augmented.reshape(rows, variants, 28, 28)
-    return _common.save_result(out, NAME, _figure(originals[:, 0], images, numbers), numbers)
+    return common.save_result(out, NAME, _figure(originals[:, 0], images, numbers), numbers)
 
 
 def _figure(originals, images, numbers):
-    plt = _pyplot()
+    plt = pyplot()
     rows, variants = images.shape[:2]
     fig, axes = plt.subplots(
         rows, variants + 1, figsize=(1.15 * (variants + 1), 1.15 * rows + 0.9), squeeze=False

@@ -32,8 +32,8 @@ import numpy as np
 
 from ..models import MultiLayerNet
 from ..optimizers import SGD
-from . import _ch6, _common
-from .plots import _pyplot
+from . import ch6, common
+from .plots import pyplot
 
 NAME = "batchnorm"
 CHAPTER = 6
@@ -64,15 +64,15 @@ LEARNED = 0.5  # a final training accuracy above this counts as "learned" (chanc
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    o = _common.options(options, QUICK if quick else DEFAULTS, NAME)
-    (x_train, t_train), _ = _common.mnist(quick=quick, progress=progress)
+    o = common.options(options, QUICK if quick else DEFAULTS, NAME)
+    (x_train, t_train), _ = common.mnist(quick=quick, progress=progress)
     x, t = x_train[: o["train_size"]], t_train[: o["train_size"]]
     scales = np.logspace(o["max_scale_exp"], o["min_scale_exp"], o["scales"])
     hidden = [o["hidden_size"]] * o["hidden_layers"]
 
     curves: dict[str, list] = {v: [] for v in VARIANTS}
     jobs = [(k, w, v) for k, w in enumerate(scales) for v in VARIANTS]
-    for k, w, variant in _common.progress(jobs, total=len(jobs), desc=NAME, enable=progress):
+    for k, w, variant in common.progress(jobs, total=len(jobs), desc=NAME, enable=progress):
         network = MultiLayerNet(
             784,
             hidden,
@@ -81,7 +81,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
             use_batchnorm=variant == "batchnorm",
             rng=np.random.default_rng([seed, k]),  # both variants: the same initial draws
         )
-        results = _ch6.train_epochs(
+        results = ch6.train_epochs(
             network,
             SGD(lr=o["lr"]),
             x,
@@ -106,11 +106,11 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "settings": {**o, "quick": quick, "seed": seed},
     }
     fig = _draw(scales, curves, o, quick)
-    return _common.save_result(out, NAME, fig, numbers)
+    return common.save_result(out, NAME, fig, numbers)
 
 
 def _draw(scales: np.ndarray, curves: dict, o: dict, quick: bool):
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     n = len(scales)

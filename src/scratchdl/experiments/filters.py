@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _cnn, _common
-from .plots import _pyplot
+from . import cnn, common
+from .plots import pyplot
 
 NAME = "filters"
 CHAPTER = 7
@@ -43,8 +43,8 @@ measures how much smoother the learned filters are.
 """
 KEY_NUMBERS = ("roughness_before", "roughness_after", "test_accuracy")
 
-DEFAULTS = {**_cnn.TRAIN_DEFAULTS, "shown": 8, "example": 0}
-QUICK = dict(_cnn.TRAIN_QUICK)
+DEFAULTS = {**cnn.TRAIN_DEFAULTS, "shown": 8, "example": 0}
+QUICK = dict(cnn.TRAIN_QUICK)
 RANDOM_ROUGHNESS = 2 / math.sqrt(math.pi)  # E|a - b| / sigma for independent normal a, b
 
 
@@ -71,15 +71,17 @@ def filter_stats(W: np.ndarray) -> dict:
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     from ..models import model_from_config
 
-    opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
-    (x_train, t_train), (x_test, t_test) = _common.mnist(
+    opts = cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
+    (x_train, t_train), (x_test, t_test) = common.mnist(
         flatten=False, quick=quick, progress=progress
     )
     shown, example = opts["shown"], opts["example"]
     if not 0 <= example < len(x_test):
         raise ValueError(f"example must be a test index in [0, {len(x_test) - 1}], got {example}")
-    model, source = _cnn.trained_model(opts, (x_train, t_train), seed=seed, progress=progress)
-    W_after = _cnn.first_convolution(model, opts["model"] or "the model").params["W"].copy()
+    model, source = cnn.trained_model(
+        opts, (x_train, t_train), (x_test, t_test), seed=seed, progress=progress
+    )
+    W_after = cnn.first_convolution(model, opts["model"] or "the model").params["W"].copy()
     if W_after.shape[1] != 1:
         raise ValueError(
             f"the first Convolution of the model takes {W_after.shape[1]} channels; "
@@ -89,14 +91,14 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
     # training" (the book draws a fresh SimpleConvNet's). For a network trained here with the
     # same seed these are exactly the initial weights it started from.
     fresh = model_from_config(type(model).__name__, model.config, rng=seed)
-    W_before = _cnn.first_convolution(fresh, "the model").params["W"]
-    accuracy = float(np.mean(_cnn.scores(model, x_test).argmax(axis=1) == t_test))
+    W_before = cnn.first_convolution(fresh, "the model").params["W"]
+    accuracy = float(np.mean(cnn.scores(model, x_test).argmax(axis=1) == t_test))
 
     if not 1 <= shown <= len(W_after):
         raise ValueError(f"shown must be in [1, {len(W_after)}], got {shown}")
     norms = np.sqrt((W_after.astype(np.float64) ** 2).sum(axis=(1, 2, 3)))
     chosen = np.sort(np.argsort(-norms, kind="stable")[:shown])
-    conv = _cnn.first_convolution(model, "the model")
+    conv = cnn.first_convolution(model, "the model")
     response = conv.forward(x_test[example : example + 1].astype(W_after.dtype))[0]
 
     before, after = filter_stats(W_before), filter_stats(W_after)
@@ -115,7 +117,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "shown_filters": [int(k) for k in chosen],
     }
     fig = _figure(W_before, W_after, x_test[example, 0], response[chosen], chosen, numbers)
-    return _common.save_result(out, NAME, fig, numbers)
+    return common.save_result(out, NAME, fig, numbers)
 
 
 def _filter_panel(subfig, W: np.ndarray, title: str) -> None:
@@ -131,7 +133,7 @@ def _filter_panel(subfig, W: np.ndarray, title: str) -> None:
 
 
 def _figure(W_before, W_after, image, maps, chosen, numbers):
-    plt = _pyplot()
+    plt = pyplot()
     fig = plt.figure(figsize=(12, 6.6), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[0.85, 1])
     left, right = top.subfigures(1, 2, wspace=0.04)

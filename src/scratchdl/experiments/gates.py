@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..perceptron import AND, NAND, OR, TRUTH_TABLE_INPUTS, XOR, find_perceptron
-from . import _common
-from .plots import _pyplot
+from . import common
+from .plots import pyplot
 
 NAME = "gates"
 CHAPTER = 2
@@ -54,7 +54,7 @@ LIMITS = (-0.5, 1.5)  # the unit square with a margin, so the lines are visible
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     """Truth tables, decision lines and the separability search; writes gates.png/json."""
-    opts = _common.options(options, DEFAULTS, NAME)
+    opts = common.options(options, DEFAULTS, NAME)
     n = opts["search_grid"]
     if n < 2:
         raise ValueError(f"search_grid must be >= 2 values, got {n!r}")
@@ -83,11 +83,11 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "search_grid": n,
     }
     fig = _figure(tables, numbers["separable"])
-    return _common.save_result(out, NAME, fig, numbers)
+    return common.save_result(out, NAME, fig, numbers)
 
 
 def _figure(tables: dict, separable: dict):
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(13, 4.4), sharey=True, layout="constrained")
     u = np.linspace(*LIMITS, 401)
     g1, g2 = np.meshgrid(u, u)

@@ -29,8 +29,8 @@ import numpy as np
 
 from ..gradient import numerical_gradient, relative_error
 from ..models import TwoLayerNet
-from . import _common
-from .plots import _pyplot
+from . import common
+from .plots import pyplot
 
 NAME = "gradient-check"
 CHAPTER = 5
@@ -70,12 +70,12 @@ BOOK_MEAN_ABS_DIFFERENCE = {
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     """Backprop vs numerical gradients of TwoLayerNet; writes gradient-check.png/json."""
-    opts = _common.options(options, QUICK if quick else DEFAULTS, NAME)
+    opts = common.options(options, QUICK if quick else DEFAULTS, NAME)
     if opts["samples"] < 1 or opts["repeats"] < 1:
         raise ValueError(
             f"samples and repeats must be >= 1, got {opts['samples']!r} and {opts['repeats']!r}"
         )
-    (x_train, t_train), _ = _common.mnist(quick=quick, progress=progress)
+    (x_train, t_train), _ = common.mnist(quick=quick, progress=progress)
     x, t = x_train[: opts["samples"]], t_train[: opts["samples"]]
     net = TwoLayerNet(
         x.shape[1],
@@ -98,7 +98,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
 
     numerical, per_param = {}, {}
     n_params = sum(p.size for p in net.params.values())
-    items = _common.progress(
+    items = common.progress(
         net.params.items(), total=len(net.params), desc="numerical gradient", enable=progress
     )
     for name, p in items:
@@ -127,11 +127,11 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "speedup": time_numerical / time_backprop,
         "book_mean_abs_difference": BOOK_MEAN_ABS_DIFFERENCE,
     }
-    return _common.save_result(out, NAME, _figure(numbers), numbers)
+    return common.save_result(out, NAME, _figure(numbers), numbers)
 
 
 def _figure(numbers: dict):
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(
         1, 2, figsize=(11, 4.2), layout="constrained", width_ratios=(3, 2)
     )

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from ..gradient import gradient_descent, numerical_gradient
-from . import _common
-from .plots import _pyplot
+from . import common
+from .plots import pyplot
 
 NAME = "gradient-descent"
 CHAPTER = 4
@@ -67,7 +67,7 @@ def function_2(x: np.ndarray) -> float:
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     """Gradient field and descent paths; writes gradient-descent.png/json."""
-    opts = _common.options(options, DEFAULTS, NAME)
+    opts = common.options(options, DEFAULTS, NAME)
     init_x = np.array([opts["init_x0"], opts["init_x1"]])
     lrs = {key: opts[key] for key in RUNS}
 
@@ -101,11 +101,11 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "field_max_error": float(np.abs(grad - 2 * points).max()),
     }
     fig = _figure(x0, x1, grad, paths, lrs, init_x, numbers["large_lr_frozen_from_step"])
-    return _common.save_result(out, NAME, fig, numbers)
+    return common.save_result(out, NAME, fig, numbers)
 
 
 def _figure(x0, x1, grad, paths, lrs, init_x, frozen):
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4.5), layout="constrained")
     ax1.quiver(
         x0.ravel(), x1.ravel(), -grad[:, 0], -grad[:, 1], angles="xy", color="#555555", width=0.004

@@ -1,16 +1,16 @@
 """Test accuracy of one trained network in float64, float32 and float16 (the book's ch8
 ``half_float_network.py``, 8.3.4: DeepConvNet scores 99.35 % in float64 and in float16).
 
-The network is read once from a model file and rebuilt in each dtype: ``model_from_config`` with the
-file's class and config (``dtype`` replaced), then ``load_state_dict`` casts the weights. The
-test images are cast to the same dtype, so the whole forward pass runs in it: every layer's
-output dtype is checked. (NumPy has no float16 BLAS: a float16 matrix product is a plain
-loop, about 10-30 times slower than float32; it accumulates each sum in higher precision and
-rounds only the result to float16.)
+The network is read once from a model file and rebuilt in each dtype: ``model_from_config``
+with the file's class and config (``dtype`` replaced), then ``load_state_dict`` casts the
+weights. The test images are cast to the same dtype, so the whole forward pass runs in it:
+every layer's output dtype is checked. (NumPy has no float16 BLAS: a float16 matrix product
+is a plain loop, about 10-30 times slower than float32; it accumulates each sum in higher
+precision and rounds only the result to float16.)
 
 The network: ``model=FILE``; else, in full mode, ``benchmarks/results/model-deep.safetensors``
 (relative to the working directory) when it exists; else a SimpleConvNet trained here (see
-``_cnn``), saved to a temporary file first so that all three dtypes start from the same file.
+``cnn``), saved to a temporary file first so that all three dtypes start from the same file.
 
 JSON keys:
 - ``model``: where the network came from (file and class, or how it was trained).
@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _cnn, _common
-from .plots import _pyplot
+from . import cnn, common
+from .plots import pyplot
 
 NAME = "half-float"
 CHAPTER = 8
@@ -49,8 +49,8 @@ often the dtypes predict the same class, and the largest difference of their sco
 """
 KEY_NUMBERS = ("accuracy_float64", "accuracy_float32", "accuracy_float16", "agreement")
 
-DEFAULTS = {**_cnn.TRAIN_DEFAULTS, "images": 0}
-QUICK = {**_cnn.TRAIN_QUICK, "images": 300}
+DEFAULTS = {**cnn.TRAIN_DEFAULTS, "images": 0}
+QUICK = {**cnn.TRAIN_QUICK, "images": 300}
 DEFAULT_MODEL = Path("benchmarks/results/model-deep.safetensors")
 DTYPES = ("float64", "float32", "float16")
 PAIRS = (("float32", "float64"), ("float16", "float64"), ("float16", "float32"))
@@ -72,12 +72,12 @@ def forward_in(model, x: np.ndarray) -> tuple[np.ndarray, set[str]]:
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     from ..checks import check_positive_int
+    from ..files import load, save
     from ..models import model_from_config
-    from ..serialize import load, save
 
-    opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
+    opts = cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
     n = check_positive_int("images", opts["images"], allow_zero=True)
-    (x_train, t_train), (x_test, t_test) = _common.mnist(
+    (x_train, t_train), (x_test, t_test) = common.mnist(
         flatten=False, quick=quick, progress=progress
     )
     if n:
@@ -89,8 +89,8 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
             path = Path(opts["model"])
             source = {"source": "file", "file": str(path)}
         else:
-            trained, source = _cnn.trained_model(
-                opts, (x_train, t_train), seed=seed, progress=progress
+            trained, source = cnn.trained_model(
+                opts, (x_train, t_train), (x_test, t_test), seed=seed, progress=progress
             )
             path = Path(tmp) / "model.safetensors"
             save(trained, path)
@@ -106,7 +106,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
             start = time.perf_counter()
             parts, dtypes = [], set()
             batches = range(0, len(x_test), BATCH)
-            for i in _common.progress(batches, total=len(batches), desc=dtype, enable=progress):
+            for i in common.progress(batches, total=len(batches), desc=dtype, enable=progress):
                 s, d = forward_in(model, x_test[i : i + BATCH])
                 parts.append(s)
                 dtypes |= d
@@ -133,11 +133,11 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "layer_dtypes": seen,
         "seconds": seconds,
     }
-    return _common.save_result(out, NAME, _figure(numbers), numbers)
+    return common.save_result(out, NAME, _figure(numbers), numbers)
 
 
 def _figure(numbers):
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
     acc = [100 * numbers["accuracy"][d] for d in DTYPES]
     colors = ("tab:blue", "tab:green", "tab:orange")

@@ -39,8 +39,8 @@ import numpy as np
 
 from ..models import MultiLayerNet
 from ..trainer import Trainer, TrainingDiverged
-from . import _common
-from .plots import _pyplot
+from . import common
+from .plots import pyplot
 
 NAME = "hyperparameter-search"
 CHAPTER = 6
@@ -146,7 +146,7 @@ def run_trials(jobs: list[tuple], workers: int, progress: bool) -> list[dict]:
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         with _single_threaded_blas():  # the workers start during the first submits
             futures = [pool.submit(trial, job) for job in jobs]
-        finished = _common.progress(
+        finished = common.progress(
             as_completed(futures),
             total=len(futures),
             desc=f"{NAME} ({workers} worker{'s' if workers > 1 else ''})",
@@ -171,7 +171,7 @@ def _single_threaded_blas() -> Iterator[None]:
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    o = _common.options(options, QUICK if quick else DEFAULTS, NAME)
+    o = common.options(options, QUICK if quick else DEFAULTS, NAME)
     for key in ("trials", "epochs", "train_size", "top", "workers"):
         if o[key] < 1:
             raise ValueError(f"option {key} of {NAME} must be >= 1, got {o[key]!r}")
@@ -179,7 +179,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         raise ValueError(
             f"option validation_rate of {NAME} must lie in (0, 1), got {o['validation_rate']!r}"
         )
-    (x_all, t_all), _ = _common.mnist(quick=quick, progress=progress)
+    (x_all, t_all), _ = common.mnist(quick=quick, progress=progress)
     n = min(o["train_size"], len(x_all))
     order = np.random.default_rng(seed).permutation(n)  # the book: the first 500, shuffled
     x, t = x_all[:n][order], t_all[:n][order]
@@ -219,7 +219,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
     }
     print(_table(ranking[:5]))
     fig = _draw(trials, top, o, quick)
-    return _common.save_result(out, NAME, fig, numbers)
+    return common.save_result(out, NAME, fig, numbers)
 
 
 def _table(rows: list[dict]) -> str:
@@ -235,7 +235,7 @@ def _table(rows: list[dict]) -> str:
 
 
 def _draw(trials: list[dict], top: list[dict], o: dict, quick: bool):
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.patches import Rectangle
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")

@@ -11,7 +11,7 @@ update (Adam) is timed apart: it belongs to no layer. The BLAS library is limite
 0 leaves it as it is): on a busy machine a multi-threaded matrix product waits for its
 descheduled threads, and the timings become noise.
 As in training, the model's first layer (a Convolution) does not compute the gradient of the
-input images (``skip_dx``).
+input images (``backward_params``).
 
 JSON keys:
 - ``ms``: {network: {"forward"|"backward"|"total": {layer type: milliseconds}}}, layer types
@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _cnn, _common
-from .plots import _pyplot
+from . import cnn, common
+from .plots import pyplot
 
 NAME = "layer-cost"
 CHAPTER = 8
@@ -91,7 +91,10 @@ def timed_step(model, x: np.ndarray, t: np.ndarray) -> tuple[list[float], list[f
     dout = 1.0
     for layer in reversed(layers):
         start = clock()
-        dout = layer.backward(dout)
+        if layer is layers[0]:  # as in training: the input images need no gradient
+            layer.backward_params(dout)
+        else:
+            dout = layer.backward(dout)
         backward.append(clock() - start)
     return forward, backward[::-1]
 
@@ -110,7 +113,7 @@ def measure(models: dict, x, t, *, repeats: int, warmup: int, progress: bool) ->
 
     samples = {name: {"f": [], "b": [], "step": [], "update": []} for name in models}
     optimizers = {name: Adam(lr=1e-4) for name in models}
-    rounds = _common.progress(
+    rounds = common.progress(
         range(warmup + repeats), total=warmup + repeats, desc="timing", enable=progress
     )
     for r in rounds:
@@ -166,13 +169,13 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
     from ..checks import check_positive_int
     from ..models import DeepConvNet, SimpleConvNet
 
-    opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
+    opts = cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
     batch = check_positive_int("batch_size", opts["batch_size"])
     repeats = check_positive_int("repeats", opts["repeats"])
     warmup = check_positive_int("warmup", opts["warmup"], allow_zero=True)
     threads = check_positive_int("threads", opts["threads"], allow_zero=True)
     # the shipped sample is enough for timing: only the shapes (and ReLU masks) matter
-    (x_train, t_train), _ = _common.mnist(flatten=False, quick=True)
+    (x_train, t_train), _ = common.mnist(flatten=False, quick=True)
     if batch > len(x_train):
         raise ValueError(f"batch_size must be <= {len(x_train)}, got {batch}")
     x, t = x_train[:batch], t_train[:batch]
@@ -199,11 +202,11 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "dtype": "float32",
         "cpu_count": os.cpu_count(),
     }
-    return _common.save_result(out, NAME, _figure(numbers), numbers)
+    return common.save_result(out, NAME, _figure(numbers), numbers)
 
 
 def _figure(numbers):
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
     rows = [
         (net, phase)

@@ -2,7 +2,7 @@
 ch8, 8.1.1, ``misclassified_mnist.py``).
 
 The network is ``model=FILE`` (``scratchdl experiment misclassified --model FILE``) or, without
-one, a SimpleConvNet trained here (see ``_cnn``). It classifies the test images (all of them,
+one, a SimpleConvNet trained here (see ``cnn``). It classifies the test images (all of them,
 or the first ``images``); the first ``max_images`` it gets wrong are drawn with "true→predicted"
 captions.
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _cnn, _common
-from .plots import _pyplot
+from . import cnn, common
+from .plots import pyplot
 
 NAME = "misclassified"
 CHAPTER = 8
@@ -36,24 +36,26 @@ JSON.
 """
 KEY_NUMBERS = ("accuracy", "n_misclassified", "test_images")
 
-DEFAULTS = {**_cnn.TRAIN_DEFAULTS, "images": 0, "max_images": 40}
-QUICK = dict(_cnn.TRAIN_QUICK)
+DEFAULTS = {**cnn.TRAIN_DEFAULTS, "images": 0, "max_images": 40}
+QUICK = dict(cnn.TRAIN_QUICK)
 MOST_CONFUSED = 5
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     from ..checks import check_positive_int
 
-    opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
+    opts = cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
     max_images = check_positive_int("max_images", opts["max_images"])
     n = check_positive_int("images", opts["images"], allow_zero=True)
-    (x_train, t_train), (x_test, t_test) = _common.mnist(
+    (x_train, t_train), (x_test, t_test) = common.mnist(
         flatten=False, quick=quick, progress=progress
     )
     if n:
         x_test, t_test = x_test[:n], t_test[:n]
-    model, source = _cnn.trained_model(opts, (x_train, t_train), seed=seed, progress=progress)
-    y = _cnn.scores(model, x_test, progress=progress, desc="classifying").argmax(axis=1)
+    model, source = cnn.trained_model(
+        opts, (x_train, t_train), (x_test, t_test), seed=seed, progress=progress
+    )
+    y = cnn.scores(model, x_test, progress=progress, desc="classifying").argmax(axis=1)
     wrong = np.flatnonzero(y != t_test)
     pairs = Counter(zip(t_test[wrong].tolist(), y[wrong].tolist(), strict=True))
     shown = wrong[:max_images]
@@ -67,11 +69,11 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "shown": len(shown),
     }
     fig = _figure(x_test[shown, 0], t_test[shown], y[shown], shown, numbers)
-    return _common.save_result(out, NAME, fig, numbers)
+    return common.save_result(out, NAME, fig, numbers)
 
 
 def _figure(images, t, y, indices, numbers, cols: int = 10):
-    plt = _pyplot()
+    plt = pyplot()
     n = max(len(images), 1)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.05, rows * 1.25 + 0.8), squeeze=False)

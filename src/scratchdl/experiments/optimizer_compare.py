@@ -23,8 +23,8 @@ import numpy as np
 
 from ..models import MultiLayerNet
 from ..optimizers import SGD, AdaGrad, Adam, Momentum
-from . import _ch6, _common
-from .plots import _pyplot
+from . import ch6, common
+from .plots import pyplot
 
 NAME = "optimizer-compare"
 CHAPTER = 6
@@ -51,8 +51,8 @@ QUICK = {**DEFAULTS, "iterations": 200}
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    o = _common.options(options, QUICK if quick else DEFAULTS, NAME)
-    (x_train, t_train), (x_test, t_test) = _common.mnist(quick=quick, progress=progress)
+    o = common.options(options, QUICK if quick else DEFAULTS, NAME)
+    (x_train, t_train), (x_test, t_test) = common.mnist(quick=quick, progress=progress)
     optimizers = {
         "SGD": SGD(lr=o["sgd_lr"]),
         "Momentum": Momentum(lr=o["momentum_lr"]),
@@ -65,7 +65,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         name: (MultiLayerNet(784, hidden, 10, weight_init_std="he", rng=seed), opt)
         for name, opt in optimizers.items()
     }
-    losses = _ch6.train_together(
+    losses = ch6.train_together(
         runs,
         x_train,
         t_train,
@@ -79,7 +79,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
     for name, (network, opt) in runs.items():
         results[name] = {
             "lr": opt.lr,
-            **_ch6.loss_summary(losses[name]),
+            **ch6.loss_summary(losses[name]),
             "test_acc": network.accuracy(x_test, t_test),
         }
     final = {name: r["final"] for name, r in results.items()}
@@ -91,12 +91,12 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "settings": {**o, "train_size": len(x_train), "quick": quick, "seed": seed},
     }
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5))
-    _ch6.plot_loss_curves(
+    ch6.plot_loss_curves(
         ax,
         {f"{name}, lr {r['lr']:g}": r for name, r in results.items()},
         title=f"MNIST, 5-layer ReLU network, batch {o['batch_size']}"
         + (" (quick: 2000-image sample)" if quick else ""),
     )
-    return _common.save_result(out, NAME, fig, numbers)
+    return common.save_result(out, NAME, fig, numbers)

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ..optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
-from . import _common
-from .plots import _pyplot
+from . import common
+from .plots import pyplot
 
 NAME = "optimizer-paths"
 CHAPTER = 6
@@ -77,7 +77,7 @@ def df(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     """Thirty steps of each optimizer from (-7, 2); writes optimizer-paths.png/json."""
-    opts = _common.options(options, DEFAULTS, NAME)
+    opts = common.options(options, DEFAULTS, NAME)
     if opts["steps"] < 1:
         raise ValueError(f"steps must be >= 1, got {opts['steps']!r}")
     lrs = {name: opts[f"{name.lower()}_lr"] for name in OPTIMIZERS}
@@ -102,7 +102,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "closest_to_minimum": min(distance, key=distance.get),
         "closer_than_sgd": {name: d < distance["SGD"] for name, d in distance.items()},
     }
-    return _common.save_result(out, NAME, _figure(paths, numbers, optimizers), numbers)
+    return common.save_result(out, NAME, _figure(paths, numbers, optimizers), numbers)
 
 
 def _path(optimizer, opts: dict) -> np.ndarray:
@@ -117,7 +117,7 @@ def _path(optimizer, opts: dict) -> np.ndarray:
 
 
 def _figure(paths: dict, numbers: dict, optimizers: dict):
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True, sharey=True, layout="constrained")
     gx, gy = np.meshgrid(np.linspace(-10, 10, 201), np.linspace(-5, 5, 101))
     levels = [0.05, 0.25, 0.5, 1, 2, 4, 7, 11, 16]

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..models import MultiLayerNet
 from ..trainer import Trainer
-from . import _ch6, _common
+from . import ch6, common
 
 NAME = "overfit-dropout"
 CHAPTER = 6
@@ -66,8 +66,8 @@ QUICK = {**DEFAULTS, "epochs": 100}
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    o = _common.options(options, QUICK if quick else DEFAULTS, NAME)
-    (x_train, t_train), (x_test, t_test) = _common.mnist(quick=quick, progress=progress)
+    o = common.options(options, QUICK if quick else DEFAULTS, NAME)
+    (x_train, t_train), (x_test, t_test) = common.mnist(quick=quick, progress=progress)
     x, t = x_train[: o["train_size"]], t_train[: o["train_size"]]
     hidden = [o["hidden_size"]] * o["hidden_layers"]
 
@@ -97,13 +97,13 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         )
         results = [trainer.evaluate()]  # epoch 0: the initial network
         epochs = range(1, o["epochs"] + 1)
-        for epoch in _common.progress(epochs, total=o["epochs"], desc=name, enable=progress):
+        for epoch in common.progress(epochs, total=o["epochs"], desc=name, enable=progress):
             trainer.epochs = epoch  # train() runs the epochs up to this one
             trainer.train()
             results.append((trainer.history["train_acc"][-1], trainer.history["test_acc"][-1]))
         runs[name] = {
             "dropout_ratio": o["dropout_ratio"] if name == "dropout" else 0.0,
-            **_ch6.accuracy_summary(results),
+            **ch6.accuracy_summary(results),
         }
 
     numbers = {
@@ -118,7 +118,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         },
         "settings": {**o, "test_size": len(x_test), "quick": quick, "seed": seed},
     }
-    fig = _ch6.overfit_figure(
+    fig = ch6.overfit_figure(
         {
             "without dropout": runs["plain"],
             f"dropout ratio {o['dropout_ratio']:g}": runs["dropout"],
@@ -127,4 +127,4 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         f"SGD lr {o['lr']:g}, batch {o['batch_size']}, scratchdl.Trainer"
         + (" (quick)" if quick else ""),
     )
-    return _common.save_result(out, NAME, fig, numbers)
+    return common.save_result(out, NAME, fig, numbers)

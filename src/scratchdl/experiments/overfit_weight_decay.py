@@ -29,7 +29,7 @@ import numpy as np
 
 from ..models import MultiLayerNet
 from ..optimizers import SGD
-from . import _ch6, _common
+from . import ch6, common
 
 NAME = "overfit-weight-decay"
 CHAPTER = 6
@@ -57,18 +57,18 @@ QUICK = {**DEFAULTS, "epochs": 100}
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    o = _common.options(options, QUICK if quick else DEFAULTS, NAME)
-    (x_train, t_train), (x_test, t_test) = _common.mnist(quick=quick, progress=progress)
+    o = common.options(options, QUICK if quick else DEFAULTS, NAME)
+    (x_train, t_train), (x_test, t_test) = common.mnist(quick=quick, progress=progress)
     x, t = x_train[: o["train_size"]], t_train[: o["train_size"]]
     hidden = [o["hidden_size"]] * o["hidden_layers"]
     lambdas = {"plain": 0.0, "weight_decay": o["weight_decay_lambda"]}
 
     runs = {}
-    for name, lam in _common.progress(lambdas.items(), total=2, desc=NAME, enable=progress):
+    for name, lam in common.progress(lambdas.items(), total=2, desc=NAME, enable=progress):
         network = MultiLayerNet(
             784, hidden, 10, weight_init_std="he", weight_decay_lambda=lam, rng=seed
         )
-        results = _ch6.train_epochs(
+        results = ch6.train_epochs(
             network,
             SGD(lr=o["lr"]),
             x,
@@ -78,7 +78,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
             rng=np.random.default_rng([seed, 1]),  # both runs: the same mini-batches
             evaluate=lambda net: (net.accuracy(x, t), net.accuracy(x_test, t_test)),
         )
-        runs[name] = {"weight_decay_lambda": lam, **_ch6.accuracy_summary(results)}
+        runs[name] = {"weight_decay_lambda": lam, **ch6.accuracy_summary(results)}
 
     numbers = {
         "runs": runs,
@@ -92,7 +92,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         },
         "settings": {**o, "test_size": len(x_test), "quick": quick, "seed": seed},
     }
-    fig = _ch6.overfit_figure(
+    fig = ch6.overfit_figure(
         {
             "without weight decay": runs["plain"],
             f"weight decay \u03bb = {o['weight_decay_lambda']:g}": runs["weight_decay"],
@@ -100,4 +100,4 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         f"{o['train_size']} MNIST training images, {o['hidden_layers']} hidden ReLU layers, "
         f"SGD lr {o['lr']:g}, batch {o['batch_size']}" + (" (quick)" if quick else ""),
     )
-    return _common.save_result(out, NAME, fig, numbers)
+    return common.save_result(out, NAME, fig, numbers)

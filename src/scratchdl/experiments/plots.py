@@ -11,7 +11,7 @@ import numpy as np
 from ..atomic import atomic_write
 
 
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
     except ImportError as e:
@@ -26,7 +26,7 @@ def _pyplot():
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> None:
     """Render ``fig`` to PNG in memory, write it atomically and close it."""
-    plt = _pyplot()
+    plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
@@ -46,7 +46,7 @@ def smooth(values, window: int = 50) -> np.ndarray:
 
 def learning_curve(history: dict, path: str | os.PathLike, title: str = "") -> None:
     """Loss per iteration (raw and smoothed) and train/test accuracy per epoch."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     loss = history["loss"]
     ax1.plot(loss, lw=0.5, alpha=0.35, color="tab:blue", label="loss per iteration")
@@ -74,7 +74,7 @@ def confusion_matrix(t: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarr
 
 def plot_confusion_matrix(matrix: np.ndarray, path, class_names=None, title: str = "") -> None:
     """A confusion matrix as an annotated heat map."""
-    plt = _pyplot()
+    plt = pyplot()
     K = matrix.shape[0]
     names = class_names or [str(k) for k in range(K)]
     fig, ax = plt.subplots(figsize=(7, 6))
@@ -102,7 +102,7 @@ def image_grid(
     images: np.ndarray, labels: list[str], path, cols: int = 10, title: str = ""
 ) -> None:
     """Grayscale images (N, H, W) in a grid, each with its caption."""
-    plt = _pyplot()
+    plt = pyplot()
     n = max(len(images), 1)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.3), squeeze=False)

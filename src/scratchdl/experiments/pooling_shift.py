@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _cnn, _common
-from .plots import _pyplot
+from . import cnn, common
+from .plots import pyplot
 
 NAME = "pooling-shift"
 CHAPTER = 7
@@ -84,21 +84,21 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
     from .. import init
     from ..layers import Convolution, Pooling, Relu
 
-    opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
+    opts = cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
     shift, pool, n = opts["shift"], opts["pool"], opts["images"]
     if not 1 <= shift <= 4:
         raise ValueError(f"shift must be 1..4 pixels (MNIST's empty border), got {shift}")
     if pool < 2:
         raise ValueError(f"pool must be >= 2, got {pool}")
-    (_, _), (x_test, _) = _common.mnist(flatten=False, quick=quick, progress=progress)
+    (_, _), (x_test, _) = common.mnist(flatten=False, quick=quick, progress=progress)
     if not 1 <= n <= len(x_test):
         raise ValueError(f"images must be in [1, {len(x_test)}], got {n}")
     x = x_test[:n]
 
     if opts["model"]:
-        from ..serialize import load
+        from ..files import load
 
-        conv = _cnn.first_convolution(load(opts["model"], rng=seed), opts["model"])
+        conv = cnn.first_convolution(load(opts["model"], rng=seed), opts["model"])
         features_from = f"the first Convolution of {Path(opts['model']).name}, trained"
     else:
         rng = np.random.default_rng(seed)
@@ -119,7 +119,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
     bases = {"pixels": blank, "features": features(blank)}
     totals = {r: {s: np.zeros(4) for s in ("unpooled", "pooled")} for r in ("pixels", "features")}
     by_direction = {}
-    for direction in _common.progress(DIRECTIONS, desc="shifts", enable=progress):
+    for direction in common.progress(DIRECTIONS, desc="shifts", enable=progress):
         xs = shifted(x, shift, direction)
         direction_counts = {}
         for name, before, after in (("pixels", x, xs), ("features", features(x), features(xs))):
@@ -164,11 +164,11 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         pooled(maps)[0, channel],
         np.abs(pooled(maps_s)[0, channel] - pooled(maps)[0, channel]),
     )
-    return _common.save_result(out, NAME, _figure(panels, numbers), numbers)
+    return common.save_result(out, NAME, _figure(panels, numbers), numbers)
 
 
 def _figure(panels, numbers):
-    plt = _pyplot()
+    plt = pyplot()
     fig = plt.figure(figsize=(12, 7), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.3])
     axes = top.subplots(1, 6)

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _cnn, _common
-from .plots import _pyplot
+from . import cnn, common
+from .plots import pyplot
 
 NAME = "receptive-field"
 CHAPTER = 8
@@ -110,7 +110,7 @@ def measure(filter_sizes: tuple[int, ...], channels: int, size: int, rng) -> dic
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     from ..checks import check_positive_int
 
-    opts = _cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
+    opts = cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
     channels = check_positive_int("channels", opts["channels"])
     size = check_positive_int("size", opts["size"])
     if size < 5:
@@ -134,7 +134,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "channels": channels,
         "size": size,
     }
-    return _common.save_result(out, NAME, _figure(numbers, one["dx"], two["dx"]), numbers)
+    return common.save_result(out, NAME, _figure(numbers, one["dx"], two["dx"]), numbers)
 
 
 def _grid(ax, x0: float, yc: float, n: int, lit: tuple[int, int], color: str, label: str):
@@ -189,7 +189,7 @@ def _diagram(ax) -> None:
 
 
 def _figure(numbers, dx_one, dx_two):
-    plt = _pyplot()
+    plt = pyplot()
     fig = plt.figure(figsize=(12, 5), layout="constrained")
     gs = fig.add_gridspec(2, 3, width_ratios=[1.5, 0.8, 1.1])
     _diagram(fig.add_subplot(gs[:, 0]))

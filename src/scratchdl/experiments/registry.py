@@ -9,8 +9,34 @@ import time
 from pathlib import Path
 
 from ..atomic import atomic_write
-from . import EXPERIMENTS, module_name
-from ._common import _plain
+from .common import plain
+
+EXPERIMENTS = (
+    "gates",
+    "activations",
+    "gradient-descent",
+    "gradient-check",
+    "optimizer-paths",
+    "optimizer-compare",
+    "weight-init-histogram",
+    "weight-init-compare",
+    "batchnorm",
+    "overfit-weight-decay",
+    "overfit-dropout",
+    "hyperparameter-search",
+    "filters",
+    "pooling-shift",
+    "layer-cost",
+    "receptive-field",
+    "augmentation",
+    "misclassified",
+    "half-float",
+)
+
+
+def module_name(name: str) -> str:
+    """The module of experiment ``name``: ``scratchdl.experiments.<name with _>``."""
+    return f"scratchdl.experiments.{name.replace('-', '_')}"
 
 
 def load(name: str):
@@ -34,7 +60,7 @@ def parse_sets(pairs: list[str] | None) -> dict[str, str]:
 def run_one(name: str, out: Path, *, seed: int, quick: bool, progress: bool, **options) -> dict:
     module = load(name)
     numbers = module.run(out, seed=seed, quick=quick, progress=progress, **options)
-    return _plain(numbers)  # as written to the JSON file: lists, not numpy arrays
+    return plain(numbers)  # as written to the JSON file: lists, not numpy arrays
 
 
 def main(args) -> int:
@@ -46,7 +72,7 @@ def main(args) -> int:
         print(f"{'all':<{width}}  every experiment, and OUT/index.html showing them")
         return 0
     out = Path(args.out)
-    common = dict(seed=args.seed, quick=args.quick, progress=not getattr(args, "quiet", False))
+    run_args = dict(seed=args.seed, quick=args.quick, progress=not getattr(args, "quiet", False))
     options = parse_sets(getattr(args, "set", None))
     if args.model:
         options["model"] = args.model
@@ -54,7 +80,7 @@ def main(args) -> int:
         options["workers"] = args.workers
     if args.name != "all":
         start = time.perf_counter()
-        numbers = run_one(args.name, out, **common, **options)
+        numbers = run_one(args.name, out, **run_args, **options)
         shown = _key_numbers(load(args.name), numbers)
         print(
             f"{args.name}: wrote {out / (args.name + '.png')} and {out / (args.name + '.json')} "
@@ -68,7 +94,7 @@ def main(args) -> int:
     seconds = {}
     for name in EXPERIMENTS:
         start = time.perf_counter()
-        run_one(name, out, **common)
+        run_one(name, out, **run_args)
         seconds[name] = time.perf_counter() - start
         print(f"{name}: done in {seconds[name]:.1f} s", flush=True)
     write_index(out, seconds, quick=args.quick)

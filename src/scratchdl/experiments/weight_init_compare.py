@@ -22,8 +22,8 @@ import numpy as np
 
 from ..models import MultiLayerNet
 from ..optimizers import SGD
-from . import _ch6, _common
-from .plots import _pyplot
+from . import ch6, common
+from .plots import pyplot
 
 NAME = "weight-init-compare"
 CHAPTER = 6
@@ -47,15 +47,15 @@ INITS = {"std=0.01": 0.01, "Xavier": "xavier", "He": "he"}
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    o = _common.options(options, QUICK if quick else DEFAULTS, NAME)
-    (x_train, t_train), (x_test, t_test) = _common.mnist(quick=quick, progress=progress)
+    o = common.options(options, QUICK if quick else DEFAULTS, NAME)
+    (x_train, t_train), (x_test, t_test) = common.mnist(quick=quick, progress=progress)
     hidden = [o["hidden_size"]] * o["hidden_layers"]
     runs = {
         # The same seed: the same standard-normal draws, only the scale differs.
         name: (MultiLayerNet(784, hidden, 10, weight_init_std=std, rng=seed), SGD(lr=o["lr"]))
         for name, std in INITS.items()
     }
-    losses = _ch6.train_together(
+    losses = ch6.train_together(
         runs,
         x_train,
         t_train,
@@ -68,7 +68,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
     results = {
         name: {
             "weight_init_std": INITS[name],
-            **_ch6.loss_summary(losses[name]),
+            **ch6.loss_summary(losses[name]),
             "test_acc": network.accuracy(x_test, t_test),
         }
         for name, (network, _) in runs.items()
@@ -81,9 +81,9 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "settings": {**o, "train_size": len(x_train), "quick": quick, "seed": seed},
     }
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5))
-    _ch6.plot_loss_curves(
+    ch6.plot_loss_curves(
         ax,
         results,
         title=f"MNIST, 5-layer ReLU network, SGD lr {o['lr']:g}, batch {o['batch_size']}"
@@ -100,4 +100,4 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         fontsize=8,
         color="gray",
     )
-    return _common.save_result(out, NAME, fig, numbers)
+    return common.save_result(out, NAME, fig, numbers)

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from ..functions import relu, sigmoid, tanh
-from . import _common
-from .plots import _pyplot
+from . import common
+from .plots import pyplot
 
 NAME = "weight-init-histogram"
 CHAPTER = 6
@@ -88,7 +88,7 @@ def forward(x: np.ndarray, weights: list[np.ndarray], activation: str) -> list[n
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    o = _common.options(options, QUICK if quick else DEFAULTS, NAME)
+    o = common.options(options, QUICK if quick else DEFAULTS, NAME)
     n, units, layers, bins = o["samples"], o["units"], o["layers"], o["bins"]
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, units))
@@ -134,11 +134,11 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "settings": {**o, "quick": quick, "seed": seed},
     }
     fig = _draw(numbers, n * units, bins)
-    return _common.save_result(out, NAME, fig, numbers)
+    return common.save_result(out, NAME, fig, numbers)
 
 
 def _draw(numbers: dict, total: int, bins: int):
-    plt = _pyplot()
+    plt = pyplot()
     stats, ranges = numbers["activations"], numbers["hist_range"]
     layers = len(next(iter(stats["sigmoid"].values()))["std"])
     n_init = len(INIT_NAMES)

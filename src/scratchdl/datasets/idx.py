@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write as _atomic_write
-from .checks import check_path, check_positive_int
+from ..atomic import atomic_write as _atomic_write
+from ..checks import check_path, check_positive_int
 
 __all__ = ["IDX_CODES", "IDX_DTYPES", "MAX_IDX_BYTES", "parse_idx", "read_idx", "write_idx"]
 
@@ -146,6 +146,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
 
 
 def read_capped(path: Path, max_bytes: int) -> bytes:
+    """Return the bytes of the file at ``path``, refusing a file of more than ``max_bytes``."""
     size = path.stat().st_size
     if size > max_bytes:
         raise ValueError(

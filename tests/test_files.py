@@ -20,10 +20,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
-from scratchdl import serialize
+from scratchdl.files import (
+    ModelFileError,
+    import_book_params,
+    load,
+    load_tensors,
+    save,
+    save_tensors,
+)
 from scratchdl.layers import BN_EPS, Affine, Dropout, Relu, Sigmoid
 from scratchdl.models import DeepConvNet, MultiLayerNet, Sequential, SimpleConvNet, TwoLayerNet
-from scratchdl.serialize import ModelFileError, import_book_params, load, load_tensors, save
 
 BOOK = Path(__file__).parents[2] / "shared" / "book-weights"
 needs_book = pytest.mark.skipif(not BOOK.is_dir(), reason=f"no book weights at {BOOK}")
@@ -132,7 +138,7 @@ def test_tensors_round_trip_every_dtype_and_layout(tmp_path):
         "empty": np.zeros((0, 3), dtype=np.float32),
     }
     meta = {"a": "1", "b": json.dumps({"x": [1, 2]})}
-    serialize.save_tensors(tmp_path / "t.safetensors", tensors, meta)
+    save_tensors(tmp_path / "t.safetensors", tensors, meta)
     got, got_meta = load_tensors(tmp_path / "t.safetensors")
     assert got_meta == meta
     assert got.keys() == tensors.keys()
@@ -153,7 +159,7 @@ def test_tensors_round_trip_every_dtype_and_layout(tmp_path):
 )
 def test_save_tensors_rejects_what_safetensors_cannot_hold(tmp_path, tensors, metadata, match):
     with pytest.raises(ValueError, match=re.escape(match)):
-        serialize.save_tensors(tmp_path / "t.safetensors", tensors, metadata)
+        save_tensors(tmp_path / "t.safetensors", tensors, metadata)
     assert not list(tmp_path.iterdir())
 
 
@@ -161,16 +167,18 @@ def test_missing_safetensors_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "safetensors", None)
     monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
     with pytest.raises(ImportError, match="pip install safetensors"):
-        serialize.save_tensors(tmp_path / "t.safetensors", {}, {})
+        save_tensors(tmp_path / "t.safetensors", {}, {})
     with pytest.raises(ImportError, match="pip install safetensors"):
         load_tensors(tmp_path / "t.safetensors")
 
 
-def test_importing_serialize_does_not_need_safetensors():
+def test_importing_files_needs_none_of_the_optional_libraries():
     code = (
-        "import sys; sys.modules['safetensors'] = None; import scratchdl.serialize; "
-        "sys.modules.pop('safetensors'); import scratchdl.serialize; "
-        "assert 'safetensors' not in sys.modules"
+        "import sys; sys.modules['safetensors'] = None; import scratchdl.files; "
+        "sys.modules.pop('safetensors'); import scratchdl.files; "
+        "import scratchdl.files.checkpoint, scratchdl.files.book_pickle; "
+        "heavy = {'safetensors', 'matplotlib', 'tqdm', 'PIL'} & set(sys.modules); "
+        "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
@@ -350,7 +358,7 @@ def _rewrite(path, tensors, **meta_changes):
         else:
             meta[key] = value
     out = path.with_name("edited.safetensors")
-    serialize.save_tensors(out, tensors, meta)
+    save_tensors(out, tensors, meta)
     return out
 
 
@@ -403,7 +411,7 @@ def test_a_corrupt_size_in_the_config_allocates_nothing(model_file, monkeypatch)
     def no_build(*args, **kwargs):
         raise AssertionError("model_from_config was called: the model would have been allocated")
 
-    monkeypatch.setattr(serialize, "model_from_config", no_build)
+    monkeypatch.setattr("scratchdl.files.model_file.model_from_config", no_build)
     expect_error(
         lambda: load(edited), edited, "config['hidden_size'] = 1000000000000", "larger than any"
     )
@@ -851,5 +859,5 @@ def test_crafted_pickles_cannot_allocate_or_run_numpy_setstate(tmp_path):
 
 def test_an_oversized_parameter_file_is_not_read(tmp_path, monkeypatch):
     path = _pickle_file(tmp_path, _book_like_params(_small_convnet()))
-    monkeypatch.setattr(serialize, "MAX_PICKLE_BYTES", 100)
+    monkeypatch.setattr("scratchdl.files.book_pickle.MAX_PICKLE_BYTES", 100)
     expect_error(lambda: import_book_params(path, _small_convnet()), path, "more than the 100")

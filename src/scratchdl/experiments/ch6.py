@@ -1,10 +1,16 @@
-"""Training loops and drawing shared by the chapter-6 experiments (private to the package).
+"""Training loops, summaries and figures shared by the chapter-6 experiments.
 
 The book's ch6 scripts train with one random mini-batch per iteration and, where they
 track accuracy, evaluate every ``train_size / batch_size`` iterations (one "epoch").
 ``train_together`` runs that loop for several networks on the same mini-batches, so a
 comparison differs only in what is being compared; ``train_epochs`` adds the per-epoch
 evaluation.
+
+Why not ``scratchdl.Trainer``: it shuffles each epoch and takes every sample once, while the
+book draws each mini-batch afresh (``batch_indices``), so samples repeat and some are missed
+in an "epoch"; these experiments reproduce the book's figures with the book's sampling. And
+``train_together`` steps several networks on each batch in turn, which one Trainer per
+network cannot do. (overfit-dropout and the hyperparameter search use the Trainer.)
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ import numpy as np
 
 from ..models import Sequential
 from ..optimizers import Optimizer
-from . import _common
-from .plots import _pyplot, smooth
+from . import common
+from .plots import pyplot, smooth
 
 SMOOTH_WINDOW = 50  # iterations in the moving average of the loss curves
 RECORD_EVERY = 10  # iterations between the points of a smoothed curve kept in the JSON
@@ -48,7 +54,7 @@ def train_together(
     Shape: x (N, D), t (N,) -> {name: (iterations,)}.
     """
     losses = {name: np.empty(iterations) for name in runs}
-    steps = _common.progress(range(iterations), total=iterations, desc=desc, enable=progress)
+    steps = common.progress(range(iterations), total=iterations, desc=desc, enable=progress)
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run shows as inf/nan
         for i in steps:
             batch = batch_indices(rng, len(x), batch_size)
@@ -177,7 +183,7 @@ def plot_train_test(axes, runs: Mapping[str, dict]) -> None:
 
 def overfit_figure(runs: Mapping[str, dict], title: str):
     """Train/test accuracy of two runs side by side, and test against train accuracy."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(
         1, 3, figsize=(12.5, 4.2), layout="constrained", width_ratios=(1, 1, 0.9)
     )

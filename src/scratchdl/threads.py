@@ -1,5 +1,9 @@
 """Threads for the convolutional networks: each works through its own part of the batch.
 
+``BatchParts`` runs the leading per-sample layers of a model on parts of a batch, one
+thread per part, each part through its own twins of those layers (``Layer.twin``: the same
+parameter arrays, caches of its own), and sums the parameter gradients over the parts.
+
 numpy lets go of the GIL while it copies arrays and while BLAS multiplies them, so Python
 threads over disjoint parts of a batch run truly in parallel. For the book's CNNs that beats
 BLAS's own threads, which only help inside the matrix products: a third of a training step
@@ -14,10 +18,13 @@ Without threadpoolctl, or with one thread, everything runs in the calling thread
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import numpy as np
 
 R = TypeVar("R")
 
@@ -136,3 +143,71 @@ def run_all(tasks: Sequence[Callable[[], R]]) -> list[R]:
         finally:
             wait(futures)
     return [first] + [f.result() for f in futures]
+
+
+def _forward_part(layers: Sequence[Any], x: np.ndarray, train: bool) -> np.ndarray:
+    for layer in layers:
+        x = layer.forward(x, train=train)
+    return x
+
+
+def _backward_part(layers: Sequence[Any], dout: np.ndarray) -> None:
+    for layer in reversed(layers[1:]):
+        dout = layer.backward(dout)
+    layers[0].backward_params(dout)  # the model's first layers: the input needs no gradient
+
+
+class BatchParts:
+    """The leading layers of a model, run on parts of a batch at once, one thread a part.
+
+    Part 0 goes through the model's own layers, part i > 0 through the i-th twin of each
+    (``layer.twin()``: the very parameter and buffer arrays, caches of its own), made on
+    first use and kept, so that a twin's buffers are reused from step to step. ``backward``
+    leaves in each of the model's layers the sum of the parts' gradients (the loss is a mean
+    over the batch, so partial sums add up to the whole batch's gradient).
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[int, int]] = []  # the latest forward's parts, for backward
+        self.stacks: list[list[Any]] = []  # the latest forward's layers, one list per part
+        self._twins: dict[int, tuple[Any, dict, list]] = {}  # id(layer) -> its twins
+
+    def forward(self, layers: Sequence[Any], x: np.ndarray, train: bool) -> np.ndarray:
+        """``x`` through ``layers``, in ``threads_for(len(x))`` parts; the outputs stacked."""
+        self.parts = split(len(x), threads_for(len(x)))
+        self.stacks = [list(layers)]
+        self.stacks += [
+            [self._twin(layer, i) for layer in layers] for i in range(1, len(self.parts))
+        ]
+        outs = run_all(
+            [
+                functools.partial(_forward_part, stack, x[lo:hi], train)
+                for stack, (lo, hi) in zip(self.stacks, self.parts, strict=True)
+            ]
+        )
+        return np.concatenate(outs)
+
+    def backward(self, dout: np.ndarray) -> None:
+        """Back through the layers of the latest forward, part by part, and sum the gradients
+        into the model's own layers. The first layer computes no input gradient."""
+        run_all(
+            [
+                functools.partial(_backward_part, stack, dout[lo:hi])
+                for stack, (lo, hi) in zip(self.stacks, self.parts, strict=True)
+            ]
+        )
+        for i, layer in enumerate(self.stacks[0]):
+            layer.grads = {
+                key: functools.reduce(np.add, [stack[i].grads[key] for stack in self.stacks])
+                for key in layer.grads
+            }
+
+    def _twin(self, layer: Any, i: int) -> Any:
+        """The twin of ``layer`` that part ``i`` (>= 1) goes through."""
+        held = self._twins.get(id(layer))
+        if held is None or held[0] is not layer or held[1] is not layer.params:
+            held = self._twins[id(layer)] = (layer, layer.params, [])  # new, or new params
+        twins = held[2]
+        while len(twins) < i:
+            twins.append(layer.twin())
+        return twins[i - 1]

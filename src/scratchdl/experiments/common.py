@@ -18,18 +18,18 @@ def save_result(out: str | os.PathLike, name: str, fig, numbers: dict) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_figure(fig, out / f"{name}.png")
-    atomic_write(out / f"{name}.json", json.dumps(_plain(numbers), indent=1).encode())
+    atomic_write(out / f"{name}.json", json.dumps(plain(numbers), indent=1).encode())
     return numbers
 
 
-def _plain(value):
+def plain(value):
     """numpy scalars and arrays -> JSON-able Python values."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
+        return plain(value.tolist())
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, float) and not np.isfinite(value):

@@ -2,8 +2,9 @@
 convolutional network, either loaded from a model file or trained briefly here.
 
 A network trained here is the book's ``SimpleConvNet`` (ch7 ``train_convnet.py``: Adam,
-lr = 0.001, mini-batches of 100), for ``epochs`` shuffled passes over the training images
-rather than the book's 20, so that an experiment takes minutes, not an hour.
+lr = 0.001, mini-batches of 100), trained by ``scratchdl.Trainer`` for ``epochs`` shuffled
+passes over the training images rather than the book's 20, so that an experiment takes
+minutes, not an hour.
 """
 
 from __future__ import annotations
@@ -12,26 +13,29 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _common
+from . import common
 
 TRAIN_DEFAULTS = {"model": "", "epochs": 3, "lr": 0.001, "batch_size": 100}
 # 160 steps on the 2000-image sample, about 2 s: about 90 % test accuracy
 TRAIN_QUICK = {"epochs": 4, "lr": 0.002, "batch_size": 50}
 EVAL_BATCH = 500  # images per predict() call when a whole test set is scored
+EVAL_SAMPLES = 500  # images of each set the Trainer scores after every epoch (progress lines)
 
 
 def settings(given: dict, defaults: dict, quick_defaults: dict, name: str, quick: bool) -> dict:
-    """``_common.options`` over ``defaults``, with ``quick_defaults`` in place in quick mode.
+    """``common.options`` over ``defaults``, with ``quick_defaults`` in place in quick mode.
 
     Raises ValueError naming unknown options and the accepted ones (with this mode's values).
     """
     base = {**defaults, **quick_defaults} if quick else dict(defaults)
-    return _common.options(given, base, name)
+    return common.options(given, base, name)
 
 
 def train_simple_convnet(
     x: np.ndarray,
     t: np.ndarray,
+    x_test: np.ndarray,
+    t_test: np.ndarray,
     *,
     epochs: int,
     lr: float,
@@ -41,37 +45,47 @@ def train_simple_convnet(
 ):
     """A ``SimpleConvNet`` trained with Adam for ``epochs`` shuffled passes over (x, t).
 
-    Shape: x (N, 1, 28, 28), t (N,).
+    ``scratchdl.Trainer`` runs the passes; with ``progress`` it shows a bar per epoch and
+    the accuracy on the first EVAL_SAMPLES images of (x, t) and (x_test, t_test) after it.
+    Shape: x, x_test (N, 1, 28, 28); t, t_test (N,).
     """
     from ..checks import check_positive, check_positive_int
     from ..models import SimpleConvNet
-    from ..optimizers import Adam
+    from ..trainer import Trainer
 
+    # checked here, so that a bad --set names the experiment's option, not the Trainer's
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
+    lr = check_positive("lr", lr)
     network = SimpleConvNet(input_dim=x.shape[1:], rng=rng)
-    optimizer = Adam(lr=check_positive("lr", lr))
-    N = len(x)
-    starts = range(0, N, batch_size)  # where each batch begins in its epoch's shuffled order
-    steps = [(epoch, i) for epoch in range(epochs) for i in starts]
-    order = None
-    for _, i in _common.progress(steps, total=len(steps), desc="training", enable=progress):
-        if i == 0:  # a new epoch: one shuffled pass without replacement, as the Trainer's
-            order = rng.permutation(N)
-        batch = np.sort(order[i : i + batch_size])
-        optimizer.update(network.params, network.gradient(x[batch], t[batch]))
+    trainer = Trainer(
+        network,
+        x,
+        t,
+        x_test,
+        t_test,
+        epochs=epochs,
+        mini_batch_size=batch_size,
+        optimizer="adam",
+        optimizer_param={"lr": lr},
+        evaluate_sample_num_per_epoch=EVAL_SAMPLES,
+        verbose=progress,
+        rng=rng,  # the generator that drew the weights goes on to shuffle the epochs
+    )
+    trainer.train()
     return network
 
 
-def trained_model(opts: dict, train_data, *, seed: int, progress: bool):
+def trained_model(opts: dict, train_data, test_data, *, seed: int, progress: bool):
     """The network an experiment studies, and a description of where it came from.
 
-    ``opts["model"]`` names a model file (``scratchdl.serialize.load``); when it is empty a
+    ``opts["model"]`` names a model file (``scratchdl.files.load``); when it is empty a
     ``SimpleConvNet`` is trained on ``train_data`` = (x, t) with ``opts``' epochs, lr and
-    batch_size, seeded by ``seed``.
+    batch_size, seeded by ``seed`` (``test_data`` = (x_test, t_test) is scored after every
+    epoch, for the progress lines).
     """
     if opts["model"]:
-        from ..serialize import load
+        from ..files import load
 
         path = Path(opts["model"])
         model = load(path, rng=seed)
@@ -80,6 +94,7 @@ def trained_model(opts: dict, train_data, *, seed: int, progress: bool):
     model = train_simple_convnet(
         x,
         t,
+        *test_data,
         epochs=opts["epochs"],
         lr=opts["lr"],
         batch_size=opts["batch_size"],
@@ -101,7 +116,7 @@ def scores(model, x: np.ndarray, *, progress: bool = False, desc: str = "scoring
     starts = range(0, len(x), EVAL_BATCH)
     parts = [
         model.predict(x[i : i + EVAL_BATCH])
-        for i in _common.progress(starts, total=len(starts), desc=desc, enable=progress)
+        for i in common.progress(starts, total=len(starts), desc=desc, enable=progress)
     ]
     return np.concatenate(parts)
 

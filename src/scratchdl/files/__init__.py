@@ -1,0 +1,27 @@
+"""Files: model files, the Trainer's checkpoints, and the book's pickled weights.
+
+- ``save`` / ``load`` (model_file.py): a model with its class and config, as safetensors.
+- ``save_tensors`` / ``load_tensors`` (safetensors_file.py): named arrays and string metadata,
+  written atomically and read with every length, offset and dtype checked.
+- ``write_checkpoint`` / ``read_checkpoint`` (checkpoint.py): the Trainer's full state.
+- ``import_book_params`` (book_pickle.py): the book's ``params.pkl``, never run as a pickle.
+
+Every problem with a file raises ``ModelFileError`` (a ValueError) naming the file and what is
+wrong. Importing this package needs numpy only: safetensors is imported where it is used.
+"""
+
+from .book_pickle import import_book_params
+from .checkpoint import read_checkpoint, write_checkpoint
+from .model_file import load, save
+from .safetensors_file import ModelFileError, load_tensors, save_tensors
+
+__all__ = [
+    "ModelFileError",
+    "import_book_params",
+    "load",
+    "load_tensors",
+    "read_checkpoint",
+    "save",
+    "save_tensors",
+    "write_checkpoint",
+]

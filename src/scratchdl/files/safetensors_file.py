@@ -1,0 +1,267 @@
+"""The safetensors format, read with every length, offset and dtype checked.
+
+``save_tensors`` / ``load_tensors`` write and read a file of named arrays plus string
+metadata: written atomically, and read with the header length, the JSON header and every
+dtype, shape and offset checked before the bytes reach the safetensors library, so a
+damaged or foreign file raises ``ModelFileError`` naming the file and what is wrong. Model
+files (model_file.py) and the Trainer's checkpoints (checkpoint.py) are such files.
+
+safetensors is the optional ``cli`` extra: it is imported where it is used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from typing import Any
+
+import numpy as np
+
+from ..atomic import atomic_write
+from ..checks import check_finite, check_path
+from ..checks import short_repr as _short
+
+__all__ = [
+    "ModelFileError",
+    "SAFETENSORS_DTYPES",
+    "check_finite_tensors",
+    "is_int",
+    "load_tensors",
+    "save_tensors",
+    "strict_json",
+]
+
+HEADER_LENGTH_BYTES = 8  # safetensors: a little-endian u64 header length comes first
+MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
+
+# safetensors dtype names accepted, with the numpy dtype each stands for (little-endian)
+SAFETENSORS_DTYPES = {
+    "F16": np.dtype("<f2"),
+    "F32": np.dtype("<f4"),
+    "F64": np.dtype("<f8"),
+    "I8": np.dtype("i1"),
+    "I16": np.dtype("<i2"),
+    "I32": np.dtype("<i4"),
+    "I64": np.dtype("<i8"),
+    "U8": np.dtype("u1"),
+    "U16": np.dtype("<u2"),
+    "U32": np.dtype("<u4"),
+    "U64": np.dtype("<u8"),
+    "BOOL": np.dtype("?"),
+}
+_NUMPY_TO_SAFETENSORS = {dt.newbyteorder("="): name for name, dt in SAFETENSORS_DTYPES.items()}
+
+
+class ModelFileError(ValueError):
+    """A model, checkpoint or parameter file that cannot be read; the message names the file."""
+
+
+def _require_safetensors():
+    try:
+        import safetensors.numpy
+    except ImportError as e:
+        raise ImportError(
+            "model files need the safetensors package: pip install safetensors "
+            "(or pip install 'scratchdl[cli]')"
+        ) from e
+    return safetensors.numpy
+
+
+def is_int(value: object) -> bool:
+    """True for an int that is not a bool (JSON's ``true`` would pass as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"duplicate keys {dup}")
+    return dict(pairs)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def strict_json(text: str) -> Any:
+    """``json.loads`` that refuses duplicate keys and NaN / Infinity (ValueError)."""
+    return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+
+
+def check_finite_tensors(path: object, tensors: dict[str, np.ndarray]) -> None:
+    """Refuse weights that are NaN or infinite: a damaged file, or a run saved as it diverged."""
+    for name, array in tensors.items():
+        try:
+            check_finite(
+                f"tensor {name!r}",
+                array,
+                fix="the file is damaged or was saved from a diverged run",
+            )
+        except ValueError as e:
+            raise ModelFileError(f"{path}: {e}") from None
+
+
+def save_tensors(
+    path: str | os.PathLike, tensors: dict[str, np.ndarray], metadata: dict[str, str]
+) -> None:
+    """Write named arrays and string metadata to a safetensors file, atomically.
+
+    Arrays are stored little-endian and C-contiguous; dtypes are those of
+    ``SAFETENSORS_DTYPES`` (float16/32/64, int8..64, uint8..64, bool). The bytes go to a
+    temporary file in the same folder (written, flushed, fsync'ed) that os.replace renames over
+    ``path``; the folder is then fsync'ed. On any failure the temporary file is removed and an
+    existing file at ``path`` is left as it was.
+    """
+    st = _require_safetensors()
+    check_path("path", path)
+    if not isinstance(tensors, dict):
+        raise ValueError(f"tensors must be a dict name -> numpy array, got {type(tensors)}")
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise ValueError(f"metadata must be a dict of str -> str, got {_short(metadata)}")
+    arrays = {}
+    for name, value in tensors.items():
+        if not isinstance(name, str) or name == "__metadata__":
+            raise ValueError(
+                f"tensor names must be strings other than '__metadata__', got {name!r}"
+            )
+        array = np.asarray(value)
+        if array.dtype.newbyteorder("=") not in _NUMPY_TO_SAFETENSORS:
+            kinds = ", ".join(str(dt.newbyteorder("=")) for dt in SAFETENSORS_DTYPES.values())
+            raise ValueError(f"tensor {name!r} has dtype {array.dtype}; supported: {kinds}")
+        little = array.dtype.newbyteorder("<")
+        # safetensors copies nbytes from the data pointer: it must be contiguous
+        arrays[name] = np.ascontiguousarray(array, dtype=little)
+    data = st.save(arrays, metadata=dict(metadata))
+    atomic_write(path, data)  # temp file, fsync, os.replace, fsync the folder
+
+
+def _parse_header(path: object, raw: bytes) -> tuple[dict[str, str], dict[str, dict]]:
+    """Parse and check a safetensors JSON header: (metadata, tensor name -> entry)."""
+
+    def fail(problem: str) -> ModelFileError:
+        return ModelFileError(f"{path}: corrupt safetensors header: {problem}")
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise fail(f"not UTF-8 text ({e})") from None
+    if not text.startswith("{"):
+        raise fail(f"it must be a JSON object starting with '{{', got {_short(text[:20])}")
+    try:
+        header = strict_json(text)
+    except (ValueError, RecursionError) as e:
+        raise fail(f"not valid JSON ({_short(str(e))})") from None
+    if not isinstance(header, dict):
+        raise fail(f"expected a JSON object, got {type(header).__name__}")
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise fail(f"__metadata__ must map strings to strings, got {_short(metadata)}")
+    for name, entry in header.items():
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise fail(
+                f"tensor {name!r} must be an object with keys dtype, shape, data_offsets, "
+                f"got {_short(entry)}"
+            )
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:  # [..] is unhashable
+            raise ModelFileError(
+                f"{path}: tensor {name!r} has unsupported dtype {_short(dtype)}; "
+                f"supported: {', '.join(SAFETENSORS_DTYPES)}"
+            )
+        if not isinstance(shape, list) or not all(is_int(n) and n >= 0 for n in shape):
+            raise fail(f"tensor {name!r}: shape must be a list of sizes >= 0, got {_short(shape)}")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(is_int(n) for n in offsets)
+            or not 0 <= offsets[0] <= offsets[1]
+        ):
+            raise fail(
+                f"tensor {name!r}: data_offsets must be [begin, end] with 0 <= begin <= end, "
+                f"got {_short(offsets)}"
+            )
+    return metadata, header
+
+
+def _check_layout(path: object, entries: dict[str, dict], data_len: int) -> None:
+    """Each tensor's bytes fit dtype x shape; together they tile the data exactly."""
+    for name, entry in entries.items():
+        begin, end = entry["data_offsets"]
+        need = math.prod(entry["shape"]) * SAFETENSORS_DTYPES[entry["dtype"]].itemsize
+        if end - begin != need:
+            raise ModelFileError(
+                f"{path}: corrupt safetensors header: tensor {name!r} ({entry['dtype']} "
+                f"{entry['shape']}) needs {need} bytes, but its data_offsets "
+                f"[{begin}, {end}] hold {end - begin}"
+            )
+        if end > data_len:
+            raise ModelFileError(
+                f"{path}: truncated: tensor {name!r} ends at byte {end} of the data, but the "
+                f"file holds only {data_len} bytes of data"
+            )
+    expected = 0
+    for name, entry in sorted(entries.items(), key=lambda item: item[1]["data_offsets"]):
+        begin, end = entry["data_offsets"]
+        if begin != expected:
+            raise ModelFileError(
+                f"{path}: corrupt safetensors header: tensor {name!r} starts at byte {begin} "
+                f"of the data, expected {expected} (tensors must follow one another)"
+            )
+        expected = end
+    if expected != data_len:
+        raise ModelFileError(
+            f"{path}: corrupt safetensors file: the tensors take {expected} bytes but "
+            f"{data_len} bytes of data follow the header"
+        )
+
+
+def load_tensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Read a safetensors file: (name -> array, metadata). Arrays are writable copies.
+
+    The header length, the JSON header, every dtype, shape and offset are checked before any
+    data is read or handed to the safetensors library, so a damaged or foreign file raises
+    ModelFileError naming the file and the problem, never allocates more than the file holds.
+    """
+    st = _require_safetensors()
+    with open(check_path("path", path), "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < HEADER_LENGTH_BYTES:
+            raise ModelFileError(
+                f"{path}: not a safetensors file: {size} bytes, shorter than the "
+                f"{HEADER_LENGTH_BYTES}-byte header length (empty or truncated)"
+            )
+        (n,) = struct.unpack("<Q", f.read(HEADER_LENGTH_BYTES))
+        if n > MAX_HEADER_BYTES:
+            raise ModelFileError(
+                f"{path}: not a safetensors file: its header length field says {n} bytes, "
+                f"more than the {MAX_HEADER_BYTES} allowed (another format, or corrupt)"
+            )
+        if n > size - HEADER_LENGTH_BYTES:
+            raise ModelFileError(
+                f"{path}: truncated or not a safetensors file: the header length field says "
+                f"{n} bytes but only {size - HEADER_LENGTH_BYTES} bytes follow it"
+            )
+        metadata, entries = _parse_header(path, f.read(n))
+        _check_layout(path, entries, size - HEADER_LENGTH_BYTES - n)
+        f.seek(0)
+        data = f.read()
+    if len(data) != size:
+        raise ModelFileError(f"{path}: the file changed while it was read ({size} -> {len(data)})")
+    try:
+        loaded = st.load(data)
+    except Exception as e:  # the checks above should leave the library nothing to reject
+        raise ModelFileError(f"{path}: the safetensors library rejected it: {e}") from None
+    if set(loaded) != set(entries):
+        raise ModelFileError(f"{path}: the safetensors library read other tensors than listed")
+    tensors = {}
+    for name, entry in entries.items():
+        array = loaded[name]
+        if entry["dtype"] == "BOOL":  # any byte but 0 is True; numpy would keep the raw byte
+            array = array.view(np.uint8) != 0
+        tensors[name] = np.array(array, dtype=array.dtype.newbyteorder("="), copy=True)
+    return tensors, dict(metadata)

@@ -1,0 +1,30 @@
+"""Layers with forward and backward passes (ch5-7), one file per section of the book.
+
+The contract every layer keeps is in ``scratchdl.layers.base``.
+"""
+
+from .activation import Relu, Sigmoid, Tanh
+from .affine import Affine, Flatten
+from .base import Layer
+from .convolution import Convolution
+from .loss import LOSS_LAYERS, IdentityWithLoss, SoftmaxWithLoss
+from .pooling import AvgPooling, Pooling
+from .regularization import BN_EPS, BatchNormalization, Dropout
+
+__all__ = [
+    "BN_EPS",
+    "LOSS_LAYERS",
+    "Affine",
+    "AvgPooling",
+    "BatchNormalization",
+    "Convolution",
+    "Dropout",
+    "Flatten",
+    "IdentityWithLoss",
+    "Layer",
+    "Pooling",
+    "Relu",
+    "Sigmoid",
+    "SoftmaxWithLoss",
+    "Tanh",
+]

@@ -1,0 +1,65 @@
+"""Output layers with their loss (ch5.6.3): softmax with cross-entropy, and the identity
+with the squared error."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functions as F
+from .base import Layer, as_input, check_ndim
+
+
+class SoftmaxWithLoss(Layer):
+    """Softmax followed by cross-entropy, mean over the batch.
+
+    loss = -(1/N) sum_n log softmax(x)[n, t_n]; dx = dout * (softmax(x) - onehot(t)) / N.
+    Shape: x (N, K) scores; t labels (N,) or one-hot (N, K).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.y: np.ndarray | None = None  # softmax output: dx = (y - onehot(t)) / N
+        self.t: np.ndarray | None = None  # labels as class indices (N,)
+
+    def forward(self, x: np.ndarray, t: np.ndarray) -> float:
+        x = as_input(self, x)
+        check_ndim(self, x, 2, "(N, K) scores as")
+        self.t = F.class_indices(t, x)
+        logp = F.log_softmax(x)  # stable even where softmax underflows to 0
+        self.y = np.exp(logp)
+        return float(-logp[np.arange(x.shape[0]), self.t].mean())
+
+    def backward(self, dout: float = 1.0) -> np.ndarray:
+        N = self.y.shape[0]
+        dx = self.y.copy()
+        dx[np.arange(N), self.t] -= 1
+        dx *= dout / N
+        return dx
+
+
+class IdentityWithLoss(Layer):
+    """Identity output with the squared error for regression, mean over the batch.
+
+    loss = (1/N) * 0.5 * sum((x - t)**2); dx = dout * (x - t) / N.
+    Shape: x (N, K); t (N, K) (or (N,) when K = 1).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.diff: np.ndarray | None = None  # x - t: dx = diff / N
+
+    def forward(self, x: np.ndarray, t: np.ndarray) -> float:
+        x = as_input(self, x)
+        t = np.asarray(t)
+        if t.shape != x.shape and t.shape == x.shape[:1] and x.ndim == 2 and x.shape[1] == 1:
+            t = t.reshape(x.shape)
+        if t.shape != x.shape:
+            raise ValueError(f"IdentityWithLoss expects t of shape {x.shape}, got {t.shape}")
+        self.diff = x - t
+        return float(0.5 * np.sum(self.diff**2) / x.shape[0])
+
+    def backward(self, dout: float = 1.0) -> np.ndarray:
+        return self.diff * (dout / self.diff.shape[0])
+
+
+LOSS_LAYERS = (SoftmaxWithLoss, IdentityWithLoss)

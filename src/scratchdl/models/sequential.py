@@ -1,0 +1,295 @@
+"""``Sequential``: a stack of layers and a loss layer, with the book's model interface (ch5-8).
+
+``params`` (the very arrays the layers use, named as in the book: ``W1``, ``b1``, ...,
+``gamma1``, ``beta1``, ...), ``predict``, ``loss``, ``accuracy``, ``gradient`` and
+``numerical_gradient``. The book's networks (``scratchdl.models.networks``) only decide which
+layers to stack.
+
+Threads: a network with convolutions runs its leading per-sample layers (everything up to
+the first dropout or training-mode batch norm) on parts of the batch at once, one thread per
+part (``scratchdl.threads.BatchParts``); the parameter gradients are the sums over the parts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import gradient as G
+from .. import threads
+from ..checks import check_finite, check_positive, check_positive_int, float_dtype
+from ..layers import Convolution, Dropout, Layer, SoftmaxWithLoss
+
+
+class Sequential:
+    """A stack of layers followed by a loss layer, with optional weight decay.
+
+    Parameters are named by the book's convention: the weight layers (Affine, Convolution)
+    give ``W1, b1, W2, b2, ...`` in order, the batch-norm layers ``gamma1, beta1, ...``
+    and their running statistics ``running_mean1, running_var1, ...`` (in ``buffers``).
+    Weight decay adds ``weight_decay_lambda * 0.5 * sum(W**2)`` over the weights ``W*``
+    (not biases or batch-norm parameters) to the loss, and ``weight_decay_lambda * W`` to
+    their gradients.
+
+    Shape: x (N, *input_shape) -> scores (N, K).
+    """
+
+    _config: dict = {}  # the book's networks set the constructor arguments that rebuild them
+
+    def __init__(
+        self,
+        layers: list[Layer],
+        loss_layer: Layer | None = None,
+        *,
+        input_shape: tuple[int, ...] | None = None,
+        weight_decay_lambda: float = 0.0,
+        dtype=np.float32,
+    ) -> None:
+        self.layers = list(layers)
+        self.last_layer = loss_layer if loss_layer is not None else SoftmaxWithLoss()
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.weight_decay_lambda = check_positive(
+            "weight_decay_lambda", weight_decay_lambda, allow_zero=True
+        )
+        self.dtype = float_dtype(dtype)
+        self.params: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+        self._owner: dict[str, tuple[Layer, str]] = {}  # global name -> (layer, local name)
+        self.last_loss: float | None = None  # the loss computed by the latest gradient()
+        self._parts = threads.BatchParts()  # runs the leading layers on parts of a batch
+        self._split = 0  # how many leading layers the latest forward ran in parts (0: none)
+        counters = {"W": 0, "gamma": 0}
+        for layer in self.layers:
+            group = "W" if "W" in layer.params else "gamma" if "gamma" in layer.params else None
+            if group is None:
+                continue
+            counters[group] += 1
+            for table, target in ((layer.params, self.params), (layer.buffers, self.buffers)):
+                for key, array in table.items():
+                    name = f"{key}{counters[group]}"
+                    target[name] = array
+                    self._owner[name] = (layer, key)
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    @property
+    def output_size(self) -> int:
+        """Number of classes (outputs) of the last weight layer."""
+        last_w = [a for k, a in self.params.items() if k.startswith("W")][-1]
+        return last_w.shape[0] if last_w.ndim == 4 else last_w.shape[1]
+
+    def check_batch(self, x: np.ndarray, t: np.ndarray | None = None) -> None:
+        """Raise ValueError unless the batch ``x`` (and labels ``t``) fit this network:
+        shapes, dtypes and the label range; reads no pixel values (a Trainer checks a whole
+        data set with it before training)."""
+        self._check_layout(x.shape, x.dtype)
+        if t is not None:
+            self._check_t(x, t)
+
+    def _check_layout(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        if self.input_shape is not None:
+            want = self.input_shape
+            flat_ok = len(shape) >= 2 and len(want) == 1 and math.prod(shape[1:]) == want[0]
+            if len(shape) != len(want) + 1 or shape[1:] != want:
+                if not flat_ok:
+                    raise ValueError(
+                        f"{type(self).__name__} expects input of shape (N, "
+                        f"{', '.join(map(str, want))}), got {shape}"
+                    )
+        if len(shape) == 0 or shape[0] == 0:
+            raise ValueError(f"x must hold at least one sample, got an empty batch {shape}")
+        if dtype.kind not in "iuf":  # bool, complex, strings, objects: not pixel values
+            raise ValueError(f"x must hold real numbers (int or float), got dtype {dtype}")
+
+    def _check_x(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        self._check_layout(x.shape, x.dtype)
+        x = x.astype(self.dtype, copy=False)  # one cast here: no silent up-casts later
+        check_finite("x", x, fix="remove NaN and infinity from the input")
+        return x
+
+    def _check_t(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t)
+        if t.ndim == 0 or t.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"x and t must have the same batch size, got x {x.shape} and t {t.shape}"
+            )
+        if isinstance(self.last_layer, SoftmaxWithLoss):
+            K = self.output_size
+            if t.ndim == 2 and t.shape[1] != K:
+                raise ValueError(f"one-hot t must have shape ({x.shape[0]}, {K}), got {t.shape}")
+            if t.ndim == 1:
+                if not np.issubdtype(t.dtype, np.integer):
+                    if not np.issubdtype(t.dtype, np.floating) or np.any(np.mod(t, 1) != 0):
+                        raise ValueError(f"labels must be integers, got dtype {t.dtype}")
+                if t.size and (t.min() < 0 or t.max() >= K):
+                    raise ValueError(
+                        f"labels must lie in [0, {K - 1}], got values in [{t.min()}, {t.max()}]"
+                    )
+            if t.ndim > 2:
+                raise ValueError(f"t must be labels (N,) or one-hot (N, {K}), got {t.shape}")
+        return t
+
+    # -- the network -----------------------------------------------------------------------
+
+    def predict(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """Scores before the output function (softmax is in the loss). Shape: (N, ...) -> (N, K)."""
+        return self._forward(self._check_x(x), train)
+
+    def _forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        k = self._split = self._plan(x.shape[0], train)
+        if k:  # the first k layers on parts of the batch, one thread each
+            x = self._parts.forward(self.layers[:k], x, train)
+        for layer in self.layers[k:]:
+            x = layer.forward(x, train=train)
+        return x
+
+    def _plan(self, N: int, train: bool) -> int:
+        """How many leading layers run on parts of a batch of N (0: none, one thread).
+
+        The layers up to the first that is not ``splittable``; and only where a convolution
+        is among them: for an MLP's small products, handing work to threads costs more than
+        it saves.
+        """
+        k = 0
+        while k < len(self.layers) and self.layers[k].splittable(train):
+            k += 1
+        if threads.threads_for(N) == 1:
+            return 0
+        return k if any(isinstance(layer, Convolution) for layer in self.layers[:k]) else 0
+
+    def loss(self, x: np.ndarray, t: np.ndarray, train: bool = True) -> float:
+        """Loss of the batch, weight decay included."""
+        x = self._check_x(x)
+        t = self._check_t(x, t)
+        loss = self.last_layer.forward(self._forward(x, train), t)
+        if self.weight_decay_lambda:
+            lam = self.weight_decay_lambda
+            loss += sum(
+                0.5 * lam * float(np.sum(W.astype(np.float64) ** 2)) for W in self._weights()
+            )
+        return loss
+
+    def _weights(self) -> list[np.ndarray]:
+        return [a for k, a in self.params.items() if k.startswith("W")]
+
+    def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 100) -> float:
+        """Fraction of samples whose highest score is the label, over every sample."""
+        check_positive_int("batch_size", batch_size)
+        x = self._check_x(x)
+        t = self._check_t(x, t)
+        if t.ndim != 1:
+            t = t.argmax(axis=1)
+        correct = 0
+        for i in range(0, x.shape[0], batch_size):  # the last, shorter batch included
+            y = self.predict(x[i : i + batch_size], train=False)
+            correct += int(np.sum(y.argmax(axis=1) == t[i : i + batch_size]))
+        return correct / x.shape[0]
+
+    def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """Gradients of ``loss(x, t, train=True)`` by backpropagation, named like ``params``."""
+        self.last_loss = self.loss(x, t, train=True)
+        dout = self.last_layer.backward(1.0)
+        k = self._split
+        for layer in reversed(self.layers[max(k, 1) :]):
+            dout = layer.backward(dout)
+        if k:  # back through the first k layers on the parts of the batch forward used
+            self._parts.backward(dout)
+        elif self.layers:  # the input data needs no gradient
+            self.layers[0].backward_params(dout)
+        grads = {
+            name: layer.grads[key]
+            for name, (layer, key) in self._owner.items()
+            if name in self.params
+        }
+        if self.weight_decay_lambda:
+            for name in grads:
+                if name.startswith("W"):
+                    grads[name] = grads[name] + self.weight_decay_lambda * self.params[name]
+        return grads
+
+    def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """Gradients of ``loss(x, t, train=True)`` by central differences (slow; for checks)."""
+
+        def f(_):
+            return self.loss(x, t, train=True)
+
+        return {name: G.numerical_gradient(f, p) for name, p in self.params.items()}
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this network (JSON-serialisable; the book's
+        networks set them, a hand-built Sequential has none)."""
+        return dict(self._config)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every parameter and buffer, by name (the live arrays; copy before changing)."""
+        return {**self.params, **self.buffers}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the parameters and buffers in place (the layers keep them).
+
+        Raises ValueError naming missing or unexpected entries and mismatched shapes,
+        before anything is changed.
+        """
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        extra = sorted(set(state) - set(own))
+        if missing or extra:
+            raise ValueError(
+                f"state does not match {type(self).__name__}: missing {missing}, unexpected {extra}"
+            )
+        for name, array in own.items():
+            value = np.asarray(state[name])
+            if value.shape != array.shape:
+                raise ValueError(
+                    f"{name} must have shape {array.shape} for this {type(self).__name__}, "
+                    f"got {value.shape}"
+                )
+            if not np.issubdtype(value.dtype, np.floating):
+                raise ValueError(f"{name} must hold floating values, got dtype {value.dtype}")
+        for name, array in own.items():
+            np.copyto(array, state[name], casting="same_kind")
+
+    def _generators(self) -> list[np.random.Generator]:
+        """The distinct random generators the layers draw from (dropout masks), in order."""
+        found: dict[int, np.random.Generator] = {}
+        for layer in self.layers:
+            rng = getattr(layer, "rng", None)
+            if isinstance(rng, np.random.Generator):
+                found.setdefault(id(rng), rng)
+        return list(found.values())
+
+    def rng_states(self) -> list[dict]:
+        """States of the layers' random generators (for bit-identical resumed training)."""
+        return [g.bit_generator.state for g in self._generators()]
+
+    def set_rng_states(self, states: list[dict]) -> None:
+        """Restore what ``rng_states`` returned."""
+        gens = self._generators()
+        if len(states) != len(gens):
+            raise ValueError(f"expected {len(gens)} generator states, got {len(states)}")
+        for g, state in zip(gens, states, strict=True):
+            g.bit_generator.state = state
+
+    def set_dropout_mask_hold(self, hold: bool) -> None:
+        """Make every Dropout reuse its current mask (True) or draw new ones (False)."""
+        for layer in self.layers:
+            if isinstance(layer, Dropout):
+                layer.hold_mask = hold
+
+    def n_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}("]
+        lines += [f"  {layer!r}," for layer in self.layers]
+        lines.append(f"  {self.last_layer!r},")
+        extra = (
+            f", weight_decay_lambda={self.weight_decay_lambda}" if self.weight_decay_lambda else ""
+        )
+        lines.append(f")  # {self.n_params():,} parameters, {self.dtype}{extra}")
+        return "\n".join(lines)
