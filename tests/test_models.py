@@ -164,7 +164,7 @@ def test_reprs():
     assert "Affine(784, 50)" in text and "SoftmaxWithLoss" in text and "39,760 parameters" in text
 
 
-def test_state_dict_round_trip_and_build_model():
+def test_state_dict_round_trip_and_model_from_config():
     a = MultiLayerNet(5, [4, 3], 2, use_batchnorm=True, rng=0)
     a.loss(RNG.random((6, 5)), RNG.integers(0, 2, 6))  # moves the running statistics
     assert "running_mean1" in a.buffers and "running_var2" in a.buffers

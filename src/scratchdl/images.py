@@ -33,7 +33,9 @@ def prepare_image(path: str | os.PathLike) -> np.ndarray:
     try:
         from PIL import Image
     except ImportError as e:
-        raise ImportError("reading images needs Pillow: pip install 'scratchdl[cli]'") from e
+        raise ImportError(
+            "reading images needs Pillow, a dependency of scratchdl: pip install Pillow"
+        ) from e
     gray = _read_gray(path)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     if np.median(border) > LIGHT_BACKGROUND:  # a dark digit on paper: MNIST's is light on black

@@ -31,7 +31,7 @@ _BUDGET: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
 def value_budget(n: int) -> Iterator[None]:
     """Within this block the initialisers draw at most ``n`` values in all, else ValueError.
 
-    ``serialize.load`` builds a model from a file's config inside one, sized to the values the
+    ``files.load`` builds a model from a file's config inside one, sized to the values the
     file holds: a forged config then fails before it can allocate more than the file's size.
     """
     n = check_positive_int("n", n, allow_zero=True)

@@ -16,7 +16,7 @@ def pyplot():
         import matplotlib
     except ImportError as e:
         raise ImportError(
-            "figures need matplotlib: pip install 'scratchdl[cli]' (or pip install matplotlib)"
+            "figures need matplotlib, a dependency of scratchdl: pip install matplotlib"
         ) from e
     matplotlib.use("Agg", force=True)  # files only: no screen needed
     import matplotlib.pyplot as plt

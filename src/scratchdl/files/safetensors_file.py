@@ -63,8 +63,8 @@ def _require_safetensors():
         import safetensors.numpy
     except ImportError as e:
         raise ImportError(
-            "model files need the safetensors package: pip install safetensors "
-            "(or pip install 'scratchdl[cli]')"
+            "model files need the safetensors package, a dependency of scratchdl: "
+            "pip install safetensors"
         ) from e
     return safetensors.numpy
 
