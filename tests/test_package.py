@@ -23,6 +23,7 @@ LIBRARY = (
     "scratchdl.init",
     "scratchdl.optimizers",
     "scratchdl.perceptron",
+    "scratchdl.graph",
     "scratchdl.im2col",
     "scratchdl.conv_bands",
     "scratchdl.threads",
