@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,27 +168,6 @@ def _blank_png(path):
     Image.new("L", (40, 30), 255).save(path)  # white paper, no ink
 
 
-def test_prepare_image_centres_the_digit_as_mnist_did(tmp_path):
-    from PIL import Image
-
-    from scratchdl.images import ImageError, prepare_image
-
-    paper = np.full((90, 120), 255, dtype=np.uint8)
-    paper[10:50, 15:35] = 0  # a dark bar, 40 x 20 pixels, off-centre on light paper
-    Image.fromarray(paper).save(tmp_path / "bar.png")
-    x = prepare_image(tmp_path / "bar.png")
-    assert x.shape == (1, 1, 28, 28) and x.dtype == np.float32
-    rows, cols = np.flatnonzero(x[0, 0].any(axis=1)), np.flatnonzero(x[0, 0].any(axis=0))
-    assert (rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) == (20, 10)  # longer side: 20
-    yy, xx = np.mgrid[0:28, 0:28]
-    centre = [(yy * x[0, 0]).sum() / x.sum(), (xx * x[0, 0]).sum() / x.sum()]
-    np.testing.assert_allclose(centre, [13.5, 13.5], atol=0.5)
-    assert x[0, 0, 0, 0] == 0 and x.max() == pytest.approx(1, abs=0.01)  # light ink on black
-    with pytest.raises(ValueError, match="no such image"):  # ImageError is a ValueError
-        prepare_image(tmp_path / "none.png")
-    assert issubclass(ImageError, ValueError)
-
-
 def test_default_learning_rates_cover_every_optimizer():
     from scratchdl.optimizers import OPTIMIZERS
 
@@ -240,3 +221,206 @@ def test_train_with_step_decay_and_a_bad_decay(capsys, tmp_path, slice_data):
     assert code == 0, err
     code, _, err = run(capsys, *TRAIN, "--lr-decay", "1.5", "--out", str(out))
     assert_one_line_error(code, err, "lr_decay", "1.5")
+
+
+SMALL_CONV = {"filter_num": 2, "filter_size": 5, "pad": 0, "stride": 1}
+
+
+def _saved(tmp_path, model, name="model.safetensors"):
+    from scratchdl.files import save
+
+    path = tmp_path / name
+    save(model, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "build, needles",
+    [
+        (lambda m: m.TwoLayerNet(784, 8, 5, rng=0), ["5 outputs", "10 classes", "mnist"]),
+        (lambda m: m.TwoLayerNet(100, 8, 10, rng=0), ["(100,)", "28x28", "mnist"]),
+        (
+            lambda m: m.SimpleConvNet((3, 28, 28), SMALL_CONV, 8, 10, rng=0),
+            ["(3, 28, 28)", "28x28", "mnist"],
+        ),
+    ],
+    ids=["5_classes", "100_inputs", "color_images"],
+)
+def test_evaluate_a_model_that_cannot_fit_the_data_set_exits_2(
+    capsys, tmp_path, slice_data, build, needles
+):
+    from scratchdl import models
+
+    path = _saved(tmp_path, build(models))
+    code, _, err = run(capsys, "evaluate", str(path), "--out", str(tmp_path / "eval"))
+    assert_one_line_error(code, err, str(path), *needles)
+
+
+@pytest.mark.parametrize(
+    "dataset, outputs", [("mnist", 20), ("fashion-mnist", 20), ("mnist", 1000)]
+)
+def test_evaluate_a_model_with_more_outputs_than_classes(
+    capsys, tmp_path, slice_data, dataset, outputs
+):
+    import time
+
+    from PIL import Image
+
+    from scratchdl.models import TwoLayerNet
+
+    path = _saved(tmp_path, TwoLayerNet(784, 8, outputs, rng=0))  # the data sets have 10 classes
+    out = tmp_path / "eval"
+    argv = ["evaluate", str(path), "--dataset", dataset, "--out", str(out), "--max-images", "9"]
+    start = time.perf_counter()
+    code, stdout, err = run(capsys, *argv)
+    assert code == 0, err
+    assert time.perf_counter() - start < 30  # not a million annotated cells (a few seconds)
+    assert "test accuracy" in stdout
+    for name in ("confusion_matrix.png", "misclassified.png"):
+        with Image.open(out / name) as im:
+            assert im.size[0] > 400 and len(np.unique(np.asarray(im.convert("L")))) > 10
+
+
+def test_predict_with_a_model_for_other_images_names_the_model(capsys, tmp_path):
+    from PIL import Image
+
+    from scratchdl.models import TwoLayerNet
+
+    path = _saved(tmp_path, TwoLayerNet(100, 8, 10, rng=0))
+    image = tmp_path / "digit.png"
+    paper = np.full((40, 30), 255, dtype=np.uint8)
+    paper[5:35, 12:18] = 0  # a "1"
+    Image.fromarray(paper).save(image)
+    code, _, err = run(capsys, "predict", str(path), str(image))
+    assert_one_line_error(code, err, str(path), "(N, 100)", "28x28")
+
+
+# --- a resumed run must be the same run -----------------------------------------------------
+
+
+def test_resume_refuses_another_run_and_epochs_already_trained(trained, capsys):
+    out, _ = trained  # 2 epochs
+    model = (out / "model.safetensors").read_bytes()
+    argv = ("--out", str(out), "--resume", "--quiet")
+    other = ("--dataset", "fashion-mnist", "--augment", "--seed", "5", "--batch-size", "10")
+    code, _, err = run(capsys, "train", "--model", "mlp", "--epochs", "3", *other, *argv)
+    assert_one_line_error(
+        code,
+        err,
+        "--dataset 'mnist' (this run: 'fashion-mnist')",
+        "--augment False (this run: True)",
+        "--seed 0 (this run: 5)",
+        "--batch-size 20 (this run: 10)",
+    )
+    for epochs in (("--epochs", "1"), ("--epochs", "2"), ()):  # () continues the saved plan
+        code, _, err = run(capsys, *TRAIN, *epochs, *argv)
+        assert_one_line_error(code, err, f"run in {out} is at epoch 2", "--epochs larger than 2")
+    assert (out / "model.safetensors").read_bytes() == model
+    code, _, err = run(capsys, *TRAIN, "--epochs", "3", *argv)  # extending a run is fine
+    assert code == 0, err
+    assert len(json.loads((out / "history.json").read_text())["test_acc"]) == 3
+
+
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        (("--epochs", "3", "--lr-decay-epochs", "2", "5"), ["--lr-decay-epochs 5", "--epochs 3"]),
+        (("--lr-decay-epochs", "20"), ["--lr-decay-epochs 20", "--epochs 10"]),  # mlp: 10
+        (("--out", ""), ["--out", "must name a folder"]),
+    ],
+)
+def test_settings_that_would_be_ignored_exit_2(capsys, tmp_path, slice_data, argv, needles):
+    argv = (*TRAIN, "--out", str(tmp_path / "run"), "--quiet", *argv)  # the last --out counts
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, *needles)
+    assert not (tmp_path / "run").exists()  # refused before anything was done
+
+
+def test_out_must_name_a_folder_for_every_command(capsys):
+    for argv in (("evaluate", "m.safetensors"), ("experiment", "gates")):
+        code, _, err = run(capsys, *argv, "--out", "")
+        assert_one_line_error(code, err, "--out", "must name a folder")
+
+
+# --- out of memory, a closed pipe ---------------------------------------------------------
+
+
+def _no_memory(*args, **kwargs):
+    raise MemoryError
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "data"])
+def test_out_of_memory_exits_2_with_the_cause_and_the_fix(
+    capsys, tmp_path, slice_data, monkeypatch, command
+):
+    from scratchdl import datasets
+    from scratchdl.files import save
+    from scratchdl.models import TwoLayerNet
+    from scratchdl.trainer import Trainer
+
+    if command == "train":
+        monkeypatch.setattr(Trainer, "train_step", _no_memory)
+        argv = (*TRAIN, "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet")
+        needles = ["out of memory", "a batch of 20 images", "smaller --batch-size"]
+    elif command == "evaluate":
+        save(TwoLayerNet(784, 8, 10, rng=0), tmp_path / "m.safetensors")
+        monkeypatch.setattr(cli, "load_dataset", _no_memory)
+        argv = ("evaluate", str(tmp_path / "m.safetensors"), "--out", str(tmp_path))
+        needles = ["out of memory in scratchdl evaluate", "free some memory"]
+    else:
+        monkeypatch.setattr(datasets, "where", _no_memory)
+        argv = ("data", "where")
+        needles = ["out of memory in scratchdl data"]
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, "scratchdl: error:", *needles)
+
+
+CLI_UNDER_A_MEMORY_CAP = """
+import resource, sys
+from pathlib import Path
+
+from scratchdl import cli
+from tests.conftest import mnist_slice
+
+data = mnist_slice()
+cli.load_dataset = lambda name, data_dir=None: data
+vm = int(Path("/proc/self/status").read_text().split("VmSize:")[1].split()[0]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + (300 << 20),) * 2)  # 300 MB more
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_a_batch_too_large_for_the_memory_exits_2_with_one_line(tmp_path):
+    argv = ["--threads", "1", "train", "--model", "simple-cnn", "--batch-size", "2000"]
+    argv += ["--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"]
+    proc = subprocess.run(
+        [sys.executable, "-c", CLI_UNDER_A_MEMORY_CAP, *argv],
+        cwd=Path(__file__).parents[1],  # the child imports tests.conftest
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "scratchdl: error: out of memory: a batch of 2000 images through simple-cnn needs more "
+        "memory than is free; use a smaller --batch-size (the default is 100)"
+    ]
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    """`scratchdl data where | head -1`: no 'Broken pipe', and the status of SIGPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the first line is written
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "scratchdl.cli", "data", "where", "--data-dir", str(tmp_path)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.stderr == ""
+    assert proc.returncode == cli.EXIT_BROKEN_PIPE == 141

@@ -15,6 +15,7 @@ from scratchdl import TwoLayerNet
 from scratchdl.experiments import (
     augmentation,
     cnn,
+    common,
     filters,
     half_float,
     layer_cost,
@@ -55,7 +56,7 @@ def one_blas_thread():
 def model_file(tmp_path_factory):
     """A SimpleConvNet trained with the quick settings on the shipped sample, saved."""
     (x, t), (x_test, t_test) = mnist_slice()
-    q = cnn.TRAIN_QUICK
+    q = common.options({}, cnn.TRAIN_SETTINGS, "the model_file fixture", quick=True)
     model = cnn.train_simple_convnet(
         x,
         t,

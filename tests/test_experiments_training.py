@@ -120,7 +120,7 @@ def test_quick_run_writes_a_figure_and_the_documented_numbers(module, quick):
 def test_an_unknown_option_raises_and_names_the_accepted_ones(module, tmp_path):
     with pytest.raises(ValueError, match="no option colour") as info:
         module.run(tmp_path, quick=True, progress=False, colour="red")
-    for key in module.DEFAULTS:
+    for key in module.SETTINGS:
         assert key in str(info.value)
     assert not list(tmp_path.iterdir()), "nothing is written before the options are checked"
 

@@ -166,8 +166,7 @@ def test_save_tensors_rejects_what_safetensors_cannot_hold(tmp_path, tensors, me
 def test_missing_safetensors_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "safetensors", None)
     monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
-    with pytest.raises(ImportError, match="pip install safetensors"):
-        save_tensors(tmp_path / "t.safetensors", {}, {})
+    save_tensors(tmp_path / "t.safetensors", {}, {})  # writing is numpy's and ours
     with pytest.raises(ImportError, match="pip install safetensors"):
         load_tensors(tmp_path / "t.safetensors")
 
@@ -196,9 +195,9 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypat
         raise OSError("disk on fire")
 
     if failing == "serializer":
-        import safetensors.numpy
+        from scratchdl.files import safetensors_file
 
-        monkeypatch.setattr(safetensors.numpy, "save", boom)
+        monkeypatch.setattr(safetensors_file, "_serialize", boom)
     else:
         monkeypatch.setattr(os, failing, boom)
     with pytest.raises(OSError, match="disk on fire"):
@@ -231,6 +230,85 @@ def test_a_successful_write_replaces_the_file(tmp_path):
     save(other, path)
     np.testing.assert_array_equal(load(path).params["W1"], other.params["W1"])
     assert os.listdir(tmp_path) == ["model.safetensors"]
+
+
+def test_the_same_model_gives_the_same_bytes(tmp_path):
+    """The header is sorted: a checksum identifies a model, whatever the dicts' order."""
+    import safetensors.numpy
+
+    model = MultiLayerNet(4, [3], 2, use_batchnorm=True, rng=0)
+    digests = set()
+    for i in range(5):
+        save(model, tmp_path / f"m{i}.safetensors")
+        digests.add(hashlib.sha256((tmp_path / f"m{i}.safetensors").read_bytes()).hexdigest())
+    assert len(digests) == 1
+    tensors, metadata = load_tensors(tmp_path / "m0.safetensors")
+    tensors["count"] = np.arange(3, dtype=np.int8)  # mixed widths: each still starts aligned
+    save_tensors(tmp_path / "a.safetensors", tensors, metadata)
+    backwards = {k: tensors[k] for k in reversed(tensors)}
+    save_tensors(tmp_path / "b.safetensors", backwards, dict(reversed(metadata.items())))
+    raw = (tmp_path / "a.safetensors").read_bytes()
+    assert raw == (tmp_path / "b.safetensors").read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + n])
+    assert list(header["__metadata__"]) == sorted(metadata) and (8 + n) % 8 == 0
+    for name, entry in header.items():
+        if name != "__metadata__":
+            assert entry["data_offsets"][0] % np.dtype(tensors[name].dtype).itemsize == 0
+    read = safetensors.numpy.load_file(tmp_path / "a.safetensors")  # the library reads it
+    assert read.keys() == tensors.keys()
+    for name, array in tensors.items():
+        np.testing.assert_array_equal(read[name], array)
+    code = (  # another process (another hash seed for the safetensors library's maps)
+        "import sys; from scratchdl.files import save; from scratchdl.models import "
+        "MultiLayerNet; save(MultiLayerNet(4, [3], 2, use_batchnorm=True, rng=0), sys.argv[1])"
+    )
+    subprocess.run([sys.executable, "-c", code, tmp_path / "p.safetensors"], check=True)
+    assert (tmp_path / "p.safetensors").read_bytes() == (tmp_path / "m0.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "dtype, stored, value", [("float32", np.float64, 1e300), ("float16", np.float32, 1e5)]
+)
+def test_values_beyond_the_dtype_of_the_config_are_refused(tmp_path, dtype, stored, value):
+    path = tmp_path / "m.safetensors"
+    save(TwoLayerNet(4, 3, 2, rng=0, dtype=np.dtype(dtype)), path)
+    tensors, metadata = load_tensors(path)
+    tensors = {k: v.astype(stored) for k, v in tensors.items()}
+    tensors["W2"][1, 0] = value  # finite as stored, infinite in the model's dtype
+    save_tensors(path, tensors, metadata)
+    expect_error(lambda: load(path), path, "'W2'", dtype, f"{value:.3g}", "beyond the range")
+
+
+def test_a_locked_folder_is_refused_until_its_holder_dies(tmp_path):
+    import signal
+
+    from scratchdl.atomic import FolderLocked, lock_folder
+
+    out = tmp_path / "run"
+    code = (
+        "import sys, time; from scratchdl.atomic import lock_folder; "
+        "lock = lock_folder(sys.argv[1]); lock.__enter__(); print('locked', flush=True); "
+        "time.sleep(120)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(FolderLocked, match=rf"{out} is in use .*process {holder.pid}"):
+            with lock_folder(out):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)  # the operating system lets go of its lock
+        holder.wait(timeout=60)
+        holder.stdout.close()
+    with lock_folder(out):
+        with pytest.raises(FolderLocked):  # one holder, even in the same process
+            with lock_folder(out):
+                pass
+        assert (out / ".lock").read_text().strip() == str(os.getpid())
+    assert list(out.iterdir()) == []  # the lock file goes with the lock
 
 
 # --- damaged and foreign safetensors files -------------------------------------------------------

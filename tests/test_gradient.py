@@ -12,7 +12,9 @@ from scratchdl.gradient import (
     numerical_gradient,
     relative_error,
 )
-from scratchdl.layers import Affine
+from scratchdl.layers import Affine, BatchNormalization, Dropout, Sigmoid
+from tests.conftest import TOL
+from tests.test_layers import CASES as LAYER_CASES
 
 
 def function_2(x):
@@ -77,3 +79,89 @@ def test_relative_error():
     assert relative_error(np.zeros(3), np.full(3, 1e-12)) < 1e-5  # round-off around zero
     with pytest.raises(ValueError, match="shapes"):
         relative_error(np.zeros(2), np.zeros(3))
+
+
+# --- gradient_check itself, on every layer: no forward before it, a stale cache, dropout ---
+
+
+def layer_case(make, make_x, make_t):
+    return make(), make_x(), None if make_t is None else make_t()
+
+
+@pytest.mark.parametrize("name,make,make_x,make_t", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
+def test_gradient_check_is_right_for_every_layer_called_directly(name, make, make_x, make_t):
+    # straight after construction: no forward has run (loss layers raised AttributeError),
+    # and a dropout whose mask is not held (the mask changed between evaluations: error ~1)
+    layer, x, t = layer_case(make, make_x, make_t)
+    report = gradient_check(layer, x, t, rng=0)
+    assert set(report) == {"x", *layer.params}
+    assert max(report.values()) < TOL, report
+
+
+@pytest.mark.parametrize("name,make,make_x,make_t", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
+def test_gradient_check_never_uses_the_cache_of_another_batch(name, make, make_x, make_t):
+    layer, x, t = layer_case(make, make_x, make_t)
+    other = make_x() * 2 + 1  # another batch of the same shape goes forward first
+    if t is None:
+        layer.forward(other, train=True)
+    else:
+        layer.forward(other, make_t())
+    report = gradient_check(layer, x, t, rng=0)
+    assert max(report.values()) < TOL, report
+
+
+@pytest.mark.parametrize("name,make,make_x,make_t", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
+def test_gradient_check_catches_a_backward_off_by_a_factor(name, make, make_x, make_t):
+    layer, x, t = layer_case(make, make_x, make_t)
+
+    class OffByAFactor(type(layer)):
+        def backward(self, dout=1.0):
+            dx = super().backward(dout)
+            self.grads = {k: g * 1.1 for k, g in self.grads.items()}
+            return dx * 1.1
+
+    layer.__class__ = OffByAFactor  # the same layer, with a wrong backward
+    report = gradient_check(layer, x, t, rng=0)
+    assert set(report) == {"x", *layer.params}
+    assert min(report.values()) > 0.05, report  # 0.1 / 1.1 for every entry
+
+
+def test_gradient_check_on_integer_input_differentiates_at_that_input():
+    x = np.array([[-2, -1, 0, 1, 2]])  # the numerical gradient cannot nudge an int array
+    report = gradient_check(Sigmoid(), x, rng=0)
+    assert report["x"] < TOL, report
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_gradient_check_restores_the_dropout_hold(held):
+    layer = Dropout(0.5, rng=0)
+    layer.hold_mask = held
+    gradient_check(layer, np.random.default_rng(1).standard_normal((3, 4)), rng=0)
+    assert layer.hold_mask is held
+
+
+def test_gradient_check_restores_the_dropout_hold_on_error():
+    class FailsLater(Dropout):
+        calls = 0
+
+        def forward(self, x, train=False):
+            FailsLater.calls += 1
+            if FailsLater.calls == 3:  # during the numerical gradient
+                raise RuntimeError("boom")
+            return super().forward(x, train)
+
+    layer = FailsLater(0.5, rng=0)
+    with pytest.raises(RuntimeError, match="boom"):
+        gradient_check(layer, np.ones((2, 3)), rng=0)
+    assert layer.hold_mask is False
+
+
+def test_gradient_check_leaves_the_running_statistics_alone():
+    rng = np.random.default_rng(2)
+    layer = BatchNormalization(np.ones(3), np.zeros(3))
+    layer.buffers["running_mean"][:] = rng.standard_normal(3)
+    before = {k: v.copy() for k, v in layer.buffers.items()}
+    report = gradient_check(layer, rng.standard_normal((5, 3)), rng=0)
+    assert max(report.values()) < TOL
+    for k, v in before.items():
+        np.testing.assert_array_equal(layer.buffers[k], v, err_msg=k)

@@ -43,6 +43,8 @@ CASES = [
     ("BatchNormalization-2d", lambda: bn(5), lambda: randn(6, 5) * 3 + 1, None),
     ("BatchNormalization-4d", lambda: bn(3), lambda: randn(4, 3, 3, 2) * 2 - 1, None),
     ("Dropout", lambda: dropout_fixed_mask((4, 6)), lambda: randn(4, 6), None),
+    # a mask not held: the check itself must hold the mask it draws
+    ("Dropout-fresh-mask", lambda: L.Dropout(0.3, rng=5), lambda: randn(4, 6), None),
     ("Convolution", conv_layer, lambda: randn(2, 2, 5, 5), None),
     ("Convolution-pad", lambda: conv_layer(pad=1), lambda: randn(2, 2, 5, 4), None),
     ("Convolution-pad-2", lambda: conv_layer(pad=2), lambda: randn(2, 2, 4, 4), None),
@@ -270,6 +272,53 @@ def test_layers_keep_dtype(dtype):
         dout = layer.backward(dout)
         assert dout.dtype == dtype, f"{layer!r} backward changed dtype to {dout.dtype}"
         assert all(g.dtype == dtype for g in layer.grads.values()), repr(layer)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint8])
+def test_avg_pooling_of_integers_is_the_mean(dtype):
+    x = RNG.integers(200, 256, (2, 3, 4, 4)).astype(dtype)  # uint8 sums overflow: 4 * 200 > 255
+    out = L.AvgPooling(2, 2, stride=2).forward(x)
+    assert out.dtype == np.float64  # as numpy's mean
+    np.testing.assert_allclose(out, x.reshape(2, 3, 2, 2, 2, 2).mean(axis=(3, 5)), rtol=1e-15)
+    assert np.any(out % 1 != 0)  # the means are not all integers: nothing was rounded
+
+
+def seeded(make):
+    """A factory whose every call gives a layer of the very same parameters and random state."""
+    return lambda: make(np.random.default_rng(7))
+
+
+# layers whose output is exact in integers keep them; the rest compute in float64
+INT_CASES = [
+    ("Relu", seeded(lambda r: L.Relu()), True),
+    ("Flatten", seeded(lambda r: L.Flatten()), True),
+    ("Pooling", seeded(lambda r: L.Pooling(2, 2, stride=2)), True),
+    ("AvgPooling", seeded(lambda r: L.AvgPooling(2, 2, stride=2, pad=1)), False),
+    ("Sigmoid", seeded(lambda r: L.Sigmoid()), False),
+    ("Tanh", seeded(lambda r: L.Tanh()), False),
+    ("Affine", seeded(lambda r: L.Affine(r.standard_normal((48, 2)), r.standard_normal(2))), False),
+    (
+        "Convolution",
+        seeded(lambda r: L.Convolution(r.standard_normal((2, 3, 3, 3)), r.standard_normal(2))),
+        False,
+    ),
+    (
+        "BatchNormalization",
+        seeded(lambda r: L.BatchNormalization(r.uniform(0.5, 1.5, 3), r.standard_normal(3))),
+        False,
+    ),
+    ("Dropout", seeded(lambda r: L.Dropout(0.5, rng=r)), False),
+]
+
+
+@pytest.mark.parametrize("make,exact", [c[1:] for c in INT_CASES], ids=[c[0] for c in INT_CASES])
+@pytest.mark.parametrize("train", [False, True])
+def test_integer_input_gives_what_its_float64_copy_gives(make, exact, train):
+    x = RNG.integers(-9, 10, (2, 3, 4, 4))
+    out = make().forward(x, train=train)
+    expected = make().forward(x.astype(np.float64), train=train)
+    assert out.dtype == (x.dtype if exact else np.float64)
+    np.testing.assert_allclose(out, expected, rtol=1e-15, atol=1e-15)
 
 
 # --- bad input -------------------------------------------------------------------------------

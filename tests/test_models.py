@@ -52,9 +52,12 @@ def test_multi_layer_net_with_batchnorm_dropout_and_weight_decay(activation):
         model.params
     )
     x, t = RNG.standard_normal((5, 6)), RNG.integers(0, 3, 5)
-    model.loss(x, t, train=True)  # draw the dropout masks
-    model.set_dropout_mask_hold(True)  # and hold them fixed for the check
+    # the masks are not held beforehand: gradient_check holds those it draws, then lets go
     assert_gradients_match(model, x, t)
+    assert [layer.hold_mask for layer in model.layers if hasattr(layer, "hold_mask")] == [
+        False,
+        False,
+    ]
 
 
 def test_simple_conv_net_gradient():
@@ -91,6 +94,70 @@ def test_deep_conv_net_gradient_on_a_random_subset_of_entries():
             num = (up - down) / (2 * h)
             scale = max(abs(num), abs(grads[name][idx]), 1e-6)
             assert abs(num - grads[name][idx]) / scale < 1e-5, (name, idx, num, grads[name][idx])
+
+
+def small_deep_conv_net(rng=3):
+    """DeepConvNet's layers (two dropouts included) with 2 filters a convolution: every
+    entry of every parameter is cheap enough to differentiate numerically."""
+    small = {"filter_num": 2, "filter_size": 3, "pad": 1, "stride": 1}
+    convs = {f"conv_param_{i}": dict(small) for i in range(1, 7)}
+    convs["conv_param_4"]["pad"] = 2
+    model = DeepConvNet(
+        (1, 12, 12), **convs, hidden_size=6, output_size=4, rng=rng, dtype=np.float64
+    )
+    # biases away from zero: with zero biases, a window that sees only padding sums to exactly
+    # 0, the kink of ReLU, where central differences give 1/2 and backprop 0
+    for name, p in model.params.items():
+        if name.startswith("b"):
+            p[...] = np.random.default_rng(rng).uniform(0.1, 0.3, p.shape)
+    return model
+
+
+def test_deep_conv_net_gradient_check_on_every_entry():
+    model = small_deep_conv_net()
+    # an input of its own: one that puts no ReLU input within a step h of its kink
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((3, 1, 12, 12)), rng.integers(0, 4, 3)
+    assert_gradients_match(model, x, t)  # the dropout masks are not held beforehand
+
+
+def test_gradient_check_passes_its_step_to_a_model():
+    model = TwoLayerNet(3, 4, 2, weight_init_std=0.5, rng=0, dtype=np.float64)
+    x, t = np.random.default_rng(1).standard_normal((4, 3)), np.array([0, 1, 1, 0])
+    fine, coarse = gradient_check(model, x, t), gradient_check(model, x, t, h=0.5)
+    assert max(fine.values()) < TOL < max(coarse.values())  # a coarse step is visibly off
+
+
+def test_gradient_check_restores_each_dropout_hold_even_on_error():
+    model = MultiLayerNet(4, [3, 3], 2, use_dropout=True, rng=0, dtype=np.float64)
+    x, t = RNG.standard_normal((3, 4)), RNG.integers(0, 2, 3)
+    assert model.set_dropout_mask_hold([True, False]) == [False, False]
+    gradient_check(model, x, t)
+    assert model.set_dropout_mask_hold([True, False]) == [True, False]
+
+    def fail(x, t):
+        assert [layer.hold_mask for layer in model.layers if hasattr(layer, "hold_mask")] == [
+            True,
+            True,
+        ]  # held while the numerical gradient runs
+        raise RuntimeError("boom")
+
+    model.numerical_gradient = fail
+    with pytest.raises(RuntimeError, match="boom"):
+        gradient_check(model, x, t)
+    assert model.set_dropout_mask_hold(False) == [True, False]
+    with pytest.raises(ValueError, match="one per Dropout"):
+        model.set_dropout_mask_hold([True])
+
+
+def test_gradient_check_leaves_a_models_running_statistics_alone():
+    model = MultiLayerNet(4, [3], 2, use_batchnorm=True, rng=0, dtype=np.float64)
+    x, t = RNG.standard_normal((5, 4)), RNG.integers(0, 2, 5)
+    model.loss(x * 2 + 1, t)  # running statistics away from their initial values
+    before = {k: v.copy() for k, v in model.buffers.items()}
+    gradient_check(model, x, t)
+    for k, v in before.items():
+        np.testing.assert_array_equal(model.buffers[k], v, err_msg=k)
 
 
 def test_deep_conv_net_is_the_books_architecture():

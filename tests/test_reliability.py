@@ -246,9 +246,15 @@ def test_regressions_found_by_the_fuzz_run(fuzz_dir, model_files, edits, words):
 
 def test_model_files_with_non_finite_weights_are_refused(tmp_path):
     model = TwoLayerNet(4, 3, 2, rng=0)
-    model.params["W2"][1, 0] = np.nan
     files.save(model, tmp_path / "nan.safetensors")
+    tensors, metadata = load_tensors(tmp_path / "nan.safetensors")
+    tensors["W2"][1, 0] = np.nan  # written by hand: save refuses NaN weights
+    files.save_tensors(tmp_path / "nan.safetensors", tensors, metadata)
     expect_error(lambda: files.load(tmp_path / "nan.safetensors"), "nan", "'W2'", "must be finite")
+    model.params["W2"][1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"refusing to write .*'W2'\[1\] holds nan"):
+        files.save(model, tmp_path / "diverged.safetensors")
+    assert not (tmp_path / "diverged.safetensors").exists()
 
 
 @pytest.fixture(scope="module")
@@ -622,3 +628,134 @@ def test_trainer_refuses_non_finite_data_before_training():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=r"x_train\[17\] holds inf"):
             Trainer(net, x, t, x[:5] * 0, t[:5], verbose=False)
+
+
+# --- divergence on an epoch's last step ----------------------------------------------------
+
+ONE_STEP_RUN = (  # the slice's 2000 images in one batch: every epoch is a single step
+    "train",
+    "--model",
+    "two-layer",
+    "--batch-size",
+    "2000",
+    "--eval-samples",
+    "100",
+    "--quiet",
+)
+
+
+def test_divergence_on_an_epochs_last_step_exits_2_and_the_run_resumes(
+    tmp_path, capsys, slice_data
+):
+    out = tmp_path / "run"
+    ckpt, model = out / "checkpoint.safetensors", out / "model.safetensors"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning fails the test
+        argv = (*ONE_STEP_RUN, "--lr", "1e300", "--epochs", "1", "--out", str(out))
+        code, stdout, err = run(capsys, *argv)
+        assert_one_line_error(code, err, "weights became", "iteration 1 (epoch 1)", "1e+300")
+        assert "final test accuracy" not in stdout
+        assert not ckpt.exists() and not model.exists()
+
+        code, _, err = run(capsys, *ONE_STEP_RUN, "--epochs", "1", "--out", str(out))
+        assert code == 0, err
+        good, good_model = ckpt.read_bytes(), model.read_bytes()
+        argv = (*ONE_STEP_RUN, "--epochs", "3", "--resume", "--lr", "1e300", "--out", str(out))
+        code, _, err = run(capsys, *argv)
+        assert_one_line_error(code, err, "weights became", "(epoch 2)", f"checkpoint is {ckpt}")
+        assert ckpt.read_bytes() == good and model.read_bytes() == good_model
+
+        argv = (*ONE_STEP_RUN, "--epochs", "3", "--resume", "--lr", "0.1", "--out", str(out))
+        code, _, err = run(capsys, *argv)  # from the good checkpoint
+        assert code == 0, err
+    assert all(np.isfinite(v).all() for v in files.load(model).params.values())
+    assert len(json.loads((out / "history.json").read_text())["test_acc"]) == 3
+
+
+# --- a full disk after training -------------------------------------------------------------
+
+
+@needs_proc_fd
+def test_a_full_disk_after_training_names_the_file_and_the_way_back(
+    tmp_path, capsys, slice_data, monkeypatch
+):
+    out = tmp_path / "run"
+    model, ckpt = out / "model.safetensors", out / "checkpoint.safetensors"
+    full = [True]
+    _disk_full_for(monkeypatch, lambda p: full[0] and p.name.startswith(".model.safetensors."))
+    argv = (*SMALL_RUN, "--epochs", "2", "--out", str(out), "--quiet")
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(
+        code,
+        err,
+        f"cannot write {model}",
+        "No space left on device",
+        f"safe in {ckpt} (epoch 2)",
+        "free some space",
+        "--resume",
+    )
+    assert not model.exists() and not list(out.glob(".*.tmp"))
+    full[0] = False
+    steps = []
+    real_step = Trainer.train_step
+    monkeypatch.setattr(
+        Trainer, "train_step", lambda self, x, t: steps.append(1) or real_step(self, x, t)
+    )
+    code, stdout, err = run(capsys, *argv, "--resume")  # the same command, with --resume
+    assert code == 0, err
+    assert steps == [] and "final test accuracy" in stdout  # written, not trained again
+    weights, _ = load_tensors(ckpt)
+    for name, array in files.load(model).state_dict().items():
+        np.testing.assert_array_equal(array, weights[f"model/{name}"])
+    code, _, err = run(capsys, *argv, "--resume")  # now all is written: nothing left to do
+    assert_one_line_error(code, err, "at epoch 2", "--epochs larger than 2")
+
+
+# --- two runs into one folder -------------------------------------------------------------
+
+CLI_ON_THE_SLICE = """
+import sys
+
+from scratchdl import cli
+from tests.conftest import mnist_slice
+
+data = mnist_slice()
+cli.load_dataset = lambda name, data_dir=None: data
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_second_run_into_the_same_out_is_refused_until_the_first_dies(
+    tmp_path, capsys, slice_data
+):
+    out = tmp_path / "run"
+    ckpt = out / "checkpoint.safetensors"
+    argv = [
+        sys.executable,
+        "-c",
+        CLI_ON_THE_SLICE,
+        *SMALL_RUN,
+        "--epochs",
+        "1000",
+        "--out",
+        str(out),
+    ]
+    root = Path(__file__).parents[1]  # the child imports tests.conftest
+    first = subprocess.Popen(argv + ["--quiet"], cwd=root, stdout=subprocess.DEVNULL)
+    try:
+        _wait_for_a_new_checkpoint(first, ckpt)
+        assert first.poll() is None, "the first run ended too soon"
+        writing = out / ".checkpoint.safetensors.x1y2.tmp"  # as if the first were writing it
+        writing.write_bytes(b"half a checkpoint")
+        code, _, err = run(capsys, *SMALL_RUN, "--epochs", "1", "--out", str(out), "--quiet")
+        assert_one_line_error(code, err, "--out", str(out), "in use", f"process {first.pid}")
+        assert writing.exists()
+    finally:
+        first.kill()  # SIGKILL: the operating system releases its lock
+        first.wait(timeout=60)
+    saving = out / ".model.safetensors.k9z8.tmp"  # a run killed while it saved the model
+    saving.write_bytes(b"half a model")
+    code, _, err = run(capsys, *SMALL_RUN, "--epochs", "1", "--out", str(out), "--quiet")
+    assert code == 0, err
+    assert not writing.exists() and not saving.exists()
+    assert not list(out.glob(".*"))  # no temporary or lock file is left

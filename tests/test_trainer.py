@@ -265,3 +265,175 @@ def test_step_decay_of_the_learning_rate_and_resume(tmp_path):
         make_trainer(lr_decay=0)
     with pytest.raises(ValueError, match="lr_decay_epochs"):
         make_trainer(lr_decay_epochs=(0,))
+
+
+# --- divergence on an epoch's last step, settings of a resumed run, long histories -----------
+
+
+def one_step_trainer(tmp_path, epochs=1, lr=0.1, **kwargs):
+    """A TwoLayerNet on the blobs with one batch per epoch: each epoch is one SGD step."""
+    x, t = blobs()
+    return Trainer(
+        TwoLayerNet(8, 16, 3, rng=0),
+        x[:240],
+        t[:240],
+        x[240:],
+        t[240:],
+        epochs=epochs,
+        mini_batch_size=240,
+        optimizer=SGD(lr),
+        verbose=False,
+        checkpoint_path=tmp_path / "ckpt.safetensors",
+        rng=0,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize(
+    "lr, words",
+    [(1e300, "weights became"), (1e30, "scores became")],  # 1e30: finite weights, inf scores
+)
+def test_a_divergence_on_the_last_step_of_an_epoch_stops_before_the_checkpoint(tmp_path, lr, words):
+    import warnings
+
+    trainer = one_step_trainer(tmp_path)
+    trainer.train()
+    ckpt = tmp_path / "ckpt.safetensors"
+    good = ckpt.read_bytes()
+    trainer.epochs, trainer.optimizer.lr = 2, lr  # the loss of the step is still finite
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and nothing prints a RuntimeWarning
+        with pytest.raises(TrainingDiverged) as info:
+            trainer.train()
+    message = str(info.value)
+    assert words in message and "iteration 2 (epoch 2)" in message, message
+    assert f"last good checkpoint is {ckpt}" in message and "smaller learning rate" in message
+    assert ckpt.read_bytes() == good and trainer.epoch == 1
+    if lr == 1e300:
+        with pytest.raises(ValueError, match=r"refusing to write .*holds (nan|inf)"):
+            trainer.save_checkpoint(tmp_path / "nan.safetensors")  # nor by hand
+        assert not (tmp_path / "nan.safetensors").exists()
+
+    resumed = one_step_trainer(tmp_path, epochs=2)
+    resumed.resume(ckpt)
+    resumed.train()  # from the good checkpoint, at the usual rate
+    assert resumed.epoch == 2
+    assert all(np.isfinite(p).all() for p in resumed.network.params.values())
+
+
+def test_resume_refuses_other_settings_naming_each_one(tmp_path):
+    settings = {"dataset": "mnist", "seed": 0, "augment": False}
+    one_step_trainer(tmp_path, settings=settings).train()
+    ckpt = tmp_path / "ckpt.safetensors"
+
+    other = one_step_trainer(tmp_path, settings={**settings, "dataset": "fashion", "seed": 1})
+    with pytest.raises(ValueError) as info:
+        other.resume(ckpt)
+    message = str(info.value)
+    assert "dataset 'mnist' (this run: 'fashion')" in message, message
+    assert "seed 0 (this run: 1)" in message and "augment" not in message
+    assert other.epoch == 0
+
+    x, t = blobs()  # the trainer's own settings, each named
+    other = Trainer(
+        TwoLayerNet(8, 16, 3, rng=0),
+        x,
+        t,
+        x,
+        t,
+        mini_batch_size=60,
+        optimizer=SGD(0.1),
+        lr_decay_epochs=(2,),
+        verbose=False,
+        settings=settings,
+    )
+    with pytest.raises(ValueError) as info:
+        other.resume(ckpt)
+    message = str(info.value)
+    assert "mini_batch_size 240 (this run: 60)" in message, message
+    assert "lr_decay_epochs [] (this run: [2])" in message
+    assert other.epoch == 0
+
+    same = one_step_trainer(tmp_path, epochs=3, settings=dict(reversed(settings.items())))
+    assert same.resume(ckpt) == 1  # the epochs the saved run was set to train
+    assert same.epoch == 1
+    with pytest.raises(ValueError, match="settings must be a JSON-able dict"):
+        one_step_trainer(tmp_path, settings={"seed": object()})
+
+
+def test_a_history_of_millions_of_losses_is_saved_as_a_tensor_and_resumes(tmp_path):
+    from scratchdl.files import load_tensors
+
+    trainer = make_trainer(tmp_path, epochs=2)
+    trainer.epochs = 1
+    trainer.train()
+    # 6 million iterations: epoch 100 at batch size 1; as JSON the header would pass 100 MB
+    losses = np.random.default_rng(0).random(6_000_000).tolist()
+    trainer.history["loss"] = losses + trainer.history["loss"]
+    ckpt = tmp_path / "ckpt.safetensors"
+    trainer.save_checkpoint(ckpt)
+    with open(ckpt, "rb") as f:
+        assert int.from_bytes(f.read(8), "little") < 100_000  # the header stays small
+    tensors, _ = load_tensors(ckpt)
+    assert tensors["history/loss"].dtype == np.float64
+    resumed = make_trainer(tmp_path, epochs=2)
+    resumed.resume(ckpt)
+    assert resumed.history["loss"] == trainer.history["loss"]  # bit for bit
+    resumed.train()
+    assert len(resumed.history["loss"]) == len(trainer.history["loss"]) + 8
+
+
+def test_a_checkpoint_of_format_version_1_resumes(tmp_path):
+    import json
+
+    from scratchdl.files import load_tensors, save_tensors
+
+    straight = make_trainer(tmp_path / "a", epochs=2, seed=5)
+    straight.train()
+    trainer = make_trainer(tmp_path / "b", epochs=2, seed=5)
+    trainer.epochs = 1
+    trainer.train()
+    ckpt = tmp_path / "b" / "ckpt.safetensors"
+    tensors, meta = load_tensors(ckpt)  # as the version before 2 wrote it
+    history = json.loads(meta["history"])
+    history["loss"] = tensors.pop("history/loss").tolist()
+    meta["history"] = json.dumps(history)
+    for key in ("format_version", "lr_decay_epochs", "lr_decay", "settings"):
+        del meta[key]
+    save_tensors(ckpt, tensors, meta)
+    resumed = make_trainer(tmp_path / "b", epochs=2, seed=5)
+    resumed.resume(ckpt)
+    resumed.train()
+    assert_same_run(straight, resumed)
+
+
+def test_a_checkpoint_held_by_another_run_is_left_alone(tmp_path):
+    from scratchdl.atomic import FolderLocked, lock_file
+
+    ckpt = tmp_path / "ckpt.safetensors"
+    temp = tmp_path / ".ckpt.safetensors.x1y2.tmp"  # being written by the other run
+    temp.write_bytes(b"half a checkpoint")
+    trainer = make_trainer(tmp_path, epochs=1)
+    with lock_file(ckpt), pytest.raises(FolderLocked, match=str(ckpt)):
+        trainer.train()
+    assert temp.exists() and trainer.epoch == 0
+    trainer.train()  # the other run has ended: its temporary file is stale now
+    assert not temp.exists() and sorted(p.name for p in tmp_path.iterdir()) == [ckpt.name]
+
+
+def test_a_checkpoint_with_values_beyond_the_models_dtype_is_refused(tmp_path):
+    from scratchdl.files import ModelFileError, load_tensors, save_tensors
+
+    trainer = make_trainer(tmp_path, epochs=1)
+    trainer.train()
+    ckpt = tmp_path / "ckpt.safetensors"
+    tensors, meta = load_tensors(ckpt)
+    tensors["model/W1"] = tensors["model/W1"].astype(np.float64)
+    tensors["model/W1"][0, 0] = 1e300  # finite as float64, infinite in the float32 model
+    save_tensors(ckpt, tensors, meta)
+    resumed = make_trainer(tmp_path, epochs=2)
+    before = resumed.network.params["W1"].copy()
+    with pytest.raises(ModelFileError, match=r"model/W1 holds values beyond the range of float32"):
+        resumed.resume(ckpt)
+    np.testing.assert_array_equal(resumed.network.params["W1"], before)
+    assert resumed.epoch == 0

@@ -7,6 +7,8 @@ found) ends with exit status 2 and one line on stderr that says what is wrong; n
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -14,21 +16,12 @@ import numpy as np
 
 from . import datasets
 from .atomic import check_writable
+from .cli_train import DEFAULT_EPOCHS, DEFAULT_OPTIMIZER, MODEL_CHOICES, train
+from .cli_train import DEFAULT_LR as DEFAULT_LR  # the train command's, named here too
+from .cli_train import new_network as new_network
 from .optimizers import OPTIMIZERS
 from .threads import get_num_threads, set_num_threads
 
-MODEL_CHOICES = ("two-layer", "mlp", "simple-cnn", "deep-cnn")
-DEFAULT_EPOCHS = {"two-layer": 17, "mlp": 10, "simple-cnn": 8, "deep-cnn": 20}
-DEFAULT_OPTIMIZER = {"two-layer": "sgd", "mlp": "adam", "simple-cnn": "adam", "deep-cnn": "adam"}
-# the learning rate without --lr; one for every optimizer of OPTIMIZERS (a test checks)
-DEFAULT_LR = {
-    "sgd": 0.1,
-    "momentum": 0.01,
-    "nesterov": 0.01,
-    "adagrad": 0.01,
-    "rmsprop": 0.001,
-    "adam": 0.001,
-}
 FASHION_CLASSES = [
     "T-shirt",
     "Trouser",
@@ -42,6 +35,7 @@ FASHION_CLASSES = [
     "Boot",
 ]
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE: what a shell reports for `seq 1e6 | head -1`
 
 
 class UsageError(Exception):
@@ -53,91 +47,17 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def new_network(choice: str, *, rng, dtype=np.float32):
-    """A freshly initialised network for a ``--model`` choice, sized for 28x28 grayscale
-    images and 10 classes."""
-    from .models import DeepConvNet, MultiLayerNet, SimpleConvNet, TwoLayerNet
-
-    if choice == "two-layer":
-        return TwoLayerNet(784, 50, 10, rng=rng, dtype=dtype)  # the book's ch5 settings
-    if choice == "mlp":
-        return MultiLayerNet(784, [100] * 5, 10, use_batchnorm=True, rng=rng, dtype=dtype)
-    if choice == "simple-cnn":
-        return SimpleConvNet(rng=rng, dtype=dtype)
-    if choice == "deep-cnn":
-        return DeepConvNet(rng=rng, dtype=dtype)
-    raise UsageError(f"unknown model {choice!r}; choices: {', '.join(MODEL_CHOICES)}")
-
-
 def load_dataset(name: str, *, data_dir=None):
     """The (train, test) pairs of a ``--dataset`` choice, as images (N, 1, 28, 28) in [0, 1]."""
     loader = {"mnist": datasets.load_mnist, "fashion-mnist": datasets.load_fashion_mnist}[name]
     return loader(normalize=True, flatten=False, data_dir=data_dir)
 
 
-# -- train ----------------------------------------------------------------------------------
+# -- train (cli_train.py) ------------------------------------------------------------------
 
 
 def cmd_train(args) -> int:
-    from .experiments import plots
-    from .files import save
-    from .trainer import Trainer
-
-    out = Path(args.out or f"runs/{args.model}-{args.dataset}")
-    _prepare_out(out)
-    checkpoint = out / "checkpoint.safetensors"
-    if args.resume and not checkpoint.exists():
-        raise UsageError(f"--resume: there is no checkpoint at {checkpoint}")
-    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.model]
-    optimizer = (args.optimizer or DEFAULT_OPTIMIZER[args.model]).lower()
-    lr = args.lr if args.lr is not None else DEFAULT_LR[optimizer]
-    (x_train, t_train), (x_test, t_test) = load_dataset(args.dataset, data_dir=args.data_dir)
-    rng = np.random.default_rng(args.seed)
-    network = new_network(args.model, rng=rng)
-    trainer = Trainer(
-        network,
-        x_train,
-        t_train,
-        x_test,
-        t_test,
-        epochs=epochs,
-        mini_batch_size=args.batch_size,
-        optimizer=optimizer,
-        optimizer_param={"lr": lr},
-        evaluate_sample_num_per_epoch=args.eval_samples,
-        verbose=not args.quiet,
-        augment=args.augment,
-        checkpoint_path=checkpoint,
-        rng=rng,
-        lr_decay_epochs=tuple(args.lr_decay_epochs),
-        lr_decay=args.lr_decay,
-    )
-    if args.resume:
-        trainer.resume(checkpoint)
-        if args.lr is not None:  # e.g. a smaller rate after a diverged run
-            trainer.optimizer.lr = args.lr
-        _say(args, f"resuming {checkpoint} after epoch {trainer.epoch}/{epochs}")
-    _say(
-        args,
-        f"training {type(network).__name__} on {args.dataset} ({len(x_train)} images), "
-        f"{epochs} epochs, {trainer.optimizer!r}, batch {args.batch_size}"
-        f"{', augmented' if args.augment else ''}; writing to {out}",
-    )
-    trainer.train()
-    test_acc = network.accuracy(x_test, t_test)
-    save(network, out / "model.safetensors")
-    trainer.history["final_test_acc"] = test_acc
-    trainer.save_history(out / "history.json")
-    plots.learning_curve(
-        trainer.history,
-        out / "learning_curve.png",
-        title=f"{type(network).__name__} on {args.dataset}",
-    )
-    print(f"final test accuracy: {test_acc:.4f} ({args.dataset}, {len(x_test)} test images)")
-    print(
-        f"wrote {out / 'model.safetensors'}, {out / 'history.json'}, {out / 'learning_curve.png'}"
-    )
-    return 0
+    return train(args, load_dataset)  # the data set loader of this module (tests replace it)
 
 
 def _prepare_out(out: Path) -> None:
@@ -149,19 +69,29 @@ def _prepare_out(out: Path) -> None:
         raise UsageError(f"--out: {e.strerror or e}") from e
 
 
-def _say(args, text: str) -> None:
-    if not getattr(args, "quiet", False):
-        print(text)
-
-
 # -- evaluate -------------------------------------------------------------------------------
 
 
 def cmd_evaluate(args) -> int:
+    from .datasets.mnist import IMAGE_SHAPE, N_CLASSES
     from .experiments import plots
     from .files import load
 
     model = load(args.model)
+    K = model.output_size  # may exceed the data set's classes: those are never right
+    try:  # before the data set is read: a model for other images fails at once
+        model.check_batch(np.zeros((1, 1, *IMAGE_SHAPE), dtype=model.dtype))
+    except ValueError:
+        raise UsageError(
+            f"{args.model}: the model takes inputs of shape {model.input_shape}, not the "
+            f"grayscale {'x'.join(map(str, IMAGE_SHAPE))} images of {args.dataset}; evaluate "
+            "it on the data set it was trained on"
+        ) from None
+    if K < N_CLASSES:
+        raise UsageError(
+            f"{args.model}: the model has {K} outputs (classes), fewer than the {N_CLASSES} "
+            f"classes of {args.dataset}; evaluate it on the data set it was trained on"
+        )
     (_, _), (x_test, t_test) = load_dataset(args.dataset, data_dir=args.data_dir)
     scores = np.concatenate(
         [model.predict(x_test[i : i + 500]) for i in range(0, len(x_test), 500)]
@@ -170,8 +100,9 @@ def cmd_evaluate(args) -> int:
     accuracy = float(np.mean(y == t_test))
     out = Path(args.out) if args.out else Path(args.model).parent
     _prepare_out(out)
-    names = FASHION_CLASSES if args.dataset == "fashion-mnist" else None
-    matrix = plots.confusion_matrix(t_test, y, scores.shape[1])
+    names = list(FASHION_CLASSES) if args.dataset == "fashion-mnist" else []
+    names += [str(k) for k in range(len(names), K)]  # digits, and outputs beyond the classes
+    matrix = plots.confusion_matrix(t_test, y, N_CLASSES, num_predicted=K)
     plots.plot_confusion_matrix(
         matrix,
         out / "confusion_matrix.png",
@@ -179,10 +110,9 @@ def cmd_evaluate(args) -> int:
         title=f"{Path(args.model).name} on {args.dataset}: {accuracy:.4f}",
     )
     wrong = np.flatnonzero(y != t_test)[: args.max_images]
-    label = (lambda k: names[k]) if names else str
     plots.image_grid(
-        x_test[wrong].reshape(len(wrong), 28, 28),
-        [f"{label(t_test[i])}→{label(y[i])}" for i in wrong],
+        x_test[wrong].reshape(len(wrong), *IMAGE_SHAPE),
+        [f"{names[t_test[i]]}→{names[y[i]]}" for i in wrong],
         out / "misclassified.png",
         title=f"misclassified: true→predicted ({len(np.flatnonzero(y != t_test))} in all)",
     )
@@ -199,9 +129,13 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .files import load
     from .functions import softmax
-    from .images import prepare_image
+    from .images import MNIST_SIZE, prepare_image
 
     model = load(args.model)
+    try:  # a model for other images fails before any image is read
+        model.check_batch(np.zeros((1, 1, MNIST_SIZE, MNIST_SIZE), dtype=model.dtype))
+    except ValueError as e:
+        raise UsageError(f"{args.model}: {e}: it is not for 28x28 grayscale images") from e
     for path in args.images:
         x = prepare_image(path)
         p = softmax(model.predict(x))[0]
@@ -286,7 +220,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--lr-decay", type=_positive_float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="output folder (default runs/MODEL-DATASET)")
+    p.add_argument("--out", type=_folder, help="output folder (default runs/MODEL-DATASET)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     p.add_argument(
         "--eval-samples",
@@ -301,7 +235,9 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="accuracy, confusion matrix, misclassified images")
     p.add_argument("model", help="a model file written by scratchdl train")
     p.add_argument("--dataset", choices=datasets.DATASETS, default="mnist")
-    p.add_argument("--out", help="folder for the figures (default: the model's folder)")
+    p.add_argument(
+        "--out", type=_folder, help="folder for the figures (default: the model's folder)"
+    )
     p.add_argument("--max-images", type=_positive_int, default=60)
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_evaluate)
@@ -320,7 +256,9 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="run one of the book's experiments")
     p.add_argument("name", nargs="?")
     p.add_argument("--list", action="store_true")
-    p.add_argument("--out", default="figures", help="folder for the PNG and JSON files")
+    p.add_argument(
+        "--out", type=_folder, default="figures", help="folder for the PNG and JSON files"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--model", help="a model file, for experiments that use one")
@@ -348,6 +286,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _folder(text: str) -> str:
+    if not text:  # "" would silently mean the default, or the current folder
+        raise argparse.ArgumentTypeError("must name a folder, got ''")
+    return text
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -371,13 +315,26 @@ def main(argv: list[str] | None = None) -> int:
     from .files import ModelFileError
     from .trainer import TrainingDiverged
 
+    args = None
     try:
         args = make_parser().parse_args(argv)
         if args.threads is not None:
             set_num_threads(args.threads)
         else:
             get_num_threads()  # a bad $SCRATCHDL_NUM_THREADS fails here, with one clear line
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's flush at exit
+        return code
+    except BrokenPipeError:
+        # stdout's reader has gone (`scratchdl ... | head -1`): stop quietly, as Unix tools
+        # do when SIGPIPE ends them, with their status; stdout goes to devnull so that the
+        # flush at exit does not report the broken pipe again (Python docs, "Note on SIGPIPE")
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # no fd under pytest
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except MemoryError:
+        print(f"scratchdl: error: {_out_of_memory(args)}", file=sys.stderr)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
     except (ValueError, OSError, ModelFileError, TrainingDiverged, ImportError) as e:
@@ -387,6 +344,21 @@ def main(argv: list[str] | None = None) -> int:
         print("scratchdl: interrupted", file=sys.stderr)
         return 130
     return EXIT_USAGE
+
+
+def _out_of_memory(args) -> str:
+    """The one line for a MemoryError: the likely cause and the fix."""
+    command = getattr(args, "command", None)
+    if command == "train":
+        return (
+            f"out of memory: a batch of {args.batch_size} images through {args.model} needs "
+            "more memory than is free; use a smaller --batch-size (the default is 100)"
+        )
+    fix = {
+        "experiment": "run it with --quick, or with fewer --workers",
+        "predict": "give it fewer or smaller images at a time",
+    }.get(command, "free some memory or use a machine with more")
+    return f"out of memory in scratchdl {command or ''}".rstrip() + f"; {fix}"
 
 
 if __name__ == "__main__":

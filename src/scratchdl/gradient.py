@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -71,34 +72,82 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / scale)
 
 
-def _layer_gradients(layer, x, t, dout, h):
-    """Backprop and numerical gradients of a layer's dx and parameters, as two dicts."""
+def _is_model(obj) -> bool:
+    return hasattr(obj, "numerical_gradient") and hasattr(obj, "gradient")
+
+
+@contextlib.contextmanager
+def _masks_held(obj) -> Iterator[None]:
+    """Make the dropout of a layer or model reuse its current mask (the numerical gradient
+    must differentiate one function, not a new random one at every evaluation); each
+    layer's own setting is restored afterwards, on error too."""
+    if _is_model(obj) and hasattr(obj, "set_dropout_mask_hold"):
+        before = obj.set_dropout_mask_hold(True)
+        try:
+            yield
+        finally:
+            obj.set_dropout_mask_hold(before)
+    elif hasattr(obj, "hold_mask"):
+        before, obj.hold_mask = obj.hold_mask, True
+        try:
+            yield
+        finally:
+            obj.hold_mask = before
+    else:
+        yield
+
+
+@contextlib.contextmanager
+def _buffers_kept(obj) -> Iterator[None]:
+    """Put the running statistics (``buffers``) back as they were: every training forward of
+    the check moves them, and a check should leave the model as it found it."""
+    saved = {k: v.copy() for k, v in getattr(obj, "buffers", {}).items()}
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            obj.buffers[k][...] = v
+
+
+def _layer_gradients(layer, x, t, dout, rng, h):
+    """Backprop and numerical gradients of a layer's dx and parameters, as two dicts.
+
+    The forward on ``x`` comes first, so backward never reads a cache of another batch, and
+    it draws the dropout mask that the numerical gradient then holds fixed.
+    """
     if t is not None:  # a loss layer: f = dout * loss(x, t)
-
-        def forward():
-            return layer.forward(x, t)
-
-        analytic_dx = layer.backward(dout)
+        layer.forward(x, t)
+        if dout is None:
+            dout = float(as_rng(rng).uniform(0.5, 2.0))
 
         def f(_):
-            return dout * forward()
+            return dout * layer.forward(x, t)
 
     else:
-        layer.forward(x, train=True)
-        analytic_dx = layer.backward(dout)
+        out = layer.forward(x, train=True)
+        if dout is None:  # random, never all ones: some wrong backward passes agree on ones
+            dout = as_rng(rng).standard_normal(out.shape).astype(out.dtype)
 
         def f(_):
             return float(np.sum(layer.forward(x, train=True) * dout))
 
-    analytic = {"x": analytic_dx, **{k: v.copy() for k, v in layer.grads.items()}}
-    numeric = {"x": numerical_gradient(f, x, h)}
-    for key, p in layer.params.items():
-        numeric[key] = numerical_gradient(f, p, h)
+    analytic = {"x": layer.backward(dout), **{k: v.copy() for k, v in layer.grads.items()}}
+    with _masks_held(layer):
+        # f reads x itself: x is nudged in place (it is floating, see gradient_check)
+        numeric = {"x": numerical_gradient(f, x, h)}
+        for key, p in layer.params.items():
+            numeric[key] = numerical_gradient(f, p, h)
     return analytic, numeric
 
 
 def gradient_check(
-    obj, x: np.ndarray, t: np.ndarray | None = None, *, dout=None, rng=None, h: float = H
+    obj,
+    x: np.ndarray,
+    t: np.ndarray | None = None,
+    *,
+    dout=None,
+    rng=None,
+    h: float | None = None,
 ) -> dict[str, float]:
     """Compare backprop with numerical gradients; return the relative error per parameter.
 
@@ -107,18 +156,22 @@ def gradient_check(
     gradient ``dout`` (drawn from ``rng`` unless given), and the report includes ``'x'`` for
     dx; for a loss layer ``f = dout * forward(x, t)``. The error of each entry of the report is
     ``relative_error(backprop, numerical)``. Run it in float64: float32 round-off swamps the
-    central differences.
+    central differences. ``h`` is the step (default ``H``); a model is asked for
+    ``numerical_gradient(x, t, h=h)`` only when ``h`` is given.
+
+    Backprop runs on ``x`` first (a cache of another batch is never used) and draws the
+    dropout masks; they are held fixed while the numerical gradient is taken, and then each
+    dropout's ``hold_mask`` and the running statistics (``buffers``) are put back as they were.
     """
-    if hasattr(obj, "numerical_gradient") and hasattr(obj, "gradient"):
-        analytic = obj.gradient(x, t)
-        analytic = {k: v.copy() for k, v in analytic.items()}
-        numeric = obj.numerical_gradient(x, t)
-    else:
-        if dout is None:
-            if t is not None:
-                dout = float(as_rng(rng).uniform(0.5, 2.0))
-            else:
-                out = obj.forward(x, train=True)
-                dout = as_rng(rng).standard_normal(out.shape).astype(out.dtype)
-        analytic, numeric = _layer_gradients(obj, x, t, dout, h)
+    with _buffers_kept(obj):
+        if _is_model(obj):
+            analytic = {k: v.copy() for k, v in obj.gradient(x, t).items()}
+            with _masks_held(obj):
+                step = {} if h is None else {"h": h}
+                numeric = obj.numerical_gradient(x, t, **step)
+        else:
+            x = np.asarray(x)
+            if x.dtype.kind != "f":  # f nudges x in place: an int array cannot hold x + h
+                x = x.astype(np.float64)
+            analytic, numeric = _layer_gradients(obj, x, t, dout, rng, H if h is None else h)
     return {k: relative_error(analytic[k], numeric[k]) for k in numeric}

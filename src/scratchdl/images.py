@@ -9,6 +9,9 @@ size, so a network trained on MNIST can classify it. Reading needs Pillow.
 from __future__ import annotations
 
 import os
+import re
+import struct
+import warnings
 
 import numpy as np
 
@@ -16,6 +19,16 @@ MNIST_SIZE = 28  # pixels on each side of an MNIST image
 DIGIT_SIZE = 20  # pixels on the longer side of the digit inside it
 INK_LEVEL = 0.2  # a pixel is ink above this fraction of the brightest one
 LIGHT_BACKGROUND = 0.5  # a border brighter than this (in [0, 1]) is paper, not MNIST's black
+# Larger images are refused from their header, before decoding: 40 MP is 160 MB as RGBA
+# and above a 600 dpi scan of an A4 page (35 MP); JPEG photos decode smaller (DECODE_SIDE).
+MAX_PIXELS = 40_000_000
+DECODE_SIDE = 1024  # a JPEG decodes at 1/2, 1/4 or 1/8 scale while both sides keep this many
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # Pillow's modes with an alpha channel
+WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")  # 16-bit grayscale (PNG, TIFF)
+WIDE_MAX = 65535  # the white of a 16-bit image
+# The formats an image of a digit comes in. Others are never opened: Pillow's EPS reader, for
+# one, hands the file to Ghostscript.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # a phone's MPO opens as JPEG
 
 
 class ImageError(ValueError):
@@ -25,10 +38,12 @@ class ImageError(ValueError):
 def prepare_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image of any size and turn it into a 28x28 MNIST-like array in [0, 1].
 
-    Grayscale; inverted when the background is light (a dark digit on paper); cropped to the
-    ink, scaled so the longer side is 20 pixels, and centred by its centre of mass in a 28x28
-    field, as MNIST's digits were prepared. Raises ImageError (a ValueError) for a missing,
-    unreadable or blank image. Shape: -> (1, 1, 28, 28) float32.
+    Turned upright by its EXIF orientation; 16-bit levels scaled, not clipped; transparency
+    composited on white (or on black for light ink); grayscale; inverted when the background
+    is light (a dark digit on paper); cropped to the ink, scaled so the longer side is 20
+    pixels, and centred by its centre of mass in a 28x28 field, as MNIST's digits were
+    prepared. Raises ImageError (a ValueError, its message naming the file) for a missing,
+    unreadable, blank or too large (MAX_PIXELS) image. Shape: -> (1, 1, 28, 28) float32.
     """
     try:
         from PIL import Image
@@ -37,7 +52,7 @@ def prepare_image(path: str | os.PathLike) -> np.ndarray:
             "reading images needs Pillow, a dependency of scratchdl: pip install Pillow"
         ) from e
     gray = _read_gray(path)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    border = _border(gray)
     if np.median(border) > LIGHT_BACKGROUND:  # a dark digit on paper: MNIST's is light on black
         gray, border = 1.0 - gray, 1.0 - border
     gray = np.clip(gray - np.median(border), 0, 1)  # the background becomes 0
@@ -58,17 +73,94 @@ def prepare_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def _read_gray(path: str | os.PathLike) -> np.ndarray:
-    """The image at ``path`` in grayscale, in [0, 1]. Shape: -> (H, W) float32."""
-    from PIL import Image, UnidentifiedImageError
+    """The image at ``path`` in grayscale, in [0, 1], upright and without transparency.
+
+    The size is checked against MAX_PIXELS from the header, before anything is decoded; a
+    JPEG is decoded at the smallest of its built-in scales (1/2, 1/4, 1/8) that keeps both
+    sides at least DECODE_SIDE. Shape: -> (H, W) float32.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+        with warnings.catch_warnings():
+            # Pillow warns above its own limit; MAX_PIXELS, checked below, is lower
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.init()  # registers every format's plugin, so FORMATS can be named
+            im = Image.open(path, formats=FORMATS)  # reads the header only
+        with im:
+            size = im.size
+            im.draft("L", (DECODE_SIDE, DECODE_SIDE))  # JPEG decodes small; elsewhere a no-op
+            _check_pixels(path, size, im.size)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                im.load()
+            ImageOps.exif_transpose(im, in_place=True)  # a phone's portrait photo stands up
+            return _gray_levels(im)
     except FileNotFoundError as e:
         raise ImageError(f"no such image: {path}") from e
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        # beyond Pillow's own limit Image.open refuses, so its message is all that tells the size
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = f"{int(found[1]):,} pixels" if found else f"too many pixels ({e})"
+        raise ImageError(
+            f"{path}: the image has {pixels}, more than the limit of {MAX_PIXELS:,} pixels; "
+            "scale it down first"
+        ) from e
+    except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError, struct.error) as e:
+        # what Pillow raises for a damaged file depends on the format and where it breaks
         raise ImageError(f"cannot read {path} as an image: {e}") from e
+
+
+def _check_pixels(path, size: tuple[int, int], decoded: tuple[int, int]) -> None:
+    """Raise ImageError if an image of ``size`` that decodes at ``decoded`` is too large."""
+    w, h = decoded
+    if w * h <= MAX_PIXELS:
+        return
+    W, H = size
+    at = f", {w * h:,} at the smallest scale its format decodes" if decoded != size else ""
+    raise ImageError(
+        f"{path}: the image has {W}x{H} = {W * H:,} pixels{at}, more than the limit of "
+        f"{MAX_PIXELS:,} pixels; scale it down first"
+    )
+
+
+def _gray_levels(im) -> np.ndarray:
+    """A loaded Pillow image as gray levels in [0, 1]. Shape: -> (H, W) float32."""
+    if im.mode in WIDE_MODES:  # convert("L") would clip every level above 255 to white
+        return np.clip(np.asarray(im, dtype=np.float32) / WIDE_MAX, 0, 1)
+    if im.mode in ALPHA_MODES or "transparency" in im.info:
+        return _flatten_alpha(im)
+    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
+
+def _flatten_alpha(im) -> np.ndarray:
+    """An image with transparency composited on white or on black, whichever shows its
+    opaque part best: a dark digit on a transparent canvas goes on white, a light one on
+    black. Shape: -> (H, W) float32 in [0, 1].
+    """
+    from PIL import Image
+
+    rgba = im.convert("RGBA")  # P and L with a transparent colour get an alpha channel too
+    gray, alpha = rgba.convert("L"), rgba.getchannel("A")
+    candidates = []
+    for level in (255, 0):  # white first: it wins a tie (an image with nothing transparent)
+        flat = Image.new("L", im.size, level)
+        flat.paste(gray, mask=alpha)  # gray * alpha + level * (1 - alpha)
+        candidates.append(np.asarray(flat))
+    return max(candidates, key=_contrast).astype(np.float32) / 255.0
+
+
+def _contrast(gray: np.ndarray) -> float:
+    """How far the levels of ``gray`` reach from the median level of its border."""
+    paper = float(np.median(_border(gray)))
+    return max(float(gray.max()) - paper, paper - float(gray.min()))
+
+
+def _border(gray: np.ndarray) -> np.ndarray:
+    """The pixels on the four edges of an image. Shape: (H, W) -> (2H + 2W,)."""
+    return np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
 
 
 def _centre_of_mass_to_centre(field: np.ndarray) -> np.ndarray:

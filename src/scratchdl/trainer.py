@@ -5,14 +5,15 @@ Differences from the book's class, each on purpose:
   every mini-batch with replacement), and evaluation happens after each full epoch;
 - the loss of every iteration and the accuracies of every epoch are kept in ``history``
   and can be saved as JSON;
-- a non-finite loss stops training with ``TrainingDiverged`` instead of going on with NaNs;
+- a non-finite loss, or weights that an epoch's last step made non-finite, stop training
+  with ``TrainingDiverged`` instead of going on (or saving) with NaNs;
 - with ``checkpoint_path`` the full state (weights, optimizer, random generators, history)
-  is written atomically after every epoch, and ``resume`` continues a run bit for bit.
+  is written atomically after every epoch, under a lock that keeps a second run off it, and
+  ``resume`` continues a run bit for bit, once it has checked that the run is the same one.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -20,7 +21,7 @@ import time
 
 import numpy as np
 
-from .atomic import atomic_write, check_writable, stale_temp_files
+from .atomic import atomic_write, check_writable, lock_file, stale_temp_files
 from .augment import Augmenter, as_augmenter
 from .checks import as_rng, check_finite, check_fraction, check_path, check_positive_int
 from .checks import short_repr as _short
@@ -29,9 +30,14 @@ from .files.safetensors_file import ModelFileError
 from .models import Sequential
 from .optimizers import Optimizer, get_optimizer
 
+PROBE_SAMPLES = 100  # test samples whose scores must be finite after every epoch
+
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; training stopped."""
+    """The loss or the weights became NaN or infinite; training stopped.
+
+    The network keeps the diverged weights; the checkpoint, if any, is the last good one.
+    """
 
 
 class Trainer:
@@ -47,6 +53,10 @@ class Trainer:
     multiplied by ``lr_decay`` at the start of each of those epochs (1-based), e.g.
     ``lr_decay_epochs=(15,)`` trains the last epochs of 20 at a tenth of the rate. The rate
     is saved in checkpoints, so a resumed run continues the schedule.
+    ``settings`` (JSON-able, e.g. ``{"dataset": "mnist", "seed": 0}``): what else the caller
+    chose for this run; checkpoints record it, and ``resume`` refuses a checkpoint whose
+    settings differ, naming each one, as it does for the model, optimizer type, batch size and
+    learning-rate schedule.
 
     Shape: x_train (N, ...) as the network expects; t_train (N,) labels or (N, K) one-hot.
     """
@@ -70,6 +80,7 @@ class Trainer:
         rng=None,
         lr_decay_epochs: tuple[int, ...] = (),
         lr_decay: float = 0.1,
+        settings: dict | None = None,
     ) -> None:
         if not all(callable(getattr(network, a, None)) for a in ("gradient", "accuracy")):
             raise ValueError(
@@ -125,6 +136,17 @@ class Trainer:
         if not check_fraction("lr_decay", lr_decay) > 0:
             raise ValueError(f"lr_decay must be in (0, 1), got {lr_decay!r}")
         self.lr_decay = float(lr_decay)
+        if settings is None:
+            settings = {}
+        try:
+            if not isinstance(settings, dict) or not all(isinstance(k, str) for k in settings):
+                raise TypeError("not a dict with string keys")
+            json.dumps(settings, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                f"settings must be a JSON-able dict with string keys, got {_short(settings)} ({e})"
+            ) from None
+        self.settings = dict(settings)
         self.checkpoint_path = (
             None if checkpoint_path is None else check_path("checkpoint_path", checkpoint_path)
         )
@@ -175,11 +197,21 @@ class Trainer:
         )
 
     def train(self) -> dict[str, list]:
-        """Train the remaining epochs; return the history."""
-        if self.checkpoint_path is not None:
-            check_writable(self.checkpoint_path.parent)  # a full disk fails now, not later
-            for stale in stale_temp_files(self.checkpoint_path):  # from a run that was killed
+        """Train the remaining epochs; return the history.
+
+        With a ``checkpoint_path``, the checkpoint is locked (``scratchdl.atomic.lock_file``)
+        while training, so a second run on it raises ``FolderLocked``; temporary files of a
+        run that was killed while writing it are removed once the lock is taken.
+        """
+        if self.checkpoint_path is None:
+            return self._train()
+        check_writable(self.checkpoint_path.parent)  # a full disk fails now, not later
+        with lock_file(self.checkpoint_path):
+            for stale in stale_temp_files(self.checkpoint_path):  # a dead run's, as we hold it
                 stale.unlink(missing_ok=True)
+            return self._train()
+
+    def _train(self) -> dict[str, list]:
         while self.epoch < self.epochs:
             epoch = self.epoch + 1
             if epoch in self.lr_decay_epochs:
@@ -190,18 +222,8 @@ class Trainer:
             try:
                 for x_batch, t_batch in self._epoch_batches():
                     loss = self.train_step(x_batch, t_batch)
-                    iteration = len(self.history["loss"]) + 1
                     if not math.isfinite(loss):
-                        raise TrainingDiverged(
-                            f"the loss became {loss} at iteration {iteration} (epoch {epoch}); "
-                            f"training stopped. Try a smaller learning rate (now "
-                            f"{getattr(self.optimizer, 'lr', '?')})"
-                            + (
-                                f"; the last good checkpoint is {self.checkpoint_path}"
-                                if self.checkpoint_path and self.checkpoint_path.exists()
-                                else ""
-                            )
-                        )
+                        raise self._diverged(f"the loss became {loss}", epoch, 1)
                     self.history["loss"].append(loss)
                     running = loss if running is None else 0.95 * running + 0.05 * loss
                     if bar is not None:
@@ -210,6 +232,8 @@ class Trainer:
             finally:
                 if bar is not None:
                     bar.close()
+            # every step but the last showed its weights in the next step's loss
+            self._check_weights(epoch)
             train_acc, test_acc = self.evaluate()
             self.history["train_acc"].append(train_acc)
             self.history["test_acc"].append(test_acc)
@@ -224,12 +248,50 @@ class Trainer:
                 self._write_checkpoint()
         return self.history
 
+    def _check_weights(self, epoch: int) -> None:
+        """Raise TrainingDiverged if a parameter or buffer holds NaN or infinity, or if the
+        network's scores for the first PROBE_SAMPLES test samples do (finite weights so large
+        that the forward pass overflows)."""
+        weights = getattr(self.network, "state_dict", lambda: self.network.params)()
+        for name, array in weights.items():
+            finite = np.isfinite(array)
+            if not finite.all():
+                bad = array[~finite].flat[0]
+                raise self._diverged(f"the weights became {bad} ({name})", epoch, 0)
+        predict = getattr(self.network, "predict", None)
+        if predict is None:
+            return
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below, once
+            y = np.asarray(predict(self.x_test[:PROBE_SAMPLES]))
+        finite = np.isfinite(y)
+        if not finite.all():
+            largest = max(float(np.abs(w).max(initial=0)) for w in weights.values())
+            raise self._diverged(
+                f"the network's scores became {y[~finite].flat[0]} (weights up to {largest:.3g})",
+                epoch,
+                0,
+            )
+
+    def _diverged(self, what: str, epoch: int, ahead: int) -> TrainingDiverged:
+        """The error for a run that diverged at iteration len(loss history) + ``ahead``."""
+        ckpt = self.checkpoint_path
+        return TrainingDiverged(
+            f"{what} at iteration {len(self.history['loss']) + ahead} (epoch {epoch}); "
+            f"training stopped. Try a smaller learning rate (now "
+            f"{getattr(self.optimizer, 'lr', '?')})"
+            + (f"; the last good checkpoint is {ckpt}" if ckpt and ckpt.exists() else "")
+        )
+
     def _write_checkpoint(self) -> None:
         path = self.checkpoint_path
         try:
             self.save_checkpoint(path)
         except OSError as e:  # a full disk: say what is lost and what is kept
-            kept = "the previous one is intact" if path.exists() else "none was written before"
+            kept = (
+                "the previous one is intact: free some space, then resume from it"
+                if path.exists()
+                else "none was written before"
+            )
             raise OSError(
                 e.errno,
                 f"cannot write the checkpoint {path} after epoch {self.epoch}: "
@@ -243,16 +305,22 @@ class Trainer:
         atomic_write(path, json.dumps(self.history, indent=1).encode())
 
     def save_checkpoint(self, path: str | os.PathLike) -> None:
-        """Write everything needed to continue this run: weights, optimizer, rng, history."""
+        """Write everything needed to continue this run: weights, optimizer, rng, history.
+
+        NaN or infinite weights raise ValueError and leave an existing file as it was.
+        """
         write_checkpoint(path, self._state(), {**self._settings(), "epochs": self.epochs})
 
-    def resume(self, path: str | os.PathLike) -> None:
+    def resume(self, path: str | os.PathLike) -> int:
         """Load a checkpoint written by ``save_checkpoint`` into this trainer and network.
 
-        The network, optimizer type, batch size and augmentation generator (its own or none)
-        must be the ones of the saved run; ``train()`` then continues after the saved epoch. A
-        damaged or foreign checkpoint raises ModelFileError (a ValueError) naming the file and
-        leaves this trainer, its network and optimizer exactly as they were.
+        The ``settings``, network, optimizer type, batch size, learning-rate schedule and
+        augmentation generator (its own or none) must be the ones of the saved run, else
+        ValueError naming each that differs; ``train()`` then continues after the saved epoch
+        (``self.epoch``) up to ``self.epochs``. A damaged or foreign checkpoint raises
+        ModelFileError (a ValueError) naming the file. Either error leaves this trainer, its
+        network and optimizer exactly as they were. Returns the epochs the saved run was set
+        to train, for a caller that continues its plan.
         """
         state = read_checkpoint(path, {**self._settings(), "augmenter_rng": self._own_aug_rng()})
         before = self._state()
@@ -261,11 +329,16 @@ class Trainer:
             unknown -= set(self.network.params)
             if unknown:
                 raise ValueError(f"optimizer state for unknown parameters {sorted(unknown)}")
-            self._set_state(state)
+            with np.errstate(over="ignore"):  # a value beyond the model's dtype: refused below
+                self._set_state(state)
+            for name, array in self.network.state_dict().items():
+                if not np.isfinite(array).all():  # finite in the file, not in the model's dtype
+                    raise ValueError(f"model/{name} holds values beyond the range of {array.dtype}")
             self.optimizer.check(self.network.params, self.network.params)  # the state fits
         except (ValueError, TypeError, KeyError, OverflowError) as e:
             self._set_state(before)  # a checkpoint that fails halfway leaves no half-resumed run
             raise ModelFileError(f"{path}: the checkpoint does not fit this run: {e}") from None
+        return state["epochs"]
 
     def _settings(self) -> dict:
         """What a checkpoint must share with the run that resumes it."""
@@ -274,6 +347,9 @@ class Trainer:
             "config": self.network.config,
             "optimizer": type(self.optimizer).__name__,
             "mini_batch_size": self.batch_size,
+            "lr_decay_epochs": self.lr_decay_epochs,
+            "lr_decay": self.lr_decay,
+            "settings": self.settings,
         }
 
     def _own_aug_rng(self) -> bool:
@@ -289,7 +365,7 @@ class Trainer:
             "rng": self.rng.bit_generator.state,
             "model_rngs": self.network.rng_states(),
             "augmenter_rng": None if own is None else own.bit_generator.state,
-            "history": copy.deepcopy(self.history),
+            "history": {k: list(v) if isinstance(v, list) else v for k, v in self.history.items()},
             "epoch": self.epoch,
         }
 

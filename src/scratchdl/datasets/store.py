@@ -21,6 +21,7 @@ This module also names where each data set is published (``PACKAGES``, ``MIRRORS
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -33,6 +34,7 @@ from ..checks import check_path
 from .idx import MAX_IDX_BYTES, decompress, read_capped
 
 __all__ = [
+    "CHOOSE_FOLDER",
     "DATASETS",
     "DEBIAN_DIR",
     "DEBIAN_PACKAGE",
@@ -51,6 +53,7 @@ __all__ = [
     "DatasetNotFoundError",
     "check_name",
     "data_root",
+    "file_in_the_way",
     "find_file",
     "find_verified",
     "install",
@@ -133,6 +136,7 @@ MIRRORS = {
 ENV_DATA = "SCRATCHDL_DATA"
 ENV_MIRRORS = "SCRATCHDL_MIRRORS"  # base URLs separated by spaces or commas
 MANIFEST = "SHA256SUMS"
+CHOOSE_FOLDER = f"choose a folder with data_dir= (--data-dir on the command line) or ${ENV_DATA}"
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -172,15 +176,28 @@ def check_name(name: str) -> str:
 
 
 def data_root(data_dir: str | os.PathLike | None) -> tuple[Path, str]:
-    """Return the data directory and where its choice came from."""
-    if data_dir is not None:
-        return check_path("data_dir", data_dir).expanduser(), "the data_dir argument"
-    if os.environ.get(ENV_DATA):
-        return Path(os.environ[ENV_DATA]).expanduser(), f"${ENV_DATA}"
+    """Return the data directory and where its choice came from; NotADirectoryError if a file."""
     xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg and os.path.isabs(xdg):  # the XDG spec says to ignore a relative path
-        return Path(xdg) / "scratchdl", "the user cache ($XDG_CACHE_HOME/scratchdl)"
-    return Path.home() / ".cache" / "scratchdl", "the user cache (~/.cache/scratchdl)"
+    if data_dir is not None:
+        root, origin = check_path("data_dir", data_dir).expanduser(), "the data_dir argument"
+    elif os.environ.get(ENV_DATA):
+        root, origin = Path(os.environ[ENV_DATA]).expanduser(), f"${ENV_DATA}"
+    elif xdg and os.path.isabs(xdg):  # the XDG spec says to ignore a relative path
+        root, origin = Path(xdg) / "scratchdl", "the user cache ($XDG_CACHE_HOME/scratchdl)"
+    else:
+        root, origin = Path.home() / ".cache" / "scratchdl", "the user cache (~/.cache/scratchdl)"
+    blocker = file_in_the_way(root)  # then it could hold no files
+    if blocker is not None:
+        what = "is a file" if blocker == root else f"cannot be a folder: {blocker} is a file"
+        message = f"the data directory {root} (from {origin}) {what}, not a folder"
+        raise NotADirectoryError(errno.ENOTDIR, f"{message}; {CHOOSE_FOLDER}")
+    return root, origin
+
+
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file that stands where ``folder`` or a folder above it should be, or None."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())  # "/" exists
+    return None if existing.is_dir() else existing
 
 
 def mirror_urls(name: str, mirrors: Sequence[str] | str | None) -> list[str]:
@@ -318,7 +335,7 @@ def not_found_error(
     for folder in _folders(name, root):
         lacking = [f for f in missing if all(p.parent != folder for p in find_file(name, root, f))]
         if not folder.is_dir():
-            state = "does not exist"
+            state = "is a file, not a folder" if folder.exists() else "does not exist"
         elif lacking:
             state = f"has no {', '.join(lacking)}"
         else:

@@ -29,6 +29,7 @@ import numpy as np
 from ..functions import relu, sigmoid, step_function, tanh
 from ..layers import Affine
 from . import common
+from .common import Setting, count
 from .plots import pyplot
 
 NAME = "activations"
@@ -50,13 +51,13 @@ KEY_NUMBERS = (
     "relu_stack_line_fit_error",
 )
 
-DEFAULTS = {
-    "x_min": -5.0,
-    "x_max": 5.0,
-    "points": 201,  # points on each curve
-    "c": 1.5,  # the linear activation h(x) = c * x
-    "layers": 3,  # the book's three layers
-    "hidden_size": 8,  # width of the 1-H-H-1 network of the right panel
+SETTINGS = {
+    "x_min": Setting(-5.0, high=0, high_open=True),  # the curves are drawn across x = 0
+    "x_max": Setting(5.0, low=0, low_open=True),
+    "points": count(201, low=2),  # points on each curve
+    "c": Setting(1.5),  # the linear activation h(x) = c * x
+    "layers": count(3),  # the book's three layers
+    "hidden_size": count(8),  # width of the 1-H-H-1 network of the right panel
 }
 
 ACTIVATIONS = {"step": step_function, "sigmoid": sigmoid, "relu": relu, "tanh": tanh}
@@ -64,14 +65,7 @@ ACTIVATIONS = {"step": step_function, "sigmoid": sigmoid, "relu": relu, "tanh": 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     """The activations and the linear-stack check; writes activations.png/json."""
-    opts = common.options(options, DEFAULTS, NAME)
-    if not opts["x_min"] < opts["x_max"]:
-        raise ValueError(f"x_min must be < x_max, got {opts['x_min']!r} and {opts['x_max']!r}")
-    if opts["points"] < 2 or opts["layers"] < 1 or opts["hidden_size"] < 1:
-        raise ValueError(
-            "points must be >= 2, layers and hidden_size >= 1, got "
-            f"{opts['points']!r}, {opts['layers']!r}, {opts['hidden_size']!r}"
-        )
+    opts = common.options(options, SETTINGS, NAME, quick=quick)
     x = np.linspace(opts["x_min"], opts["x_max"], opts["points"])
     curves = {name: np.asarray(f(x), dtype=np.float64) for name, f in ACTIVATIONS.items()}
 

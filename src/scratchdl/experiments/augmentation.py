@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cnn, common
+from ..augment import MAX_ROTATION, MAX_SHEAR, Augmenter
+from . import common
+from .common import Setting, count, positive
 from .plots import pyplot
 
 NAME = "augmentation"
@@ -42,27 +44,21 @@ use for training.
 """
 KEY_NUMBERS = ("mean_abs_change", "ink_ratio", "labels_unchanged", "range_kept")
 
-DEFAULTS = {
-    "rows": 10,
-    "variants": 7,
-    "max_shift": 2.0,
-    "max_rotation": 15.0,
-    "scale_min": 0.9,
-    "scale_max": 1.1,
-    "max_shear": 0.0,
+SETTINGS = {
+    "rows": count(10, quick=4, high=10),  # one digit of each class per row
+    "variants": count(7),
+    "max_shift": Setting(2.0, low=0),  # pixels
+    "max_rotation": Setting(15.0, low=0, high=MAX_ROTATION),  # degrees
+    "scale_min": positive(0.9),
+    "scale_max": positive(1.1),
+    "max_shear": Setting(0.0, low=0, high=MAX_SHEAR),  # degrees
 }
-QUICK = {"rows": 4}
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    from ..augment import Augmenter
-    from ..checks import check_positive_int
-
-    opts = cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
-    rows = check_positive_int("rows", opts["rows"])
-    variants = check_positive_int("variants", opts["variants"])
-    if rows > 10:
-        raise ValueError(f"rows must be <= 10 (one digit of each class), got {rows}")
+    opts = common.options(options, SETTINGS, NAME, quick=quick)
+    common.check_order(NAME, opts, "scale_min", "scale_max")
+    rows, variants = opts["rows"], opts["variants"]
     augmenter = Augmenter(
         max_shift=opts["max_shift"],
         max_rotation=opts["max_rotation"],

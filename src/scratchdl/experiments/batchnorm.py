@@ -33,6 +33,7 @@ import numpy as np
 from ..models import MultiLayerNet
 from ..optimizers import SGD
 from . import ch6, common
+from .common import Setting, count, positive
 from .plots import pyplot
 
 NAME = "batchnorm"
@@ -47,25 +48,27 @@ normalization every layer's input is renormalised, so the network learns fast fr
 every scale."""
 KEY_NUMBERS = ("mean_final_acc", "scales_learned", "mean_acc_over_epochs", "std_final_acc")
 
-DEFAULTS = {
-    "scales": 16,
-    "max_scale_exp": 0,
-    "min_scale_exp": -4,
-    "train_size": 1000,
-    "epochs": 20,
-    "batch_size": 100,
-    "lr": 0.01,
-    "hidden_size": 100,
-    "hidden_layers": 5,
+SCALE_EXP = (-10, 10)  # weight scales 1e-10..1e10: beyond, every run vanishes or overflows
+SETTINGS = {
+    "scales": count(16, quick=4),
+    "max_scale_exp": Setting(0, *SCALE_EXP),
+    "min_scale_exp": Setting(-4, *SCALE_EXP),
+    "train_size": count(1000, quick=500),
+    "epochs": count(20),
+    "batch_size": count(100),
+    "lr": positive(0.01),
+    "hidden_size": count(100),
+    "hidden_layers": count(5),
 }
-QUICK = {**DEFAULTS, "scales": 4, "train_size": 500}
 VARIANTS = ("batchnorm", "plain")
 LEARNED = 0.5  # a final training accuracy above this counts as "learned" (chance is 0.1)
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    o = common.options(options, QUICK if quick else DEFAULTS, NAME)
+    o = common.options(options, SETTINGS, NAME, quick=quick)
+    common.check_order(NAME, o, "min_scale_exp", "max_scale_exp")
     (x_train, t_train), _ = common.mnist(quick=quick, progress=progress)
+    common.check_at_most(NAME, "train_size", o["train_size"], len(x_train), "the training images")
     x, t = x_train[: o["train_size"]], t_train[: o["train_size"]]
     scales = np.logspace(o["max_scale_exp"], o["min_scale_exp"], o["scales"])
     hidden = [o["hidden_size"]] * o["hidden_layers"]

@@ -1,4 +1,4 @@
-"""Shared by the chapter 7-8 experiments: settings with quick-mode defaults, and a trained
+"""Shared by the chapter 7-8 experiments: the training settings, and a trained
 convolutional network, either loaded from a model file or trained briefly here.
 
 A network trained here is the book's ``SimpleConvNet`` (ch7 ``train_convnet.py``: Adam,
@@ -14,21 +14,18 @@ from pathlib import Path
 import numpy as np
 
 from . import common
+from .common import Setting, count, positive
 
-TRAIN_DEFAULTS = {"model": "", "epochs": 3, "lr": 0.001, "batch_size": 100}
-# 160 steps on the 2000-image sample, about 2 s: about 90 % test accuracy
-TRAIN_QUICK = {"epochs": 4, "lr": 0.002, "batch_size": 50}
+# The settings of the experiments that study a trained network. Quick: 160 steps on the
+# 2000-image sample, about 2 s, about 90 % test accuracy.
+TRAIN_SETTINGS = {
+    "model": Setting("", file=True),  # a model file to study; empty: train a SimpleConvNet
+    "epochs": count(3, quick=4),
+    "lr": positive(0.001, quick=0.002),
+    "batch_size": count(100, quick=50),
+}
 EVAL_BATCH = 500  # images per predict() call when a whole test set is scored
 EVAL_SAMPLES = 500  # images of each set the Trainer scores after every epoch (progress lines)
-
-
-def settings(given: dict, defaults: dict, quick_defaults: dict, name: str, quick: bool) -> dict:
-    """``common.options`` over ``defaults``, with ``quick_defaults`` in place in quick mode.
-
-    Raises ValueError naming unknown options and the accepted ones (with this mode's values).
-    """
-    base = {**defaults, **quick_defaults} if quick else dict(defaults)
-    return common.options(given, base, name)
 
 
 def train_simple_convnet(
@@ -53,7 +50,7 @@ def train_simple_convnet(
     from ..models import SimpleConvNet
     from ..trainer import Trainer
 
-    # checked here, so that a bad --set names the experiment's option, not the Trainer's
+    # the experiments check their settings first; checked here too for direct callers
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     lr = check_positive("lr", lr)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cnn, common
+from .common import count
 from .plots import pyplot
 
 NAME = "filters"
@@ -43,8 +44,11 @@ measures how much smoother the learned filters are.
 """
 KEY_NUMBERS = ("roughness_before", "roughness_after", "test_accuracy")
 
-DEFAULTS = {**cnn.TRAIN_DEFAULTS, "shown": 8, "example": 0}
-QUICK = dict(cnn.TRAIN_QUICK)
+SETTINGS = {
+    **cnn.TRAIN_SETTINGS,
+    "shown": count(8),  # learned filters drawn with their responses (at most the filters)
+    "example": count(0, low=0),  # the test image whose responses are drawn
+}
 RANDOM_ROUGHNESS = 2 / math.sqrt(math.pi)  # E|a - b| / sigma for independent normal a, b
 
 
@@ -71,13 +75,12 @@ def filter_stats(W: np.ndarray) -> dict:
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     from ..models import model_from_config
 
-    opts = cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
+    opts = common.options(options, SETTINGS, NAME, quick=quick)
     (x_train, t_train), (x_test, t_test) = common.mnist(
         flatten=False, quick=quick, progress=progress
     )
     shown, example = opts["shown"], opts["example"]
-    if not 0 <= example < len(x_test):
-        raise ValueError(f"example must be a test index in [0, {len(x_test) - 1}], got {example}")
+    common.check_at_most(NAME, "example", example, len(x_test) - 1, "the last test image")
     model, source = cnn.trained_model(
         opts, (x_train, t_train), (x_test, t_test), seed=seed, progress=progress
     )
@@ -94,8 +97,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
     W_before = cnn.first_convolution(fresh, "the model").params["W"]
     accuracy = float(np.mean(cnn.scores(model, x_test).argmax(axis=1) == t_test))
 
-    if not 1 <= shown <= len(W_after):
-        raise ValueError(f"shown must be in [1, {len(W_after)}], got {shown}")
+    common.check_at_most(NAME, "shown", shown, len(W_after), "the model's first-layer filters")
     norms = np.sqrt((W_after.astype(np.float64) ** 2).sum(axis=(1, 2, 3)))
     chosen = np.sort(np.argsort(-norms, kind="stable")[:shown])
     conv = cnn.first_convolution(model, "the model")

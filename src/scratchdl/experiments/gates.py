@@ -26,6 +26,7 @@ import numpy as np
 
 from ..perceptron import AND, NAND, OR, TRUTH_TABLE_INPUTS, XOR, find_perceptron
 from . import common
+from .common import count
 from .plots import pyplot
 
 NAME = "gates"
@@ -40,7 +41,11 @@ and biases finds none), but stacking perceptrons works: the NAND and OR lines (d
 a band, and AND of the two is 1 exactly inside it."""
 KEY_NUMBERS = ("truth_tables", "separable", "xor_separable_by_one_perceptron")
 
-DEFAULTS = {"search_grid": 21}  # values from -1 to 1 tried for each of w1, w2 and b
+SETTINGS = {
+    # values from -1 to 1 tried for each of w1, w2 and b; the search holds grid**3 candidates
+    # at once, so 201 (8 million: seconds and about a GB) is the most it takes
+    "search_grid": count(21, low=2, high=201),
+}
 
 GATES = {"AND": AND, "NAND": NAND, "OR": OR}
 LOGIC = {  # what each gate must compute, from Python's operators, to check the tables
@@ -54,10 +59,8 @@ LIMITS = (-0.5, 1.5)  # the unit square with a margin, so the lines are visible
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     """Truth tables, decision lines and the separability search; writes gates.png/json."""
-    opts = common.options(options, DEFAULTS, NAME)
+    opts = common.options(options, SETTINGS, NAME, quick=quick)
     n = opts["search_grid"]
-    if n < 2:
-        raise ValueError(f"search_grid must be >= 2 values, got {n!r}")
     grid = np.linspace(-1.0, 1.0, n).round(12)  # 0.6, not 0.6000000000000001, in the JSON
     x1, x2 = TRUTH_TABLE_INPUTS.T
     gates = {**GATES, "XOR": XOR}

@@ -30,6 +30,7 @@ import numpy as np
 from ..gradient import numerical_gradient, relative_error
 from ..models import TwoLayerNet
 from . import common
+from .common import Setting, count, positive
 from .plots import pyplot
 
 NAME = "gradient-check"
@@ -51,14 +52,15 @@ KEY_NUMBERS = (
     "speedup",
 )
 
-DEFAULTS = {
-    "hidden_size": 50,  # the book's TwoLayerNet(784, 50, 10)
-    "samples": 3,  # the book's x_train[:3]
-    "weight_init_std": 0.01,
-    "dtype": "float64",  # float32 round-off swamps the central differences
-    "repeats": 20,  # backprop is timed as the fastest of this many runs
+SETTINGS = {
+    # the book's TwoLayerNet(784, 50, 10); quick: 7,960 parameters, under a second
+    "hidden_size": count(50, quick=10),
+    "samples": count(3),  # the book's x_train[:3]
+    "weight_init_std": positive(0.01),
+    # float32 round-off swamps the central differences
+    "dtype": Setting("float64", choices=("float64", "float32", "float16")),
+    "repeats": count(20),  # backprop is timed as the fastest of this many runs
 }
-QUICK = {**DEFAULTS, "hidden_size": 10}  # 7,960 parameters: under a second
 # What the book prints for TwoLayerNet(784, 50, 10) on x_train[:3] (section 5.7.3).
 BOOK_MEAN_ABS_DIFFERENCE = {
     "W1": 2.2232446644e-13,
@@ -70,12 +72,9 @@ BOOK_MEAN_ABS_DIFFERENCE = {
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     """Backprop vs numerical gradients of TwoLayerNet; writes gradient-check.png/json."""
-    opts = common.options(options, QUICK if quick else DEFAULTS, NAME)
-    if opts["samples"] < 1 or opts["repeats"] < 1:
-        raise ValueError(
-            f"samples and repeats must be >= 1, got {opts['samples']!r} and {opts['repeats']!r}"
-        )
+    opts = common.options(options, SETTINGS, NAME, quick=quick)
     (x_train, t_train), _ = common.mnist(quick=quick, progress=progress)
+    common.check_at_most(NAME, "samples", opts["samples"], len(x_train), "the training images")
     x, t = x_train[: opts["samples"]], t_train[: opts["samples"]]
     net = TwoLayerNet(
         x.shape[1],

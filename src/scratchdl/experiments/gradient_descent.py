@@ -31,6 +31,7 @@ import numpy as np
 
 from ..gradient import gradient_descent, numerical_gradient
 from . import common
+from .common import Setting, count, positive
 from .plots import pyplot
 
 NAME = "gradient-descent"
@@ -47,14 +48,14 @@ further each step (x -> -19 x) until the numbers are so large that the numerical
 itself breaks down (x + h == x in float64) and the point freezes, far from the minimum."""
 KEY_NUMBERS = ("final_points", "final_distance", "final_points_text", "field_max_error")
 
-DEFAULTS = {
-    "lr": 0.1,  # the book's learning rate
-    "large_lr": 10.0,  # the book's "too large" example
-    "small_lr": 1e-10,  # the book's "too small" example
-    "step_num": 20,  # the book's figure 4-10
-    "text_step_num": 100,  # the book's printed results
-    "init_x0": -3.0,
-    "init_x1": 4.0,
+SETTINGS = {
+    "lr": positive(0.1),  # the book's learning rate
+    "large_lr": positive(10.0),  # the book's "too large" example
+    "small_lr": positive(1e-10),  # the book's "too small" example
+    "step_num": count(20),  # the book's figure 4-10
+    "text_step_num": count(100),  # the book's printed results
+    "init_x0": Setting(-3.0),
+    "init_x1": Setting(4.0),
 }
 RUNS = ("lr", "large_lr", "small_lr")
 FIELD = np.arange(-2.0, 2.5, 0.25)  # the book's grid for figure 4-9
@@ -67,7 +68,7 @@ def function_2(x: np.ndarray) -> float:
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     """Gradient field and descent paths; writes gradient-descent.png/json."""
-    opts = common.options(options, DEFAULTS, NAME)
+    opts = common.options(options, SETTINGS, NAME, quick=quick)
     init_x = np.array([opts["init_x0"], opts["init_x1"]])
     lrs = {key: opts[key] for key in RUNS}
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cnn, common
+from .common import count
 from .plots import pyplot
 
 NAME = "half-float"
@@ -49,8 +50,10 @@ often the dtypes predict the same class, and the largest difference of their sco
 """
 KEY_NUMBERS = ("accuracy_float64", "accuracy_float32", "accuracy_float16", "agreement")
 
-DEFAULTS = {**cnn.TRAIN_DEFAULTS, "images": 0}
-QUICK = {**cnn.TRAIN_QUICK, "images": 300}
+SETTINGS = {
+    **cnn.TRAIN_SETTINGS,
+    "images": count(0, quick=300, low=0),  # the first test images classified; 0: all
+}
 DEFAULT_MODEL = Path("benchmarks/results/model-deep.safetensors")
 DTYPES = ("float64", "float32", "float16")
 PAIRS = (("float32", "float64"), ("float16", "float64"), ("float16", "float32"))
@@ -71,15 +74,15 @@ def forward_in(model, x: np.ndarray) -> tuple[np.ndarray, set[str]]:
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    from ..checks import check_positive_int
     from ..files import load, save
     from ..models import model_from_config
 
-    opts = cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
-    n = check_positive_int("images", opts["images"], allow_zero=True)
+    opts = common.options(options, SETTINGS, NAME, quick=quick)
+    n = opts["images"]
     (x_train, t_train), (x_test, t_test) = common.mnist(
         flatten=False, quick=quick, progress=progress
     )
+    common.check_at_most(NAME, "images", n, len(x_test), "the test images")
     if n:
         x_test, t_test = x_test[:n], t_test[:n]
     if not opts["model"] and not quick and DEFAULT_MODEL.exists():

@@ -40,6 +40,7 @@ import numpy as np
 from ..models import MultiLayerNet
 from ..trainer import Trainer, TrainingDiverged
 from . import common
+from .common import Setting, count
 from .plots import pyplot
 
 NAME = "hyperparameter-search"
@@ -56,35 +57,27 @@ trials crowd into the top of the range, while weight decay this small hardly mat
 book's next step is to narrow the search to that region and repeat."""
 KEY_NUMBERS = ("best", "top_box", "top_lr_decades")
 
-DEFAULTS = {
-    "trials": 100,
-    "epochs": 50,
-    "train_size": 500,
-    "validation_rate": 0.2,
-    "batch_size": 100,
-    "lr_min_exp": -6.0,
-    "lr_max_exp": -2.0,
-    "wd_min_exp": -8.0,
-    "wd_max_exp": -4.0,
-    "hidden_size": 100,
-    "hidden_layers": 6,
-    "top": 5,
-    "workers": 2,
+# The learning rates and weight decays are drawn as 10**U(min, max), within 1e-12..1e2:
+# smaller changes nothing, larger is far past where training diverges.
+EXPONENT = (-12.0, 2.0)
+SETTINGS = {
+    "trials": count(100, quick=12),
+    "epochs": count(50, quick=10),
+    # quick: mini-batches of 20 give 120 steps in 10 epochs, enough for the good trials to learn
+    "train_size": count(500, quick=300, low=2),  # at least one image to train, one to validate
+    "validation_rate": Setting(0.2, low=0, high=1, low_open=True, high_open=True),
+    "batch_size": count(100, quick=20),
+    "lr_min_exp": Setting(-6.0, *EXPONENT),
+    "lr_max_exp": Setting(-2.0, *EXPONENT),
+    "wd_min_exp": Setting(-8.0, *EXPONENT),
+    "wd_max_exp": Setting(-4.0, *EXPONENT),
+    "hidden_size": count(100),
+    "hidden_layers": count(6),
+    "top": count(5, quick=3),
+    "workers": count(2, quick=1),
 }
 MARGIN = 0.15  # decades shown beyond the sampled ranges, so that the top box stays visible
 BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-MARGIN = 0.15  # decades shown beyond the sampled ranges, so that the top box stays visible
-BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-# Quick: mini-batches of 20 give 120 steps in 10 epochs, enough for the good trials to learn.
-QUICK = {
-    **DEFAULTS,
-    "trials": 12,
-    "epochs": 10,
-    "train_size": 300,
-    "batch_size": 20,
-    "top": 3,
-    "workers": 1,
-}
 
 
 def trial(job: tuple) -> dict:
@@ -171,19 +164,19 @@ def _single_threaded_blas() -> Iterator[None]:
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    o = common.options(options, QUICK if quick else DEFAULTS, NAME)
-    for key in ("trials", "epochs", "train_size", "top", "workers"):
-        if o[key] < 1:
-            raise ValueError(f"option {key} of {NAME} must be >= 1, got {o[key]!r}")
-    if not 0 < o["validation_rate"] < 1:
-        raise ValueError(
-            f"option validation_rate of {NAME} must lie in (0, 1), got {o['validation_rate']!r}"
-        )
+    o = common.options(options, SETTINGS, NAME, quick=quick)
+    common.check_order(NAME, o, "lr_min_exp", "lr_max_exp")
+    common.check_order(NAME, o, "wd_min_exp", "wd_max_exp")
     (x_all, t_all), _ = common.mnist(quick=quick, progress=progress)
     n = min(o["train_size"], len(x_all))
     order = np.random.default_rng(seed).permutation(n)  # the book: the first 500, shuffled
     x, t = x_all[:n][order], t_all[:n][order]
     n_val = max(int(round(len(x) * o["validation_rate"])), 1)
+    if n_val >= n:
+        raise ValueError(
+            f"experiment {NAME}: setting validation_rate {o['validation_rate']!r} leaves none "
+            f"of the {n} images to train on; lower it or raise train_size"
+        )
     data = (x[n_val:], t[n_val:], x[:n_val], t[:n_val])
 
     jobs = [(seed, i, o, data) for i in range(o["trials"])]

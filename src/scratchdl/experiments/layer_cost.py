@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cnn, common
+from . import common
+from .common import count
 from .plots import pyplot
 
 NAME = "layer-cost"
@@ -52,8 +53,12 @@ pooling take a bigger share.
 """
 KEY_NUMBERS = ("conv_share_simple", "conv_share_deep", "step_ms")
 
-DEFAULTS = {"batch_size": 100, "repeats": 20, "warmup": 2, "threads": 1}
-QUICK = {"batch_size": 20, "repeats": 3, "warmup": 1}
+SETTINGS = {
+    "batch_size": count(100, quick=20),
+    "repeats": count(20, quick=3),  # timed steps; the median is kept
+    "warmup": count(2, quick=1, low=0),  # untimed steps first
+    "threads": count(1, low=0),  # BLAS threads; 0: as it is
+}
 TYPES = ("Convolution", "Pooling", "ReLU", "Affine", "other")
 COLORS = {
     "Convolution": "tab:red",
@@ -166,18 +171,15 @@ def _blas_threads(threads: int):
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    from ..checks import check_positive_int
     from ..models import DeepConvNet, SimpleConvNet
 
-    opts = cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
-    batch = check_positive_int("batch_size", opts["batch_size"])
-    repeats = check_positive_int("repeats", opts["repeats"])
-    warmup = check_positive_int("warmup", opts["warmup"], allow_zero=True)
-    threads = check_positive_int("threads", opts["threads"], allow_zero=True)
+    opts = common.options(options, SETTINGS, NAME, quick=quick)
+    batch, repeats, warmup, threads = (
+        opts[k] for k in ("batch_size", "repeats", "warmup", "threads")
+    )
     # the shipped sample is enough for timing: only the shapes (and ReLU masks) matter
     (x_train, t_train), _ = common.mnist(flatten=False, quick=True)
-    if batch > len(x_train):
-        raise ValueError(f"batch_size must be <= {len(x_train)}, got {batch}")
+    common.check_at_most(NAME, "batch_size", batch, len(x_train), "the images of the sample")
     x, t = x_train[:batch], t_train[:batch]
     models = {cls.__name__: cls(rng=seed) for cls in (SimpleConvNet, DeepConvNet)}
     limit, blas_threads = _blas_threads(threads)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cnn, common
+from .common import count
 from .plots import pyplot
 
 NAME = "misclassified"
@@ -36,20 +37,21 @@ JSON.
 """
 KEY_NUMBERS = ("accuracy", "n_misclassified", "test_images")
 
-DEFAULTS = {**cnn.TRAIN_DEFAULTS, "images": 0, "max_images": 40}
-QUICK = dict(cnn.TRAIN_QUICK)
+SETTINGS = {
+    **cnn.TRAIN_SETTINGS,
+    "images": count(0, low=0),  # the first test images classified; 0: all
+    "max_images": count(40),  # misclassified images drawn
+}
 MOST_CONFUSED = 5
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    from ..checks import check_positive_int
-
-    opts = cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
-    max_images = check_positive_int("max_images", opts["max_images"])
-    n = check_positive_int("images", opts["images"], allow_zero=True)
+    opts = common.options(options, SETTINGS, NAME, quick=quick)
+    max_images, n = opts["max_images"], opts["images"]
     (x_train, t_train), (x_test, t_test) = common.mnist(
         flatten=False, quick=quick, progress=progress
     )
+    common.check_at_most(NAME, "images", n, len(x_test), "the test images")
     if n:
         x_test, t_test = x_test[:n], t_test[:n]
     model, source = cnn.trained_model(

@@ -24,6 +24,7 @@ import numpy as np
 from ..models import MultiLayerNet
 from ..optimizers import SGD, AdaGrad, Adam, Momentum
 from . import ch6, common
+from .common import count, positive
 from .plots import pyplot
 
 NAME = "optimizer-compare"
@@ -37,21 +38,20 @@ by the update rule. Each line is a moving average over 50 iterations on a log sc
 is better, and the legend gives the mean loss of the last 100 iterations."""
 KEY_NUMBERS = ("final_loss", "test_acc", "slowest")
 
-DEFAULTS = {
-    "iterations": 2000,
-    "batch_size": 128,
-    "hidden_size": 100,
-    "hidden_layers": 4,
-    "sgd_lr": 0.01,
-    "momentum_lr": 0.01,
-    "adagrad_lr": 0.01,
-    "adam_lr": 0.001,
+SETTINGS = {
+    "iterations": count(2000, quick=200),
+    "batch_size": count(128),
+    "hidden_size": count(100),
+    "hidden_layers": count(4),
+    "sgd_lr": positive(0.01),
+    "momentum_lr": positive(0.01),
+    "adagrad_lr": positive(0.01),
+    "adam_lr": positive(0.001),
 }
-QUICK = {**DEFAULTS, "iterations": 200}
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    o = common.options(options, QUICK if quick else DEFAULTS, NAME)
+    o = common.options(options, SETTINGS, NAME, quick=quick)
     (x_train, t_train), (x_test, t_test) = common.mnist(quick=quick, progress=progress)
     optimizers = {
         "SGD": SGD(lr=o["sgd_lr"]),

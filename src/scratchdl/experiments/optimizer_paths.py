@@ -29,6 +29,7 @@ import numpy as np
 
 from ..optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 from . import common
+from .common import Setting, count, positive
 from .plots import pyplot
 
 NAME = "optimizer-paths"
@@ -44,16 +45,16 @@ once and they head almost straight for the minimum; Adam combines both ideas. Re
 distance d from the minimum at the end and how much the path moves up and down."""
 KEY_NUMBERS = ("final_distance", "final_f", "vertical_travel", "closest_to_minimum")
 
-DEFAULTS = {
-    "sgd_lr": 0.95,  # the book's figure 6-8
-    "momentum_lr": 0.1,  # the book's figure 6-8
-    "nesterov_lr": 0.1,  # ours: as Momentum, for a like-for-like comparison
-    "adagrad_lr": 1.5,  # the book's figure 6-8
-    "rmsprop_lr": 0.1,  # ours
-    "adam_lr": 0.3,  # the book's figure 6-8
-    "steps": 30,  # the book's figure 6-8
-    "init_x": -7.0,
-    "init_y": 2.0,
+SETTINGS = {
+    "sgd_lr": positive(0.95),  # the book's figure 6-8
+    "momentum_lr": positive(0.1),  # the book's figure 6-8
+    "nesterov_lr": positive(0.1),  # ours: as Momentum, for a like-for-like comparison
+    "adagrad_lr": positive(1.5),  # the book's figure 6-8
+    "rmsprop_lr": positive(0.1),  # ours
+    "adam_lr": positive(0.3),  # the book's figure 6-8
+    "steps": count(30),  # the book's figure 6-8
+    "init_x": Setting(-7.0),
+    "init_y": Setting(2.0),
 }
 OPTIMIZERS = {
     "SGD": SGD,
@@ -77,9 +78,7 @@ def df(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     """Thirty steps of each optimizer from (-7, 2); writes optimizer-paths.png/json."""
-    opts = common.options(options, DEFAULTS, NAME)
-    if opts["steps"] < 1:
-        raise ValueError(f"steps must be >= 1, got {opts['steps']!r}")
+    opts = common.options(options, SETTINGS, NAME, quick=quick)
     lrs = {name: opts[f"{name.lower()}_lr"] for name in OPTIMIZERS}
     optimizers = {name: cls(lr=lrs[name]) for name, cls in OPTIMIZERS.items()}
     paths = {name: _path(opt, opts) for name, opt in optimizers.items()}

@@ -38,6 +38,7 @@ import numpy as np
 from ..models import MultiLayerNet
 from ..trainer import Trainer
 from . import ch6, common
+from .common import Setting, count, positive
 
 NAME = "overfit-dropout"
 CHAPTER = 6
@@ -53,21 +54,21 @@ Our dropout is inverted and keeps the signal's scale, so unlike the book's versi
 nearly fits the 300 images by epoch 300, and the final gaps end up close."""
 KEY_NUMBERS = ("final_gap", "final_train_acc", "final_test_acc", "gap_at_train_acc")
 
-DEFAULTS = {
-    "train_size": 300,
-    "epochs": 300,
-    "batch_size": 100,
-    "lr": 0.01,
-    "dropout_ratio": 0.2,
-    "hidden_size": 100,
-    "hidden_layers": 6,
+SETTINGS = {
+    "train_size": count(300),
+    "epochs": count(300, quick=100),
+    "batch_size": count(100),
+    "lr": positive(0.01),
+    "dropout_ratio": Setting(0.2, low=0, high=1, high_open=True),
+    "hidden_size": count(100),
+    "hidden_layers": count(6),
 }
-QUICK = {**DEFAULTS, "epochs": 100}
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    o = common.options(options, QUICK if quick else DEFAULTS, NAME)
+    o = common.options(options, SETTINGS, NAME, quick=quick)
     (x_train, t_train), (x_test, t_test) = common.mnist(quick=quick, progress=progress)
+    common.check_at_most(NAME, "train_size", o["train_size"], len(x_train), "the training images")
     x, t = x_train[: o["train_size"]], t_train[: o["train_size"]]
     hidden = [o["hidden_size"]] * o["hidden_layers"]
 

@@ -30,6 +30,7 @@ import numpy as np
 from ..models import MultiLayerNet
 from ..optimizers import SGD
 from . import ch6, common
+from .common import Setting, count, positive
 
 NAME = "overfit-weight-decay"
 CHAPTER = 6
@@ -44,21 +45,21 @@ panel compares the runs at equal training accuracy, where weight decay's points 
 (a narrower gap), so it is not only fitting the training set less."""
 KEY_NUMBERS = ("final_gap", "final_train_acc", "final_test_acc", "gap_at_train_acc")
 
-DEFAULTS = {
-    "train_size": 300,
-    "epochs": 200,
-    "batch_size": 100,
-    "lr": 0.01,
-    "weight_decay_lambda": 0.1,
-    "hidden_size": 100,
-    "hidden_layers": 6,
+SETTINGS = {
+    "train_size": count(300),
+    "epochs": count(200, quick=100),
+    "batch_size": count(100),
+    "lr": positive(0.01),
+    "weight_decay_lambda": Setting(0.1, low=0),
+    "hidden_size": count(100),
+    "hidden_layers": count(6),
 }
-QUICK = {**DEFAULTS, "epochs": 100}
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    o = common.options(options, QUICK if quick else DEFAULTS, NAME)
+    o = common.options(options, SETTINGS, NAME, quick=quick)
     (x_train, t_train), (x_test, t_test) = common.mnist(quick=quick, progress=progress)
+    common.check_at_most(NAME, "train_size", o["train_size"], len(x_train), "the training images")
     x, t = x_train[: o["train_size"]], t_train[: o["train_size"]]
     hidden = [o["hidden_size"]] * o["hidden_layers"]
     lambdas = {"plain": 0.0, "weight_decay": o["weight_decay_lambda"]}

@@ -10,6 +10,9 @@ import numpy as np
 
 from ..atomic import atomic_write
 
+MAX_TICKS = 40  # more classes than this on an axis: matplotlib's own ticks, not one per class
+MAX_ANNOTATED = 900  # confusion-matrix cells (30 x 30) beyond which counts are unreadable
+
 
 def pyplot():
     try:
@@ -65,36 +68,42 @@ def learning_curve(history: dict, path: str | os.PathLike, title: str = "") -> N
     save_figure(fig, path)
 
 
-def confusion_matrix(t: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
-    """Counts of (true class, predicted class). Shape: (K, K)."""
-    m = np.zeros((num_classes, num_classes), dtype=np.int64)
+def confusion_matrix(
+    t: np.ndarray, y: np.ndarray, num_classes: int, num_predicted: int | None = None
+) -> np.ndarray:
+    """Counts of (true class, predicted class); ``num_predicted`` columns where a model has
+    more outputs than the data set has classes. Shape: (K, K) or (K, num_predicted)."""
+    m = np.zeros((num_classes, num_predicted or num_classes), dtype=np.int64)
     np.add.at(m, (t, y), 1)
     return m
 
 
 def plot_confusion_matrix(matrix: np.ndarray, path, class_names=None, title: str = "") -> None:
-    """A confusion matrix as an annotated heat map."""
+    """A confusion matrix (true classes x predicted classes) as an annotated heat map.
+
+    ``class_names`` name the predicted classes (the columns), the first ones also the rows;
+    classes beyond them are labelled by their index.
+    """
     plt = pyplot()
-    K = matrix.shape[0]
-    names = class_names or [str(k) for k in range(K)]
-    fig, ax = plt.subplots(figsize=(7, 6))
-    im = ax.imshow(matrix, cmap="Blues")
+    R, K = matrix.shape
+    names = list(class_names or [])
+    if len(names) > K:
+        raise ValueError(f"{len(names)} class names for a matrix of {K} classes: {names}")
+    names += [str(k) for k in range(len(names), K)]
+    side = min(max(6.0, 0.4 * K), 20.0)  # inches: room for each class, up to a point
+    fig, ax = plt.subplots(figsize=(side + 1, side * max(R / K, 0.3)))
+    im = ax.imshow(matrix, cmap="Blues", aspect="auto")
     fig.colorbar(im, ax=ax)
-    ax.set_xticks(range(K), names, rotation=45 if max(map(len, names)) > 2 else 0)
-    ax.set_yticks(range(K), names)
+    if K <= MAX_TICKS:
+        ax.set_xticks(range(K), names, rotation=45 if max(map(len, names)) > 2 else 0)
+    if R <= MAX_TICKS:
+        ax.set_yticks(range(R), names[:R])
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
-    threshold = matrix.max() / 2
-    for i in range(K):
-        for j in range(K):
-            ax.text(
-                j,
-                i,
-                str(matrix[i, j]),
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if matrix[i, j] > threshold else "black",
-            )
+    if R * K <= MAX_ANNOTATED:
+        threshold = matrix.max() / 2
+        for i, j in np.ndindex(R, K):
+            color = "white" if matrix[i, j] > threshold else "black"
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
     save_figure(fig, path)
 
 

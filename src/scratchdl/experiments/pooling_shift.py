@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cnn, common
+from .common import count
 from .plots import pyplot
 
 NAME = "pooling-shift"
@@ -51,8 +52,12 @@ KEY_NUMBERS = (
     "relative_change_pooled_features",
 )
 
-DEFAULTS = {"model": "", "images": 1000, "shift": 1, "pool": 2}
-QUICK = {"images": 100}
+SETTINGS = {
+    "model": cnn.TRAIN_SETTINGS["model"],  # empty: a random He-initialised convolution
+    "images": count(1000, quick=100),
+    "shift": count(1, high=4),  # pixels; MNIST's digits have an empty border of 4
+    "pool": count(2, low=2),  # the pooling window and stride
+}
 TOL = 1e-5  # relative to the largest value: float32 rounding, never a real change
 DIRECTIONS = ("right", "down")
 
@@ -84,15 +89,10 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
     from .. import init
     from ..layers import Convolution, Pooling, Relu
 
-    opts = cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
+    opts = common.options(options, SETTINGS, NAME, quick=quick)
     shift, pool, n = opts["shift"], opts["pool"], opts["images"]
-    if not 1 <= shift <= 4:
-        raise ValueError(f"shift must be 1..4 pixels (MNIST's empty border), got {shift}")
-    if pool < 2:
-        raise ValueError(f"pool must be >= 2, got {pool}")
     (_, _), (x_test, _) = common.mnist(flatten=False, quick=quick, progress=progress)
-    if not 1 <= n <= len(x_test):
-        raise ValueError(f"images must be in [1, {len(x_test)}], got {n}")
+    common.check_at_most(NAME, "images", n, len(x_test), "the test images")
     x = x_test[:n]
 
     if opts["model"]:
@@ -117,6 +117,8 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
 
     blank = np.zeros_like(x[:1])  # where the digit does not reach: a blank image's values
     bases = {"pixels": blank, "features": features(blank)}
+    side = min(bases["features"].shape[2:])
+    common.check_at_most(NAME, "pool", pool, side, "the side of the feature maps")
     totals = {r: {s: np.zeros(4) for s in ("unpooled", "pooled")} for r in ("pixels", "features")}
     by_direction = {}
     for direction in common.progress(DIRECTIONS, desc="shifts", enable=progress):

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cnn, common
+from . import common
+from .common import count
 from .plots import pyplot
 
 NAME = "receptive-field"
@@ -51,8 +52,7 @@ KEY_NUMBERS = (
     "output_shape_5x5",
 )
 
-DEFAULTS = {"channels": 16, "size": 28}
-QUICK: dict = {}
+SETTINGS = {"channels": count(16), "size": count(28, low=5)}  # size: room for a 5x5 window
 
 
 def _stack(filter_sizes: tuple[int, ...], channels: int, rng: np.random.Generator) -> list:
@@ -108,13 +108,8 @@ def measure(filter_sizes: tuple[int, ...], channels: int, size: int, rng) -> dic
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    from ..checks import check_positive_int
-
-    opts = cnn.settings(options, DEFAULTS, QUICK, NAME, quick)
-    channels = check_positive_int("channels", opts["channels"])
-    size = check_positive_int("size", opts["size"])
-    if size < 5:
-        raise ValueError(f"size must be >= 5 for a 5x5 window, got {size}")
+    opts = common.options(options, SETTINGS, NAME, quick=quick)
+    channels, size = opts["channels"], opts["size"]
     rng = np.random.default_rng(seed)
     one, two = measure((5,), channels, size, rng), measure((3, 3), channels, size, rng)
     numbers = {

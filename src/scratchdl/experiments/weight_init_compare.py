@@ -23,6 +23,7 @@ import numpy as np
 from ..models import MultiLayerNet
 from ..optimizers import SGD
 from . import ch6, common
+from .common import count, positive
 from .plots import pyplot
 
 NAME = "weight-init-compare"
@@ -35,19 +36,18 @@ learn at all. Xavier and He initialisation keep the signal alive and the loss fa
 for ReLU) the fastest. Each line is a moving average of the loss over 50 iterations."""
 KEY_NUMBERS = ("final_loss", "test_acc")
 
-DEFAULTS = {
-    "iterations": 2000,
-    "batch_size": 128,
-    "lr": 0.01,
-    "hidden_size": 100,
-    "hidden_layers": 4,
+SETTINGS = {
+    "iterations": count(2000, quick=200),
+    "batch_size": count(128),
+    "lr": positive(0.01),
+    "hidden_size": count(100),
+    "hidden_layers": count(4),
 }
-QUICK = {**DEFAULTS, "iterations": 200}
 INITS = {"std=0.01": 0.01, "Xavier": "xavier", "He": "he"}
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    o = common.options(options, QUICK if quick else DEFAULTS, NAME)
+    o = common.options(options, SETTINGS, NAME, quick=quick)
     (x_train, t_train), (x_test, t_test) = common.mnist(quick=quick, progress=progress)
     hidden = [o["hidden_size"]] * o["hidden_layers"]
     runs = {

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..functions import relu, sigmoid, tanh
 from . import common
+from .common import count
 from .plots import pyplot
 
 NAME = "weight-init-histogram"
@@ -46,8 +47,8 @@ saturated (sigmoid, tanh) or zero (ReLU) units. For ReLU the histogram shows onl
 positive values, over a range set per row."""
 KEY_NUMBERS = ("last_layer_std", "last_layer_saturated")
 
-DEFAULTS = {"samples": 1000, "units": 100, "layers": 5, "bins": 30}
-QUICK = dict(DEFAULTS)  # already a fraction of a second of computing
+# quick mode runs the book's settings: already a fraction of a second of computing
+SETTINGS = {"samples": count(1000), "units": count(100), "layers": count(5), "bins": count(30)}
 
 ACTIVATIONS = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu}
 INIT_NAMES = ("std=1", "std=0.01", "Xavier", "He")
@@ -88,7 +89,7 @@ def forward(x: np.ndarray, weights: list[np.ndarray], activation: str) -> list[n
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
-    o = common.options(options, QUICK if quick else DEFAULTS, NAME)
+    o = common.options(options, SETTINGS, NAME, quick=quick)
     n, units, layers, bins = o["samples"], o["units"], o["layers"], o["bins"]
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, units))

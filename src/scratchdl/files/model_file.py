@@ -21,6 +21,7 @@ from ..models import MODELS, Sequential, model_from_config
 from .safetensors_file import (
     ModelFileError,
     check_finite_tensors,
+    check_finite_to_write,
     is_int,
     load_tensors,
     save_tensors,
@@ -51,7 +52,9 @@ def save(model: Sequential, path: str | os.PathLike) -> None:
 
     The file is safetensors: one tensor per ``model.state_dict()`` entry, and metadata
     ``format="scratchdl"``, ``format_version="1"``, ``class``, ``config`` (JSON) and
-    ``scratchdl_version``. ``load`` rebuilds the model bit for bit.
+    ``scratchdl_version``. ``load`` rebuilds the model bit for bit. The same model gives
+    the same bytes (sorted header), so a checksum identifies it. NaN or infinite weights (a
+    diverged run) raise ValueError and write nothing.
     """
     name = type(model).__name__
     if MODELS.get(name) is not type(model):
@@ -60,7 +63,7 @@ def save(model: Sequential, path: str | os.PathLike) -> None:
             f"config), got {name}"
         )
     try:
-        config = json.dumps(model.config, allow_nan=False)
+        config = json.dumps(model.config, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{name}.config must be JSON-serialisable, got {model.config!r}") from e
     metadata = {
@@ -70,7 +73,9 @@ def save(model: Sequential, path: str | os.PathLike) -> None:
         "config": config,
         "scratchdl_version": _scratchdl_version(),
     }
-    save_tensors(path, model.state_dict(), metadata)
+    state = model.state_dict()
+    check_finite_to_write(path, state)
+    save_tensors(path, state, metadata)
 
 
 def _check_config_ints(path: object, config: dict, limit: int, list_limit: int) -> None:
@@ -161,7 +166,17 @@ def load(path: str | os.PathLike, *, rng: np.random.Generator | int | None = Non
             )
     check_finite_tensors(path, tensors)
     try:
-        model.load_state_dict(tensors)
+        with np.errstate(over="ignore"):  # a value beyond the model's dtype: refused below
+            model.load_state_dict(tensors)
     except ValueError as e:  # the checks above should leave nothing to refuse
         raise ModelFileError(f"{path}: {e}") from None
+    for name, array in model.state_dict().items():
+        if not np.isfinite(array).all():
+            largest = float(np.abs(tensors[name]).max())
+            raise ModelFileError(
+                f"{path}: tensor {name!r} holds values up to {largest:.3g}, beyond the range "
+                f"of {array.dtype} (the dtype of its config, at most "
+                f"{float(np.finfo(array.dtype).max):.3g}); the file is damaged or its config "
+                "names the wrong dtype"
+            )
     return model

@@ -6,7 +6,8 @@ dtype, shape and offset checked before the bytes reach the safetensors library, 
 damaged or foreign file raises ``ModelFileError`` naming the file and what is wrong. Model
 files (model_file.py) and the Trainer's checkpoints (checkpoint.py) are such files.
 
-safetensors is the optional ``cli`` extra: it is imported where it is used.
+Writing needs numpy only; reading hands the checked bytes to the safetensors library (a
+dependency), imported where it is used.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "ModelFileError",
     "SAFETENSORS_DTYPES",
     "check_finite_tensors",
+    "check_finite_to_write",
     "is_int",
     "load_tensors",
     "save_tensors",
@@ -35,6 +37,7 @@ __all__ = [
 
 HEADER_LENGTH_BYTES = 8  # safetensors: a little-endian u64 header length comes first
 MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
+HEADER_ALIGN = 8  # the header is padded with spaces so that the data starts 8-byte aligned
 
 # safetensors dtype names accepted, with the numpy dtype each stands for (little-endian)
 SAFETENSORS_DTYPES = {
@@ -104,18 +107,34 @@ def check_finite_tensors(path: object, tensors: dict[str, np.ndarray]) -> None:
             raise ModelFileError(f"{path}: {e}") from None
 
 
+def check_finite_to_write(path: object, tensors: dict[str, np.ndarray]) -> None:
+    """Refuse to write NaN or infinite weights (ValueError naming the file and the tensor):
+    saved from a diverged run, they would load only to predict NaN."""
+    for name, array in tensors.items():
+        try:
+            check_finite(
+                f"tensor {name!r}",
+                array,
+                fix="the run diverged; train again with a smaller learning rate",
+            )
+        except ValueError as e:
+            raise ValueError(f"refusing to write {path}: {e}") from None
+
+
 def save_tensors(
     path: str | os.PathLike, tensors: dict[str, np.ndarray], metadata: dict[str, str]
 ) -> None:
     """Write named arrays and string metadata to a safetensors file, atomically.
 
     Arrays are stored little-endian and C-contiguous; dtypes are those of
-    ``SAFETENSORS_DTYPES`` (float16/32/64, int8..64, uint8..64, bool). The bytes go to a
-    temporary file in the same folder (written, flushed, fsync'ed) that os.replace renames over
-    ``path``; the folder is then fsync'ed. On any failure the temporary file is removed and an
-    existing file at ``path`` is left as it was.
+    ``SAFETENSORS_DTYPES`` (float16/32/64, int8..64, uint8..64, bool). The same tensors and
+    metadata give the same bytes, whatever the order of the dicts: the header lists the
+    metadata and the tensors sorted by name (the tensors' data widest dtype first, as the
+    safetensors library lays it out, so every tensor starts aligned), so ``sha256sum``
+    identifies a file's content. The bytes go to a temporary file in the same folder (written,
+    flushed, fsync'ed) that os.replace renames over ``path``; the folder is then fsync'ed. On
+    any failure the temporary file is removed and an existing file at ``path`` is left as it was.
     """
-    st = _require_safetensors()
     check_path("path", path)
     if not isinstance(tensors, dict):
         raise ValueError(f"tensors must be a dict name -> numpy array, got {type(tensors)}")
@@ -133,11 +152,47 @@ def save_tensors(
         if array.dtype.newbyteorder("=") not in _NUMPY_TO_SAFETENSORS:
             kinds = ", ".join(str(dt.newbyteorder("=")) for dt in SAFETENSORS_DTYPES.values())
             raise ValueError(f"tensor {name!r} has dtype {array.dtype}; supported: {kinds}")
-        little = array.dtype.newbyteorder("<")
-        # safetensors copies nbytes from the data pointer: it must be contiguous
-        arrays[name] = np.ascontiguousarray(array, dtype=little)
-    data = st.save(arrays, metadata=dict(metadata))
-    atomic_write(path, data)  # temp file, fsync, os.replace, fsync the folder
+        arrays[name] = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    atomic_write(path, _serialize(arrays, metadata))  # temp file, fsync, rename, fsync folder
+
+
+def _serialize(arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> bytearray:
+    """The safetensors bytes of little-endian contiguous ``arrays``, in a fixed order.
+
+    Layout (the format's specification): a u64 header length, the JSON header padded with
+    spaces to a multiple of HEADER_ALIGN bytes, then the tensors' bytes one after another.
+    """
+    order = sorted(arrays, key=lambda name: (-arrays[name].dtype.itemsize, name))
+    header: dict[str, Any] = {}
+    if metadata:
+        header["__metadata__"] = dict(sorted(metadata.items()))
+    offset = 0
+    for name in order:
+        array = arrays[name]
+        dtype = _NUMPY_TO_SAFETENSORS[array.dtype.newbyteorder("=")]
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + array.nbytes],
+        }
+        offset += array.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()  # ASCII: \u escapes
+    text += b" " * (-len(text) % HEADER_ALIGN)
+    if len(text) > MAX_HEADER_BYTES:
+        raise ValueError(
+            f"the safetensors header would take {len(text)} bytes, more than the "
+            f"{MAX_HEADER_BYTES} a reader accepts: too many tensors or too much metadata"
+        )
+    out = bytearray(HEADER_LENGTH_BYTES + len(text) + offset)
+    out[:HEADER_LENGTH_BYTES] = struct.pack("<Q", len(text))
+    start = HEADER_LENGTH_BYTES + len(text)
+    out[HEADER_LENGTH_BYTES:start] = text
+    view = memoryview(out)
+    for name in order:
+        array = arrays[name]
+        begin, end = header[name]["data_offsets"]
+        view[start + begin : start + end] = array.reshape(-1).view(np.uint8)
+    return out
 
 
 def _parse_header(path: object, raw: bytes) -> tuple[dict[str, str], dict[str, dict]]:

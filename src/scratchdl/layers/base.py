@@ -81,6 +81,18 @@ def as_input(layer: Layer, x) -> np.ndarray:
     return x
 
 
+def as_float_input(layer: Layer, x) -> np.ndarray:
+    """``x`` as floating numbers, for a layer whose output is not exact in integers (a mean,
+    a normalisation, a scaled mask): integer input becomes float64, as numpy's ``mean`` does.
+
+    Layers whose output is exact in the input's own type (ReLU, max pooling, Flatten) keep
+    integers; those that multiply by float parameters (Affine, Convolution) promote by numpy's
+    rules; floating input keeps its dtype everywhere.
+    """
+    x = as_input(layer, x)
+    return x if x.dtype.kind == "f" else x.astype(np.float64)
+
+
 def as_param(layer: Layer, name: str, value) -> np.ndarray:
     """A parameter as a floating array (it is updated in place by the optimizers)."""
     if not isinstance(value, np.ndarray) or value.dtype.kind != "f":

@@ -7,7 +7,7 @@ import numpy as np
 from ..checks import check_positive_int
 from ..conv_bands import in_order_of
 from ..im2col import conv_output_size, pad_images
-from .base import Layer, as_input, check_ndim
+from .base import Layer, as_float_input, as_input, check_ndim
 
 
 class _Pool(Layer):
@@ -107,11 +107,12 @@ class Pooling(_Pool):
 class AvgPooling(_Pool):
     """Average pooling: each output is the mean of its window (padded zeros count).
 
+    Integer input gives float64 output, as numpy's ``mean`` does.
     Shape: (N, C, H, W) -> (N, C, OH, OW), OH = (H + 2*pad - pool_h) / stride + 1.
     """
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        x = as_input(self, x)
+        x = as_float_input(self, x)  # a mean of integers is not an integer
         xp, OH, OW = self._padded(x)
         out = None
         for _, cell in self._slices(OH, OW):

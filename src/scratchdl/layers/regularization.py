@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import as_rng, check_fraction, check_positive
-from .base import Layer, as_input, as_param
+from .base import Layer, as_float_input, as_param
 
 BN_EPS = 1e-6  # the book's 10e-7: keeps 1/sqrt(var + eps) finite for a constant feature
 
@@ -56,7 +56,7 @@ class BatchNormalization(Layer):
         return a
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        x = as_input(self, x)
+        x = as_float_input(self, x)
         D = self.params["gamma"].shape[0]
         feature_axis = 1
         if x.ndim not in (2, 4) or x.shape[feature_axis] != D:
@@ -115,7 +115,7 @@ class Dropout(Layer):
         self.mask: np.ndarray | None = None  # kept units, scaled: dx = dout * mask
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        x = as_input(self, x)
+        x = as_float_input(self, x)
         if not train:
             self.mask = None
             return x

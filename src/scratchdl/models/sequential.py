@@ -13,6 +13,7 @@ part (``scratchdl.threads.BatchParts``); the parameter gradients are the sums ov
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -209,13 +210,16 @@ class Sequential:
                     grads[name] = grads[name] + self.weight_decay_lambda * self.params[name]
         return grads
 
-    def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
-        """Gradients of ``loss(x, t, train=True)`` by central differences (slow; for checks)."""
+    def numerical_gradient(
+        self, x: np.ndarray, t: np.ndarray, h: float = G.H
+    ) -> dict[str, np.ndarray]:
+        """Gradients of ``loss(x, t, train=True)`` by central differences of step ``h``
+        (slow; for checks)."""
 
         def f(_):
             return self.loss(x, t, train=True)
 
-        return {name: G.numerical_gradient(f, p) for name, p in self.params.items()}
+        return {name: G.numerical_gradient(f, p, h) for name, p in self.params.items()}
 
     # -- state -----------------------------------------------------------------------------
 
@@ -275,11 +279,25 @@ class Sequential:
         for g, state in zip(gens, states, strict=True):
             g.bit_generator.state = state
 
-    def set_dropout_mask_hold(self, hold: bool) -> None:
-        """Make every Dropout reuse its current mask (True) or draw new ones (False)."""
-        for layer in self.layers:
-            if isinstance(layer, Dropout):
-                layer.hold_mask = hold
+    def set_dropout_mask_hold(self, hold: bool | Sequence[bool]) -> list[bool]:
+        """Make every Dropout reuse its current mask (True) or draw new ones (False).
+
+        ``hold`` is one setting for all, or one per Dropout in order. Returns the settings
+        before, one per Dropout, so that passing them back restores them exactly.
+        """
+        dropouts = [layer for layer in self.layers if isinstance(layer, Dropout)]
+        if isinstance(hold, (bool, np.bool_)):
+            hold = [bool(hold)] * len(dropouts)
+        hold = list(hold)
+        if len(hold) != len(dropouts) or not all(isinstance(h, (bool, np.bool_)) for h in hold):
+            raise ValueError(
+                f"hold must be True, False or {len(dropouts)} of them (one per Dropout), "
+                f"got {hold!r}"
+            )
+        before = [layer.hold_mask for layer in dropouts]
+        for layer, h in zip(dropouts, hold, strict=True):
+            layer.hold_mask = bool(h)
+        return before
 
     def n_params(self) -> int:
         return int(sum(p.size for p in self.params.values()))
