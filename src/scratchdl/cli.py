@@ -75,9 +75,10 @@ def _prepare_out(out: Path) -> None:
 def cmd_evaluate(args) -> int:
     from .datasets.mnist import IMAGE_SHAPE, N_CLASSES
     from .experiments import plots
-    from .files import load
+    from .files import load_model
 
-    model = load(args.model)
+    model, what = load_model(args.model)
+    print(what)
     K = model.output_size  # may exceed the data set's classes: those are never right
     try:  # before the data set is read: a model for other images fails at once
         model.check_batch(np.zeros((1, 1, *IMAGE_SHAPE), dtype=model.dtype))
@@ -98,7 +99,7 @@ def cmd_evaluate(args) -> int:
     )
     y = scores.argmax(axis=1)
     accuracy = float(np.mean(y == t_test))
-    out = Path(args.out) if args.out else Path(args.model).parent
+    out = Path(args.out) if args.out else _figures_folder(Path(args.model))
     _prepare_out(out)
     names = list(FASHION_CLASSES) if args.dataset == "fashion-mnist" else []
     names += [str(k) for k in range(len(names), K)]  # digits, and outputs beyond the classes
@@ -123,15 +124,23 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _figures_folder(model: Path) -> Path:
+    """Where evaluate writes its figures by default: beside a model file that training wrote,
+    or, for the book's weights (often in a folder not ours to write), runs/book-NAME."""
+    if model.suffix == ".pkl":
+        return Path("runs") / f"book-{model.stem}"
+    return model.parent
+
+
 # -- predict --------------------------------------------------------------------------------
 
 
 def cmd_predict(args) -> int:
-    from .files import load
+    from .files import load_model
     from .functions import softmax
     from .images import MNIST_SIZE, prepare_image
 
-    model = load(args.model)
+    model, _ = load_model(args.model)
     try:  # a model for other images fails before any image is read
         model.check_batch(np.zeros((1, 1, MNIST_SIZE, MNIST_SIZE), dtype=model.dtype))
     except ValueError as e:
@@ -233,7 +242,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="accuracy, confusion matrix, misclassified images")
-    p.add_argument("model", help="a model file written by scratchdl train")
+    p.add_argument("model", help="a model file of scratchdl train, or one of the book's .pkl files")
     p.add_argument("--dataset", choices=datasets.DATASETS, default="mnist")
     p.add_argument(
         "--out", type=_folder, help="folder for the figures (default: the model's folder)"
@@ -243,7 +252,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify PNG/JPEG images")
-    p.add_argument("model")
+    p.add_argument("model", help="a model file of scratchdl train, or one of the book's .pkl files")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_predict)
 

@@ -4,21 +4,24 @@
 - ``save_tensors`` / ``load_tensors`` (safetensors_file.py): named arrays and string metadata,
   written atomically and read with every length, offset and dtype checked.
 - ``write_checkpoint`` / ``read_checkpoint`` (checkpoint.py): the Trainer's full state.
-- ``import_book_params`` (book_pickle.py): the book's ``params.pkl``, never run as a pickle.
+- ``import_book_params``, ``load_book_model`` (book_pickle.py): the book's pickled weights
+  (``params.pkl``, ``sample_weight.pkl``), never run as a pickle; ``load_model`` takes either.
 
 Every problem with a file raises ``ModelFileError`` (a ValueError) naming the file and what is
 wrong. Importing this package needs numpy only: safetensors is imported where it is used.
 """
 
-from .book_pickle import import_book_params
+from .book_pickle import import_book_params, load_book_model
 from .checkpoint import read_checkpoint, write_checkpoint
-from .model_file import load, save
+from .model_file import load, load_model, save
 from .safetensors_file import ModelFileError, load_tensors, save_tensors
 
 __all__ = [
     "ModelFileError",
     "import_book_params",
     "load",
+    "load_book_model",
+    "load_model",
     "load_tensors",
     "read_checkpoint",
     "save",

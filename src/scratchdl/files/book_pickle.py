@@ -1,6 +1,8 @@
 """The book's pickled weights (``params.pkl``), imported without trusting the pickle.
 
-``import_book_params(path, model)`` reads a file written by the book's sample code through an
+``import_book_params(path, model)`` reads a file written by the book's sample code into a model
+you built; ``load_book_model(path)`` also recognises which of the book's networks the file
+holds (ch03's inference network, SimpleConvNet, DeepConvNet) and builds it. Both read through an
 unpickler that resolves only the globals a numpy array needs, each to a stand-in that checks
 its arguments; arrays are rebuilt from their bytes here, never by numpy's own pickle code,
 and the opcodes are walked before unpickling so that nothing is allocated beyond what the file
@@ -21,10 +23,10 @@ import numpy as np
 from ..checks import check_path
 from ..checks import short_repr as _short
 from ..layers import Affine, AvgPooling, Convolution, Dropout, Flatten, Pooling, Relu
-from ..models import Sequential
+from ..models import DeepConvNet, MultiLayerNet, Sequential, SimpleConvNet
 from .safetensors_file import ModelFileError, is_int
 
-__all__ = ["BOOK_PICKLE_GLOBALS", "import_book_params"]
+__all__ = ["BOOK_NETWORKS", "BOOK_PICKLE_GLOBALS", "import_book_params", "load_book_model"]
 
 MAX_PICKLE_BYTES = 1 << 30  # the book's files are 1-4 MB; refuse to read more than 1 GiB
 
@@ -311,6 +313,11 @@ def import_book_params(path: str | os.PathLike, model: Sequential) -> dict[str, 
     if not isinstance(model, Sequential):
         raise ValueError(f"model must be a scratchdl model (Sequential), got {type(model)}")
     params, sha256 = _read_book_pickle(path)
+    return _load_into(path, model, params, sha256)
+
+
+def _load_into(path, model: Sequential, params: dict, sha256: str) -> dict[str, object]:
+    """Check the file's arrays against ``model`` and copy them in (see import_book_params)."""
     class_name = type(model).__name__
     missing = sorted(set(model.params) - set(params))
     extra = sorted(set(params) - set(model.params))
@@ -352,3 +359,40 @@ def import_book_params(path: str | os.PathLike, model: Sequential) -> dict[str, 
         "dtype": f"{'/'.join(from_dtypes)} -> {model.dtype}",
         "dropout_scaling": scales,
     }
+
+
+# The book's networks that a weight file can hold, recognised by their parameter shapes:
+# name -> (what the book calls it, a builder for the given dtype).
+BOOK_NETWORKS = {
+    "ch03": (
+        "the book's ch03 inference network (neuralnet_mnist.py, 784-50-100-10, sigmoid)",
+        lambda dtype: MultiLayerNet(
+            784, [50, 100], 10, activation="sigmoid", weight_init_std="sigmoid", dtype=dtype
+        ),
+    ),
+    "SimpleConvNet": ("the book's ch07 SimpleConvNet", lambda dtype: SimpleConvNet(dtype=dtype)),
+    "DeepConvNet": ("the book's ch08 DeepConvNet", lambda dtype: DeepConvNet(dtype=dtype)),
+}
+
+
+def load_book_model(path: str | os.PathLike, *, dtype=np.float32) -> tuple[Sequential, dict]:
+    """Read one of the book's weight files and build the network it belongs to.
+
+    The network is recognised from the file's parameter names and shapes: ch03's
+    ``sample_weight.pkl`` (784-50-100-10 with sigmoid hidden layers, as a MultiLayerNet),
+    ch07's ``params.pkl`` (SimpleConvNet) or ch08's ``deep_convnet_params.pkl`` (DeepConvNet).
+    Returns the model and ``import_book_params``'s report, with ``network`` naming what was
+    recognised. A file of any other network raises ModelFileError listing what it holds.
+    """
+    params, sha256 = _read_book_pickle(path)
+    shapes = {name: a.shape for name, a in params.items()}
+    for key, (title, build) in BOOK_NETWORKS.items():
+        model = build(dtype)
+        if shapes == {name: a.shape for name, a in model.params.items()}:
+            report = _load_into(path, model, params, sha256)
+            return model, {**report, "network": key, "title": title}
+    held = ", ".join(f"{n} {tuple(s)}" for n, s in sorted(shapes.items()))
+    raise ModelFileError(
+        f"{path}: not one of the book's networks ({', '.join(BOOK_NETWORKS)}): it holds {held}; "
+        "build the network it belongs to and use import_book_params(path, model)"
+    )

@@ -18,6 +18,7 @@ import numpy as np
 from .. import init
 from ..checks import short_repr as _short
 from ..models import MODELS, Sequential, model_from_config
+from .book_pickle import load_book_model
 from .safetensors_file import (
     ModelFileError,
     check_finite_tensors,
@@ -180,3 +181,20 @@ def load(path: str | os.PathLike, *, rng: np.random.Generator | int | None = Non
                 "names the wrong dtype"
             )
     return model
+
+
+BOOK_SUFFIX = ".pkl"  # the book's sample code pickles its weights into .pkl files
+
+
+def load_model(path: str | os.PathLike) -> tuple[Sequential, str]:
+    """A model from a scratchdl model file, or from one of the book's pickled weight files
+    (``.pkl``: ch03's ``sample_weight.pkl``, ch07's ``params.pkl``, ch08's
+    ``deep_convnet_params.pkl``, recognised by their parameters; see ``load_book_model``).
+
+    Returns the model and one line that says what was loaded.
+    """
+    if os.fspath(path).endswith(BOOK_SUFFIX):
+        model, report = load_book_model(path)
+        return model, f"{path}: {report['title']}, read as {type(model).__name__}"
+    model = load(path)
+    return model, f"{path}: {type(model).__name__}"
