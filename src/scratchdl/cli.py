@@ -245,7 +245,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a model file of scratchdl train, or one of the book's .pkl files")
     p.add_argument("--dataset", choices=datasets.DATASETS, default="mnist")
     p.add_argument(
-        "--out", type=_folder, help="folder for the figures (default: the model's folder)"
+        "--out",
+        type=_folder,
+        help="figures' folder (default: the model's; runs/book-NAME for .pkl)",
     )
     p.add_argument("--max-images", type=_positive_int, default=60)
     p.add_argument("--data-dir")
