@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 
 import numpy as np
 
@@ -21,7 +22,8 @@ def pyplot():
         raise ImportError(
             "figures need matplotlib, a dependency of scratchdl: pip install matplotlib"
         ) from e
-    matplotlib.use("Agg", force=True)  # files only: no screen needed
+    if "matplotlib.pyplot" not in sys.modules:  # a notebook keeps its own (inline) backend
+        matplotlib.use("Agg")  # files only: no screen needed
     import matplotlib.pyplot as plt
 
     return plt
