@@ -15,6 +15,7 @@ EXPERIMENTS = (
     "gates",
     "activations",
     "gradient-descent",
+    "tangent-line",
     "gradient-check",
     "optimizer-paths",
     "optimizer-compare",
