@@ -29,7 +29,6 @@ from ..checks import short_repr as _short
 from .safetensors_file import (
     ModelFileError,
     check_finite_tensors,
-    check_finite_to_write,
     load_tensors,
     save_tensors,
 )
@@ -67,7 +66,7 @@ def write_checkpoint(path: str | os.PathLike, state: dict, settings: dict) -> No
     optimizer state raise ValueError and write nothing: the previous checkpoint stays.
     """
     tensors = {f"{part}/{k}": v for part in PARTS for k, v in state[part].items()}
-    check_finite_to_write(path, tensors)
+    check_finite_tensors(path, tensors, writing=True)
     history = {k: v for k, v in state["history"].items() if k != "loss"}
     tensors[LOSS_TENSOR] = np.asarray(state["history"]["loss"], dtype=np.float64)
     meta = {

@@ -22,7 +22,6 @@ from .book_pickle import load_book_model
 from .safetensors_file import (
     ModelFileError,
     check_finite_tensors,
-    check_finite_to_write,
     is_int,
     load_tensors,
     save_tensors,
@@ -75,7 +74,7 @@ def save(model: Sequential, path: str | os.PathLike) -> None:
         "scratchdl_version": _scratchdl_version(),
     }
     state = model.state_dict()
-    check_finite_to_write(path, state)
+    check_finite_tensors(path, state, writing=True)
     save_tensors(path, state, metadata)
 
 

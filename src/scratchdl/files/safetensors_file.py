@@ -28,7 +28,6 @@ __all__ = [
     "ModelFileError",
     "SAFETENSORS_DTYPES",
     "check_finite_tensors",
-    "check_finite_to_write",
     "is_int",
     "load_tensors",
     "save_tensors",
@@ -94,31 +93,22 @@ def strict_json(text: str) -> Any:
     return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
 
 
-def check_finite_tensors(path: object, tensors: dict[str, np.ndarray]) -> None:
-    """Refuse weights that are NaN or infinite: a damaged file, or a run saved as it diverged."""
+def check_finite_tensors(path: object, tensors: dict[str, np.ndarray], *, writing=False) -> None:
+    """Refuse weights that are NaN or infinite. Read from a file (ModelFileError): the file is
+    damaged or was saved as a run diverged. About to be written (``writing``, ValueError naming
+    the file): they would load only to predict NaN."""
+    fix = (
+        "the run diverged; train again with a smaller learning rate"
+        if writing
+        else "the file is damaged or was saved from a diverged run"
+    )
     for name, array in tensors.items():
         try:
-            check_finite(
-                f"tensor {name!r}",
-                array,
-                fix="the file is damaged or was saved from a diverged run",
-            )
+            check_finite(f"tensor {name!r}", array, fix=fix)
         except ValueError as e:
+            if writing:
+                raise ValueError(f"refusing to write {path}: {e}") from None
             raise ModelFileError(f"{path}: {e}") from None
-
-
-def check_finite_to_write(path: object, tensors: dict[str, np.ndarray]) -> None:
-    """Refuse to write NaN or infinite weights (ValueError naming the file and the tensor):
-    saved from a diverged run, they would load only to predict NaN."""
-    for name, array in tensors.items():
-        try:
-            check_finite(
-                f"tensor {name!r}",
-                array,
-                fix="the run diverged; train again with a smaller learning rate",
-            )
-        except ValueError as e:
-            raise ValueError(f"refusing to write {path}: {e}") from None
 
 
 def save_tensors(
