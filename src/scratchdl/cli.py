@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets
+from . import cli_export, datasets
 from .atomic import check_writable
+from .cli_args import folder, positive_float, positive_int
 from .cli_train import DEFAULT_EPOCHS, DEFAULT_OPTIMIZER, MODEL_CHOICES, train
 from .cli_train import DEFAULT_LR as DEFAULT_LR  # the train command's, named here too
 from .cli_train import new_network as new_network
@@ -196,7 +197,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         help="threads for the CNNs (default $SCRATCHDL_NUM_THREADS, else the cores; 1: none)",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -206,34 +207,34 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=datasets.DATASETS, default="mnist")
     p.add_argument(
         "--epochs",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_EPOCHS.items()),
     )
-    p.add_argument("--batch-size", type=_positive_int, default=100)
+    p.add_argument("--batch-size", type=positive_int, default=100)
     p.add_argument(
         "--optimizer",
         type=str.lower,
         choices=tuple(OPTIMIZERS),
         help="default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_OPTIMIZER.items()),
     )
-    p.add_argument("--lr", type=_positive_float, help="learning rate (default per optimizer)")
+    p.add_argument("--lr", type=positive_float, help="learning rate (default per optimizer)")
     p.add_argument("--augment", action="store_true", help="random shift/rotation/scale")
     p.add_argument(
         "--lr-decay-epochs",
-        type=_positive_int,
+        type=positive_int,
         nargs="+",
         default=(),
         metavar="EPOCH",
         help="multiply the learning rate by --lr-decay at these epochs",
     )
-    p.add_argument("--lr-decay", type=_positive_float, default=0.1)
+    p.add_argument("--lr-decay", type=positive_float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=_folder, help="output folder (default runs/MODEL-DATASET)")
+    p.add_argument("--out", type=folder, help="output folder (default runs/MODEL-DATASET)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     p.add_argument(
         "--eval-samples",
-        type=_positive_int,
+        type=positive_int,
         default=10000,
         help="images of each set evaluated after every epoch (default 10000)",
     )
@@ -246,10 +247,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=datasets.DATASETS, default="mnist")
     p.add_argument(
         "--out",
-        type=_folder,
+        type=folder,
         help="figures' folder (default: the model's; runs/book-NAME for .pkl)",
     )
-    p.add_argument("--max-images", type=_positive_int, default=60)
+    p.add_argument("--max-images", type=positive_int, default=60)
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_evaluate)
 
@@ -268,7 +269,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.add_argument("--list", action="store_true")
     p.add_argument(
-        "--out", type=_folder, default="figures", help="folder for the PNG and JSON files"
+        "--out", type=folder, default="figures", help="folder for the PNG and JSON files"
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true")
@@ -280,37 +281,14 @@ def make_parser() -> argparse.ArgumentParser:
         help="change one of the experiment's settings (repeatable)",
     )
     p.add_argument(
-        "--workers", type=_positive_int, help="parallel worker processes (hyperparameter-search)"
+        "--workers", type=positive_int, help="parallel worker processes (hyperparameter-search)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_experiment)
+
+    for command in (cli_export,):
+        command.add_command(sub)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def _folder(text: str) -> str:
-    if not text:  # "" would silently mean the default, or the current folder
-        raise argparse.ArgumentTypeError("must name a folder, got ''")
-    return text
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not np.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
 
 
 def _version() -> str:

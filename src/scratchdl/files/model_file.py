@@ -28,7 +28,7 @@ from .safetensors_file import (
     strict_json,
 )
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "load", "save", "scratchdl_version"]
 
 FORMAT = "scratchdl"
 FORMAT_VERSION = "1"
@@ -39,7 +39,7 @@ MIN_CONFIG_INT_LIMIT = 4096  # see _check_config_ints
 VALUE_BUDGET_FACTOR, MIN_VALUE_BUDGET = 4, 1 << 20
 
 
-def _scratchdl_version() -> str:
+def scratchdl_version() -> str:
     """The installed scratchdl's version, or "unknown" when it runs from a source tree."""
     try:
         return version("scratchdl")
@@ -71,7 +71,7 @@ def save(model: Sequential, path: str | os.PathLike) -> None:
         "format_version": FORMAT_VERSION,
         "class": name,
         "config": config,
-        "scratchdl_version": _scratchdl_version(),
+        "scratchdl_version": scratchdl_version(),
     }
     state = model.state_dict()
     check_finite_tensors(path, state, writing=True)

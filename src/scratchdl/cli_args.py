@@ -1,0 +1,36 @@
+"""Argument types shared by the ``scratchdl`` subcommands (cli.py and the cli_*.py modules):
+each turns a bad value into argparse's one-line error, which the command prints with exit 2."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+__all__ = ["folder", "positive_float", "positive_int"]
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def folder(text: str) -> str:
+    if not text:  # "" would silently mean the default, or the current folder
+        raise argparse.ArgumentTypeError("must name a folder, got ''")
+    return text
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
