@@ -1,10 +1,19 @@
-"""Speed and memory of scratchdl against the same networks in PyTorch (CPU), float32, batch 100.
+"""Speed and memory of scratchdl against the same networks in PyTorch (CPU), float32.
 
 Both frameworks run the same architecture from the same initial weights on the same random
-MNIST-shaped batch, with the same number of threads. Timing alternates between them in rounds
-of ROUND calls (the order flips each round), so that machine noise hits both alike; warm-up
-calls are excluded. Peak memory is measured in a fresh process per framework and network.
-Usage: python benchmarks/speed.py --steps 30 [--threads N] [--nets simple,deep] [--markdown]
+MNIST-shaped batch (100 images; 1 for "inference b1"), with the same number of threads.
+
+Two ways of timing, both reported:
+- isolated (the headline column): every measurement runs in a fresh process that imports one
+  framework only, warms up, and times ``--steps`` calls; the frameworks alternate process by
+  process (the order flips each round) over ``--rounds`` rounds. A cell is the median of the
+  processes' medians, with their range. Two frameworks in one process share the CPUs between
+  two thread pools (OpenBLAS's and PyTorch's), which skewed PyTorch's times by 2-6x.
+- in-process (the second column): both frameworks in this process, alternating in rounds of
+  ROUND calls, as the first release measured.
+Peak memory is measured in a fresh process per framework and network.
+Usage: python benchmarks/speed.py [--steps 30] [--rounds 3] [--threads N] [--nets simple,deep]
+                                  [--markdown] [--no-in-process]
 """
 
 from __future__ import annotations
@@ -24,6 +33,11 @@ from scratchdl import Adam, DeepConvNet, SimpleConvNet, TwoLayerNet
 from scratchdl.layers import Affine, Convolution, Dropout, Pooling, Relu
 
 BATCH = 100
+PHASES = {
+    "step": ("train step", BATCH),
+    "infer": ("inference", BATCH),
+    "infer1": ("inference b1", 1),
+}
 ROUND = 5  # calls of one framework before switching to the other
 MEMORY_STEPS = 5  # training steps, after warm-up, of a memory-measuring process
 MEMORY_RUNS = 3  # processes per framework and network; torch's peak varies by ~10% between runs
@@ -88,7 +102,9 @@ def to_torch(model):
     return nn.Sequential(*modules)
 
 
-def setup(net: str, framework: str, threads: int, count_flops: bool = True) -> dict:
+def setup(
+    net: str, framework: str, threads: int, count_flops: bool = True, batch: int = BATCH
+) -> dict:
     """The training step and inference callables of one framework for one network.
 
     Counting FLOPs runs a forward pass (for the shapes); a memory measurement must not, or
@@ -96,8 +112,8 @@ def setup(net: str, framework: str, threads: int, count_flops: bool = True) -> d
     """
     make, shape = NETS[net]
     rng = np.random.default_rng(0)
-    x = rng.random((BATCH, *shape), dtype=np.float32)  # like pixel intensities in [0, 1)
-    t = rng.integers(0, 10, BATCH)
+    x = rng.random((batch, *shape), dtype=np.float32)  # like pixel intensities in [0, 1)
+    t = rng.integers(0, 10, batch)
     model = make()
     if framework == "scratchdl":
         opt = Adam(lr=1e-3)
@@ -123,6 +139,44 @@ def setup(net: str, framework: str, threads: int, count_flops: bool = True) -> d
             return tnet(xt)
 
     return dict(step=step, infer=infer, net=tnet)
+
+
+def bench(net: str, framework: str, phase: str, threads: int) -> dict:
+    """The callable of one phase (step, infer, infer1) of one framework, ready to time;
+    torch's network is put in the mode of the phase."""
+    b = setup(net, framework, threads, count_flops=False, batch=PHASES[phase][1])
+    if framework == "torch":
+        b["net"].train(phase == "step")
+    return b["step" if phase == "step" else "infer"]
+
+
+def timing_child(net: str, framework: str, phase: str, steps: int, warmup: int, threads: int):
+    """Time one phase of one framework in this (fresh) process; print the median seconds."""
+    limit_blas(threads)
+    fn = bench(net, framework, phase, threads)
+    for _ in range(warmup):
+        fn()
+    times = [timed(fn) for _ in range(steps)]
+    print(np.median(times))
+
+
+def isolated(cells: list[tuple[str, str]], frameworks: list[str], args) -> dict:
+    """{(net, phase, framework): [median seconds of each process]}: one fresh process per
+    measurement, frameworks alternating process by process, the order flipped every round
+    and from one cell to the next."""
+    found: dict[tuple, list[float]] = {}
+    base = [sys.executable, __file__, f"--threads={args.threads}"]
+    for r in range(args.rounds):
+        for c, (net, phase) in enumerate(cells):
+            for f in frameworks[:: 1 if (r + c) % 2 == 0 else -1]:
+                spec = f"{net}:{f}:{phase}:{args.steps}:{args.warmup}"
+                run = subprocess.run(
+                    [*base, f"--timing-child={spec}"], capture_output=True, text=True
+                )
+                if run.returncode:
+                    raise SystemExit(f"timing {spec} failed:\n{run.stderr}")
+                found.setdefault((net, phase, f), []).append(float(run.stdout.split()[-1]))
+    return found
 
 
 def timed(fn) -> float:
@@ -232,24 +286,43 @@ def table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join(lines)
 
 
-def time_net(net: str, frameworks: list[str], args) -> tuple[list, set[str]]:
-    """(row, GFLOP, {framework: median seconds}) of each phase, and torch's conv kernels."""
-    benches = {f: setup(net, f, args.threads) for f in frameworks}
-    both, rows = len(benches) == 2, []
-    conv = conv_kernels(benches["torch"]["step"]) if both else set()
-    for i, phase in enumerate(("step", "infer")):
+def in_process(net: str, frameworks: list[str], args) -> tuple[dict, set[str]]:
+    """{(net, phase, framework): median seconds} timed in this process (both frameworks
+    alternating in rounds of ROUND calls), and torch's conv kernels."""
+    found, conv = {}, set()
+    for phase in PHASES:
+        fns = {f: bench(net, f, phase, args.threads) for f in frameworks}
+        if phase == "step" and "torch" in fns:
+            conv = conv_kernels(fns["torch"])
+        for f, ts in alternate(fns, args.steps, args.warmup).items():
+            found[(net, phase, f)] = float(np.median(ts))
+    return found, conv
+
+
+def work_of(net: str, phase: str) -> float:
+    """FLOPs of one call of a phase (see FLOP_RULE)."""
+    b = setup(net, "scratchdl", 1, batch=PHASES[phase][1])
+    return b["flops"][0 if phase == "step" else 1]
+
+
+def rows_of(cells, frameworks, isolated_s: dict, in_process_s: dict, peak: float) -> list:
+    """The timing table's rows: per cell the isolated medians [range] in ms, the ratios of
+    both modes, and the GFLOP/s (isolated medians) against the matmul peak."""
+    both, rows = len(frameworks) == 2, []
+    for net, phase in cells:
+        work = work_of(net, phase)
+        med = {f: float(np.median(isolated_s[(net, phase, f)])) for f in frameworks}
+        row = [net, PHASES[phase][0], f"{work / 1e9:.4f}"]
+        for f in frameworks:
+            ts = np.array(isolated_s[(net, phase, f)]) * 1e3
+            row.append(f"{np.median(ts):.2f} [{ts.min():.2f}-{ts.max():.2f}]")
         if both:
-            benches["torch"]["net"].train(phase == "step")
-        times = alternate({f: b[phase] for f, b in benches.items()}, args.steps, args.warmup)
-        work = benches["scratchdl"]["flops"][i]  # the same network in both
-        med = {f: np.median(ts) for f, ts in times.items()}
-        row = [net, "train step" if i == 0 else "inference", f"{work / 1e9:.3f}"]
-        for ts in times.values():
-            q1, q3 = np.percentile(ts, [25, 75])
-            row.append(f"{np.median(ts) * 1e3:.2f} ({(q3 - q1) * 1e3:.2f})")
-        row += [f"{med['scratchdl'] / med['torch']:.2f}"] if both else []
-        rows.append((row, work, med))
-    return rows, conv
+            row.append(f"**{med['scratchdl'] / med['torch']:.2f}**")
+            ip = [in_process_s.get((net, phase, f)) for f in frameworks]
+            row.append(f"{ip[0] / ip[1]:.2f}" if None not in ip else "-")
+        row += [f"{work / m / 1e9:.1f} ({work / m / 1e7 / peak:.0f}%)" for m in med.values()]
+        rows.append(row)
+    return rows
 
 
 def main() -> None:
@@ -260,16 +333,24 @@ def main() -> None:
     p.add_argument("--nets", default=",".join(NETS), help=f"any of {', '.join(NETS)}")
     p.add_argument("--no-torch", action="store_true", help="time scratchdl only")
     p.add_argument("--markdown", action="store_true", help="Markdown for benchmarks/RESULTS.md")
+    p.add_argument("--rounds", type=int, default=3, help="fresh processes per framework and cell")
+    p.add_argument("--phases", default=",".join(PHASES), help=f"any of {', '.join(PHASES)}")
+    p.add_argument("--no-in-process", action="store_true", help="skip the in-process column")
+    p.add_argument("--no-memory", action="store_true", help="skip the memory table")
     p.add_argument("--memory-child", help=argparse.SUPPRESS)  # internal: NET:FRAMEWORK:STEPS
+    p.add_argument("--timing-child", help=argparse.SUPPRESS)  # NET:FRAMEWORK:PHASE:STEPS:WARMUP
     args = p.parse_args()
     if args.memory_child:
         net, framework, steps = args.memory_child.split(":")
         return memory_child(net, framework, int(steps), args.threads)
-    nets = args.nets.split(",")
-    if bad := [n for n in nets if n not in NETS]:
-        p.error(f"unknown nets {bad}; choose from {', '.join(NETS)}")
-    if min(args.steps, args.threads) < 1 or args.warmup < 0:
-        p.error("--steps and --threads must be >= 1, --warmup >= 0")
+    if args.timing_child:
+        net, framework, phase, steps, warmup = args.timing_child.split(":")
+        return timing_child(net, framework, phase, int(steps), int(warmup), args.threads)
+    nets, phases = args.nets.split(","), args.phases.split(",")
+    if bad := [n for n in nets if n not in NETS] + [f for f in phases if f not in PHASES]:
+        p.error(f"unknown nets or phases {bad}; choose from {', '.join([*NETS, *PHASES])}")
+    if min(args.steps, args.threads, args.rounds) < 1 or args.warmup < 0:
+        p.error("--steps, --rounds and --threads must be >= 1, --warmup >= 0")
     frameworks, torch_note = ["scratchdl"], "PyTorch not used (--no-torch)"
     if not args.no_torch:
         try:
@@ -284,11 +365,15 @@ def main() -> None:
     started, cpu_before = time.perf_counter(), cpu_seconds()
     first_peak = matmul_peak()  # and again at the end: noise only slows, so the faster counts
 
-    rows, mem_rows, conv = [], [], set()
+    cells = [(net, phase) for net in nets for phase in phases]
+    isolated_s = isolated(cells, frameworks, args)
+    in_process_s, conv, mem_rows = {}, set(), []
     for net in nets:
-        net_rows, net_conv = time_net(net, frameworks, args)
-        rows, conv = rows + net_rows, conv | net_conv
-        mem_rows.append(memory_row(net, frameworks, args))
+        if not args.no_in_process:
+            found, net_conv = in_process(net, frameworks, args)
+            in_process_s, conv = in_process_s | found, conv | net_conv
+        if not args.no_memory:
+            mem_rows.append(memory_row(net, frameworks, args))
     peak = max(first_peak, matmul_peak())
     wall = time.perf_counter() - started
     others = np.subtract(cpu_seconds(), cpu_before) @ [1, -1] / (wall * os.cpu_count())
@@ -309,8 +394,11 @@ def main() -> None:
         f"environment: {env}",
         f"peak: numpy float32 {PEAK_SIZE}x{PEAK_SIZE} matmul, the faster of the medians at start "
         f"({first_peak:.1f}) and end: {peak:.1f} GFLOP/s",
-        f"{FLOP_RULE}; batch {BATCH}, float32; {args.steps} timed calls per cell after "
-        f"{args.warmup} warm-up, alternating in rounds of {ROUND}",
+        f"{FLOP_RULE}; batch {BATCH} (b1: 1), float32",
+        f"isolated: {args.rounds} rounds of one fresh process per framework and cell, each "
+        f"timing {args.steps} calls after {args.warmup} warm-up; ms: median of the processes' "
+        "medians [their range]"
+        + ("" if args.no_in_process else f"; in-process: alternating in rounds of {ROUND}"),
         MEMORY_RULE.format(args.warmup + MEMORY_STEPS, MEMORY_RUNS),
         f"run time: {wall:.0f} s; other processes (and steal) kept {others:.0%} of the CPUs busy, "
         f"{spare:.0%} were spare"
@@ -321,13 +409,13 @@ def main() -> None:
         ),
     ]
     print("\n".join(f"- {line}" for line in info) if args.markdown else "\n".join(info), end="\n\n")
-    header = ["net", "phase", "GFLOP", *(f"{f} ms median (IQR)" for f in frameworks)]
-    header += ["scratchdl/torch"] * both + [f"{f} GFLOP/s (% peak)" for f in frameworks]
-    rows = [
-        row + [f"{work / m / 1e9:.1f} ({work / m / 1e7 / peak:.0f}%)" for m in med.values()]
-        for row, work, med in rows
-    ]
+    header = ["net", "phase", "GFLOP", *(f"{f} ms, isolated" for f in frameworks)]
+    header += ["scratchdl/torch isolated", "in-process"] * both
+    header += [f"{f} GFLOP/s (% peak)" for f in frameworks]
+    rows = rows_of(cells, frameworks, isolated_s, in_process_s, peak)
     print(table(header, rows, args.markdown), end="\n\n")
+    if args.no_memory:
+        return
     mem_header = ["net", *(f"{f} train peak MiB" for f in frameworks)] + ["scratchdl/torch"] * both
     print(table(mem_header, mem_rows, args.markdown))
 

@@ -207,8 +207,8 @@ def test_copies_share_parameters_so_updates_reach_every_part():
     x, t = batch(model, N=6)
     opt = Adam(lr=0.01)
     opt.update(model.params, model.gradient(x, t))
-    copy = model._parts.stacks[1]
-    for mine, theirs in zip(model.layers, copy, strict=True):
+    copy = model._parts.stacks[1]  # the stages of part 1 (a fused block holds three layers)
+    for mine, theirs in zip(model._parts.stacks[0], copy, strict=True):
         assert mine is not theirs
         for key in mine.params:
             assert theirs.params[key] is mine.params[key]
@@ -253,24 +253,29 @@ def test_copies_made_later_do_not_share_the_buffers_of_earlier_passes():
     set_num_threads(1)
     np.testing.assert_allclose(y3, model.predict(x), rtol=1e-13, atol=1e-15)
     # and structurally: no cache of one part's layers shares memory with another part's
-    # (``x``, a layer's reference to its input, is only read; a stale one may overlap a newer
-    # pass's input, which is harmless)
     shared = {id(a) for a in (*model.params.values(), *model.buffers.values())}
-    for i in range(len(model.layers)):
-        caches = [
-            [
-                v
-                for k, v in (*vars(stack[i]).items(), *_workspace(stack[i]).items())
-                if isinstance(v, np.ndarray) and id(v) not in shared and k != "x"
-            ]
-            for stack in model._parts.stacks
-        ]
-        if isinstance(model.layers[i], Convolution):  # its workspace is seen: padded input, band
-            assert all(len(c) >= 2 for c in caches)
+    stages = model._parts.stacks[0]  # a fused block (stages.ConvBlock) holds three layers
+    for i in range(len(stages)):
+        caches = [_caches(stack[i], shared) for stack in model._parts.stacks]
+        if hasattr(stages[i], "conv") or isinstance(stages[i], Convolution):
+            assert all(len(c) >= 2 for c in caches)  # its workspace is seen: input, band
         for a in range(len(caches)):
             for b in range(a + 1, len(caches)):
                 for u in caches[a]:
-                    assert not any(np.shares_memory(u, v) for v in caches[b]), model.layers[i]
+                    assert not any(np.shares_memory(u, v) for v in caches[b]), stages[i]
+
+
+def _caches(stage, shared: set) -> list:
+    """The arrays a stage keeps (its layers', their workspaces', a fused block's state),
+    but for the model's parameters and ``x`` (a layer's reference to its input, only read:
+    a stale one may overlap a newer pass's input, which is harmless)."""
+    holders = [stage, *getattr(stage, "layers", ()), getattr(stage, "state", None)]
+    found = []
+    for holder in (h for h in holders if h is not None):
+        for k, v in (*vars(holder).items(), *_workspace(holder).items()):
+            if isinstance(v, np.ndarray) and id(v) not in shared and k != "x":
+                found.append(v)
+    return found
 
 
 def _workspace(layer) -> dict:

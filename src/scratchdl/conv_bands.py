@@ -137,12 +137,17 @@ class Workspace:
         the band size: bands of whole rows over the whole batch, or, where one row of the
         whole batch is already too big, one row of part of the batch."""
         row = K * OW * np.dtype(dtype).itemsize  # bytes of one output row of one image
-        budget = self.chunk_bytes if threads.blas_threads() == 1 else self.shared_chunk_bytes
+        budget = self.band_budget()
         if row * N <= budget:
             r = max(1, budget // (row * N))
             return [((r0, min(r0 + r, OH)), (0, N)) for r0 in range(0, OH, r)]
         n = max(1, budget // row)
         return [((r0, r0 + 1), (n0, min(n0 + n, N))) for r0 in range(OH) for n0 in range(0, N, n)]
+
+    def band_budget(self) -> int:
+        """Bytes of one band's im2col matrix: cache-sized where each product runs on one
+        BLAS thread, large where BLAS shares each product over threads."""
+        return self.chunk_bytes if threads.blas_threads() == 1 else self.shared_chunk_bytes
 
     def band(self, xp: np.ndarray, FH: int, FW: int, stride: int, tile: tuple, OW: int):
         """im2col(x).T of one tile, (C*FH*FW, rows*OW*n), in the scratch memory."""

@@ -39,15 +39,21 @@ class Convolution(Layer):
         self.work = conv_bands.Workspace()
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        x = as_input(self, x)
+        x = self.checked_input(x)
         W, b = self.params["W"], self.params["b"]
+        return conv_bands.convolve(x, W, b, self.stride, self.pad, self.work)
+
+    def checked_input(self, x) -> np.ndarray:
+        """``x`` as an array this layer takes, or a ValueError that names what is wrong."""
+        x = as_input(self, x)
+        W = self.params["W"]
         check_ndim(self, x, 4, "(N, C, H, W)")
         if x.shape[1] != W.shape[1]:
             raise ValueError(
                 f"Convolution expects (N, {W.shape[1]}, H, W) input for W of shape {W.shape}, "
                 f"got {x.shape}"
             )
-        return conv_bands.convolve(x, W, b, self.stride, self.pad, self.work)
+        return x
 
     def backward_params(self, dout: np.ndarray) -> None:
         if self.work.xp is None:

@@ -8,6 +8,10 @@ layers to stack.
 Threads: a network with convolutions runs its leading per-sample layers (everything up to
 the first dropout or training-mode batch norm) on parts of the batch at once, one thread per
 part (``scratchdl.threads.BatchParts``); the parameter gradients are the sums over the parts.
+
+Fusion: the book's block Convolution -> ReLU (-> max pooling) runs as one stage
+(``models/stages.py``, computed by ``conv_fused``); ``fuse = False`` runs every layer on its
+own, which is the reference the fused stages are tested against.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from .. import gradient as G
 from .. import threads
 from ..checks import check_finite, check_positive, check_positive_int, float_dtype
 from ..layers import Convolution, Dropout, Layer, SoftmaxWithLoss
+from . import stages
 
 
 class Sequential:
@@ -60,6 +65,10 @@ class Sequential:
         self.last_loss: float | None = None  # the loss computed by the latest gradient()
         self._parts = threads.BatchParts()  # runs the leading layers on parts of a batch
         self._split = 0  # how many leading layers the latest forward ran in parts (0: none)
+        self.fuse = True  # run Convolution -> ReLU (-> pooling) as one stage (see stages.py)
+        self._stage_key: tuple = ()  # the layers (and fuse) that _stage_list was made for
+        self._stage_list: list = []
+        self._split_stages = 0  # how many leading stages the latest forward ran in parts
         counters = {"W": 0, "gamma": 0}
         for layer in self.layers:
             group = "W" if "W" in layer.params else "gamma" if "gamma" in layer.params else None
@@ -139,12 +148,27 @@ class Sequential:
         return self._forward(self._check_x(x), train)
 
     def _forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        run = self._stages()
         k = self._split = self._plan(x.shape[0], train)
-        if k:  # the first k layers on parts of the batch, one thread each
-            x = self._parts.forward(self.layers[:k], x, train)
-        for layer in self.layers[k:]:
-            x = layer.forward(x, train=train)
+        s, covered = 0, 0  # the stages that stand for the first k layers
+        while s < len(run) and covered + stages.layer_count(run[s]) <= k:
+            covered += stages.layer_count(run[s])
+            s += 1
+        self._split_stages = s
+        if s:  # the first s stages on parts of the batch, one thread each
+            x = self._parts.forward(run[:s], x, train)
+        for stage in run[s:]:
+            x = stage.forward(x, train=train)
         return x
+
+    def _stages(self) -> list:
+        """The stages that run the layers (see stages.py), made again when the layers or
+        ``fuse`` changed."""
+        key = (self.fuse, *map(id, self.layers))
+        if key != self._stage_key:
+            self._stage_list = stages.stages(self.layers) if self.fuse else list(self.layers)
+            self._stage_key = key
+        return self._stage_list
 
     def _plan(self, N: int, train: bool) -> int:
         """How many leading layers run on parts of a batch of N (0: none, one thread).
@@ -192,13 +216,13 @@ class Sequential:
         """Gradients of ``loss(x, t, train=True)`` by backpropagation, named like ``params``."""
         self.last_loss = self.loss(x, t, train=True)
         dout = self.last_layer.backward(1.0)
-        k = self._split
-        for layer in reversed(self.layers[max(k, 1) :]):
-            dout = layer.backward(dout)
-        if k:  # back through the first k layers on the parts of the batch forward used
+        run, s = self._stage_list, self._split_stages  # those of the forward in loss()
+        for stage in reversed(run[max(s, 1) :]):
+            dout = stage.backward(dout)
+        if s:  # back through the first s stages on the parts of the batch forward used
             self._parts.backward(dout)
-        elif self.layers:  # the input data needs no gradient
-            self.layers[0].backward_params(dout)
+        elif run:  # the input data needs no gradient
+            run[0].backward_params(dout)
         grads = {
             name: layer.grads[key]
             for name, (layer, key) in self._owner.items()
