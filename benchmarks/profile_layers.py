@@ -1,10 +1,12 @@
 """Per-layer time of one training step (forward + backward) of SimpleConvNet and DeepConvNet.
 
-Reports both wall time (BLAS threads as configured) and, with ``--cpu``, CPU time with one
-BLAS thread, which is steadier on a shared machine. Batch 100, float32, random MNIST-shaped
+Walks the model's stages: the fused Convolution -> ReLU (-> pooling) blocks as the model
+runs them, or, with ``--plain``, every layer on its own. Reports both wall time (BLAS threads
+as configured) and, with ``--cpu``, CPU time with one BLAS thread, which is steadier on a
+shared machine. Batch 100, float32, random MNIST-shaped
 input. Used to decide what to optimise; see benchmarks/RESULTS.md.
 
-    python benchmarks/profile_layers.py [--cpu] [--repeats 10] [--batch 100]
+    python benchmarks/profile_layers.py [--cpu] [--repeats 10] [--batch 100] [--plain]
 
 The layers are called one by one on the whole batch, so models do not split it over threads
 here. ``--cpu --batch 50`` shows what one thread does with its half of a batch of 100 in a
@@ -24,29 +26,31 @@ from scratchdl.optimizers import Adam
 
 
 def profile(model, x, t, repeats: int, clock) -> dict[str, list[float]]:
-    """Milliseconds per layer: {repr: [forward, backward]}, mean over ``repeats`` steps."""
+    """Milliseconds per stage (a layer, or a fused block: ``model.fuse``): {repr: [forward,
+    backward]}, mean over ``repeats`` steps."""
     opt = Adam()
     for _ in range(2):  # warm-up: buffers allocated, BLAS threads started
         opt.update(model.params, model.gradient(x, t))
-    times = [[0.0, 0.0] for _ in model.layers]
+    stages = model._stages()
+    times = [[0.0, 0.0] for _ in stages]
     for _ in range(repeats):
         h = x.astype(model.dtype, copy=False)
-        for i, layer in enumerate(model.layers):
+        for i, layer in enumerate(stages):
             start = clock()
             h = layer.forward(h, train=True)
             times[i][0] += clock() - start
         model.last_layer.forward(h, t)
         dout = model.last_layer.backward(1.0)
-        for i in reversed(range(len(model.layers))):
+        for i in reversed(range(len(stages))):
             start = clock()
             if i:
-                dout = model.layers[i].backward(dout)
+                dout = stages[i].backward(dout)
             else:  # as the model does: the input data needs no gradient
-                model.layers[i].backward_params(dout)
+                stages[i].backward_params(dout)
             times[i][1] += clock() - start
     return {
-        f"{i:2d} {layer!r}": [v * 1e3 / repeats for v in times[i]]
-        for i, layer in enumerate(model.layers)
+        f"{i:2d} {layer!r}"[:70]: [v * 1e3 / repeats for v in times[i]]
+        for i, layer in enumerate(stages)
     }
 
 
@@ -55,6 +59,7 @@ def main() -> None:
     parser.add_argument("--cpu", action="store_true", help="CPU time with one BLAS thread")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--batch", type=int, default=100, help="images per step")
+    parser.add_argument("--plain", action="store_true", help="layers one by one, no fused blocks")
     args = parser.parse_args()
     limit = contextlib.nullcontext()
     if args.cpu:
@@ -67,11 +72,13 @@ def main() -> None:
     t = rng.integers(0, 10, args.batch)
     with limit:
         for make in (SimpleConvNet, DeepConvNet):
-            rows = profile(make(rng=0), x, t, args.repeats, clock)
+            model = make(rng=0)
+            model.fuse = not args.plain
+            rows = profile(model, x, t, args.repeats, clock)
             kinds: dict[str, list[float]] = {}
             print(f"{make.__name__} ({'CPU ms, 1 BLAS thread' if args.cpu else 'wall ms'})")
             for name, (f, b) in rows.items():
-                print(f"  {name:<62} forward {f:7.2f}  backward {b:7.2f}")
+                print(f"  {name:<70} forward {f:7.2f}  backward {b:7.2f}")
                 kind = name.split()[1].split("(")[0]
                 kinds.setdefault(kind, [0.0, 0.0])
                 kinds[kind][0] += f

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cli_export, datasets
+from . import cli_export, cli_serve, datasets
 from .atomic import check_writable
 from .cli_args import folder, positive_float, positive_int
 from .cli_train import DEFAULT_EPOCHS, DEFAULT_OPTIMIZER, MODEL_CHOICES, train
@@ -286,7 +286,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_experiment)
 
-    for command in (cli_export,):
+    for command in (cli_serve, cli_export):
         command.add_command(sub)
     return parser
 

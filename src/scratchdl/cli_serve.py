@@ -1,0 +1,136 @@
+"""``scratchdl serve``: the web page that looks inside the networks (scratchdl.serve).
+
+    scratchdl serve [--model PATH ...] [--runs DIR] [--host 127.0.0.1] [--port 8000]
+
+With no arguments it serves the SimpleConvNet shipped in the package, offline. It listens on
+127.0.0.1 unless told otherwise; another --host prints a warning, since the server has no
+login. The socket is bound here, before uvicorn starts, so that a port in use ends in one
+line and exit status 2 like every other user error (cli.main); Ctrl-C stops it cleanly.
+
+Part of the command line: ``cli.py`` holds the parser and ``main``; FastAPI, uvicorn and
+Pillow are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import socket
+import sys
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+# connections uvicorn serves at once, a backstop (beyond it uvicorn answers a plain-text 503);
+# the bodies held in memory are bounded by the pool's places (inference.Pool.admit)
+MAX_CONNECTIONS = 200
+KEEP_ALIVE_SECONDS = 5
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    if not text.strip().isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text!r}")
+    return int(text)
+
+
+def add_command(sub) -> None:
+    """Add the serve subcommand to the subparsers ``sub`` of cli.make_parser."""
+    p = sub.add_parser("serve", help="a web page that shows what every layer of a network sees")
+    p.add_argument(
+        "--model",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="PATH",
+        help="more models to offer: files of scratchdl train, or the book's .pkl files "
+        "(the shipped SimpleConvNet is always there)",
+    )
+    p.add_argument("--runs", default="runs", metavar="DIR", help="training runs to show")
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="address to listen on (default 127.0.0.1: this machine)",
+    )
+    p.add_argument("--port", type=port_number, default=DEFAULT_PORT, help="0: any free port")
+    p.set_defaults(func=cmd_serve)
+
+
+def host_warning(host: str) -> str | None:
+    """The warning for a --host that other machines can reach, or None for loopback."""
+    if host == "localhost":
+        return None
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    return (
+        f"warning: --host {host} lets other machines reach this server, which has no login: "
+        "anyone on the network can use it; use --host 127.0.0.1 to keep it to this machine"
+    )
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port) and listening; OSError naming the address and the fix."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise OSError(e.errno, f"--host {host}: cannot listen there: {e.strerror or e}") from e
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart reuses the port
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        raise OSError(
+            e.errno,
+            f"cannot listen on {host}:{port}: {e.strerror or e}; choose another --port "
+            "(0 picks a free one)",
+        ) from e
+    return sock
+
+
+def url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"  # what to type on this machine
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+    from threadpoolctl import threadpool_limits
+
+    from .serve.app import create_app
+    from .serve.inference import Models
+    from .serve.runs import runs_root
+
+    warning = host_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr)
+    models = Models(args.model)  # a bad file stops here, before the port is taken
+    app = create_app(models, runs_root(args.runs))
+    sock = listen(args.host, args.port)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        limit_concurrency=MAX_CONNECTIONS,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
+    server = uvicorn.Server(config)
+    print(
+        f"scratchdl serve: {url(sock)}  (models: {', '.join(models.entries)}; Ctrl-C to stop)",
+        flush=True,
+    )
+    # each of the pool's workers runs its products on one BLAS thread: two workers on two
+    # cores, not two workers each starting a BLAS thread per core
+    with sock, threadpool_limits(limits=1, user_api="blas"):
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn shuts down, then raises the Ctrl-C it caught
+            pass
+    print("scratchdl serve: stopped", flush=True)
+    return 0

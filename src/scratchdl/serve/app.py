@@ -1,0 +1,250 @@
+"""The web app of ``scratchdl serve``: the page, and the JSON API the page itself uses.
+
+- ``GET /``: the page (static/index.html, app.js, style.css; no build step, nothing from a CDN);
+  ``GET /docs``: the API described from ``GET /openapi.json``, by a local page (FastAPI's own
+  /docs loads Swagger UI from a CDN, so it is turned off).
+- ``GET /api/health``, ``GET /api/models``.
+- ``POST /api/predict?model=ID&layers=1``: the body is an image's bytes or JSON pixels.
+- ``GET /api/testset?model=ID&count=N&mistakes=1``: test images with their predictions.
+- ``GET /api/runs``, ``GET /api/runs/{name}``: the training runs under ``--runs``.
+
+A handler validates (safety.py), then calls the library on the bounded pool (inference.py).
+Every error is JSON ``{"detail": message}`` with a 4xx status (503 when the pool is full);
+no traceback ever reaches the client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from . import inference
+from .inference import MnistTestImages, Models, Pool
+from .runs import find_run, list_runs, read_run
+from .safety import IMAGE_TYPES, MAX_BODY_BYTES, ClientError, read_body, read_input
+
+STATIC = Path(__file__).parent / "static"
+MAX_ID = 100  # characters of a model id or run name in a query
+MAX_COUNT = 100  # test images per request
+# the page runs only its own files: no inline script, nothing from another origin
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
+        b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+]
+log = logging.getLogger("scratchdl.serve")
+
+PREDICT_BODY = {
+    "required": True,
+    "description": (
+        f"An image (PNG, JPEG, ...; at most {MAX_BODY_BYTES:,} bytes), prepared like "
+        "`scratchdl predict` does (cropped, scaled, centred by mass in 28x28); or JSON pixels "
+        "taken as they are."
+    ),
+    "content": {
+        **{t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES},
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["pixels"],
+                "properties": {
+                    "pixels": {
+                        "type": "array",
+                        "minItems": 28,
+                        "maxItems": 28,
+                        "items": {
+                            "type": "array",
+                            "minItems": 28,
+                            "maxItems": 28,
+                            "items": {"type": "number", "minimum": 0, "maximum": 1},
+                        },
+                    }
+                },
+            }
+        },
+    },
+}
+ERRORS = {
+    status: {"description": text, "content": {"application/json": {"example": {"detail": "..."}}}}
+    for status, text in [
+        (400, "a malformed body or query"),
+        (404, "an unknown model or run"),
+        (413, "a body or image too large"),
+        (503, "the inference pool is full; try again"),
+    ]
+}
+
+
+class SecurityHeaders:
+    """ASGI middleware: SECURITY_HEADERS on every response."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(
+    models: Models,
+    runs_dir: Path,
+    test_images: MnistTestImages | None = None,
+    pool: Pool | None = None,
+) -> FastAPI:
+    """The app, serving ``models`` (by id), the runs under ``runs_dir`` and ``test_images``
+    (default: MnistTestImages.find()); inference on ``pool`` (default: a new Pool)."""
+    test_images = test_images or MnistTestImages.find()
+    pool = pool or Pool()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        pool.close()
+
+    app = FastAPI(
+        title="scratchdl serve",
+        summary="Look inside the networks of 'Deep Learning from Scratch'",
+        version="1",
+        docs_url=None,  # Swagger UI comes from a CDN; /docs below is a local page
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.add_middleware(SecurityHeaders)
+    add_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return FileResponse(STATIC / "docs.html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        return Response(status_code=204)  # no icon, and no 404 in the browser's console
+
+    @app.get("/api/health", summary="Whether the server answers")
+    async def health() -> dict:
+        return {"status": "ok", "models": len(models.entries), "busy": pool.admitted}
+
+    @app.get("/api/models", summary="The models to choose from, by id")
+    async def list_models() -> dict:
+        entries = list(models.entries.values())
+        return {
+            "default": entries[0].id,
+            "models": [e.info() for e in entries],
+            "test_set": test_images.source,
+        }
+
+    @app.post(
+        "/api/predict",
+        summary="Classify a digit; with layers=1, also what every layer sees",
+        description=(
+            "Returns `{model, class, probabilities}`; with `layers=1` also `input` (the 28x28 "
+            "image the network saw), `layers` (each layer's output for the image) and "
+            "`filters` (the first convolution's weights). Arrays travel as "
+            "`{shape, min, max, data}`: `data` is base64 of one byte per value, 0 at `min` "
+            "and 255 at `max`. The Server-Timing header gives the inference time."
+        ),
+        openapi_extra={"requestBody": PREDICT_BODY},
+        responses=ERRORS,
+    )
+    async def predict(
+        request: Request,
+        model: str | None = Query(None, max_length=MAX_ID, description="an id of /api/models"),
+        layers: bool = Query(False, description="add every layer's activations"),
+    ) -> JSONResponse:
+        entry = models.get(model)
+        content_type = request.headers.get("content-type")
+        async with pool.admit():  # before the body: the pool bounds the bodies held too
+            body = await read_body(request)
+
+            def job() -> dict:  # decoding runs on the pool too: it bounds the images' memory
+                return inference.predict(entry, read_input(content_type, body), layers)
+
+            result = await pool.call(job)
+        ms = result.pop("server_ms")
+        return JSONResponse(result, headers={"server-timing": f"infer;dur={ms}"})
+
+    @app.get(
+        "/api/testset", summary="Random test images with the model's predictions", responses=ERRORS
+    )
+    async def testset(
+        model: str | None = Query(None, max_length=MAX_ID),
+        count: int = Query(24, ge=1, le=MAX_COUNT),
+        mistakes: bool = Query(False, description="only the misclassified images"),
+        seed: int = Query(0, ge=0, le=2**32 - 1),
+    ) -> dict:
+        entry = models.get(model)
+        return await pool.run(test_images.sample, entry, count, mistakes, seed)
+
+    @app.get("/api/runs", summary="The run folders under --runs, newest first")
+    async def runs() -> dict:
+        return {"root": runs_dir.name, "runs": list_runs(runs_dir)}
+
+    @app.get("/api/runs/{name}", summary="A run's learning curves", responses=ERRORS)
+    async def run(name: str) -> dict:
+        return {"name": name, **read_run(find_run(runs_dir, name[: MAX_ID + 1]))}
+
+    schema = app.openapi
+
+    def openapi() -> dict:  # a bad query is a 400 here (bad_query), not FastAPI's 422
+        spec = schema()
+        for operations in spec["paths"].values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        return spec
+
+    app.openapi = openapi
+    return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error as JSON {"detail": message}; 400 for a bad query; never a traceback."""
+
+    @app.exception_handler(ClientError)
+    async def client_error(request, exc: ClientError):
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc: HTTPException):
+        return JSONResponse(
+            {"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_query(request, exc: RequestValidationError):
+        problems = []
+        for error in exc.errors()[:5]:
+            where = ".".join(str(part) for part in error.get("loc", ()))
+            problems.append(f"{where}: {error.get('msg', 'invalid')}")
+        return JSONResponse({"detail": "; ".join(problems)[:500]}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request, exc: Exception):
+        log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(
+            {"detail": "internal error; the server's log has the details"}, status_code=500
+        )

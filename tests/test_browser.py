@@ -1,0 +1,249 @@
+"""``scratchdl serve`` used as a person would: the real server, in Debian's Chromium.
+
+Playwright drives /usr/bin/chromium (never a browser of its own download: ``playwright
+install`` is never run); scripts/test installs the Debian package when it is missing, and
+these tests fail, not skip, without it. Screenshots go to the test's temporary folder, and to
+$SCRATCHDL_SCREENSHOTS when it names a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scratchdl.datasets import load_mnist_sample
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PHONE = {"width": 390, "height": 844}  # an iPhone 12-14's CSS pixels
+START_SECONDS = 60  # the server loads its model and test images first
+WAIT_MS = 15_000  # for a prediction on a busy 2-core machine
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> list[Path]:
+    folders = [tmp_path_factory.mktemp("screenshots")]
+    if os.environ.get("SCRATCHDL_SCREENSHOTS"):
+        folders.append(Path(os.environ["SCRATCHDL_SCREENSHOTS"]))
+        folders[-1].mkdir(parents=True, exist_ok=True)
+    return folders
+
+
+def screenshot(page, shots: list[Path], name: str, **options) -> None:
+    data = page.screenshot(**options)
+    for folder in shots:
+        (folder / name).write_bytes(data)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The real command, `scratchdl serve`, on a free port; stopped with Ctrl-C (SIGINT)."""
+    runs = tmp_path_factory.mktemp("runs")
+    done = runs / "simple-cnn-mnist"
+    done.mkdir()
+    history = {
+        "loss": list(np.geomspace(2.3, 0.03, 300)),
+        "train_acc": [0.97, 0.985, 0.99],
+        "test_acc": [0.972, 0.984, 0.988],
+        "epoch_seconds": [14.0, 14.2, 14.1],
+        "final_test_acc": 0.988,
+    }
+    (done / "history.json").write_text(json.dumps(history))
+    port = free_port()
+    code = "import sys; from scratchdl.cli import main; sys.exit(main())"
+    command = [sys.executable, "-c", code, "serve", "--port", str(port), "--runs", str(runs)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + START_SECONDS
+    while True:
+        try:
+            with urllib.request.urlopen(url + "api/health", timeout=2) as r:
+                assert json.load(r)["status"] == "ok"
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the server did not start: {process.communicate()[0]}")
+            time.sleep(0.2)
+    yield {"url": url, "runs": runs}
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    try:
+        out, _ = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("the server did not stop on Ctrl-C")
+    assert process.returncode == 0, out
+    assert url in out and "stopped" in out and "Traceback" not in out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests need Debian's chromium package; run "
+            "scripts/test, which installs it (or: sudo apt-get install chromium)"
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the browser tests need Playwright for Python: pip install -e '.[test]'")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, server, **context):
+    page = browser.new_context(**context).new_page()
+    page.goto(server["url"])
+    page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
+    return page
+
+
+def stroke(page, points) -> None:
+    """One mouse stroke on #pad through ``points``, given as fractions of its size."""
+    box = page.locator("#pad").bounding_box()
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=3)
+    page.mouse.up()
+
+
+ONE = [(0.52, 0.18), (0.5, 0.5), (0.48, 0.82)]
+ZERO = [(0.5 + 0.2 * np.sin(a), 0.5 - 0.32 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 33)]
+
+
+def expect(locator):
+    # the page's Content-Security-Policy forbids eval, so no wait_for_function: locators only
+    from playwright.sync_api import expect
+
+    return expect(locator)
+
+
+def expect_prediction(page, digit: str) -> None:
+    expect(page.locator("#prediction")).to_have_text(digit, timeout=WAIT_MS)
+
+
+def expect_count(page, selector: str, count: int) -> None:
+    expect(page.locator(selector)).to_have_count(count, timeout=WAIT_MS)
+
+
+def blank_canvases(page, selector: str) -> tuple[int, int]:
+    """(canvases under ``selector``, how many of them hold a single colour)."""
+    counts = page.evaluate(
+        """(selector) => {
+            const canvases = [...document.querySelectorAll(selector + " canvas")];
+            const blank = canvases.filter((c) => {
+                const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+                for (let i = 4; i < d.length; i += 4) {
+                    if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2]) return false;
+                }
+                return true;
+            });
+            return [canvases.length, blank.length];
+        }""",
+        selector,
+    )
+    return tuple(counts)
+
+
+def test_drawing_a_1_and_a_0_shows_them_and_every_layer(browser, server, shots):
+    page = open_page(browser, server, viewport={"width": 1280, "height": 1000})
+    stroke(page, ONE)
+    expect_prediction(page, "1")
+    screenshot(page, shots, "draw-1.png", full_page=True)
+    page.click("#clear")
+    expect_prediction(page, "")
+    stroke(page, ZERO)
+    expect_prediction(page, "0")
+    expect_count(page, "#layers canvas", 7)
+    assert blank_canvases(page, "#layers") == (7, 0)  # the input and the six layers
+    assert blank_canvases(page, "#filters") == (1, 0)
+    top = page.locator("#bars .bar.top .digit").text_content()
+    assert top == "0"
+    screenshot(page, shots, "draw-0.png", full_page=True)
+    screenshot(page, shots, "serve.png")  # the README's picture: the first screen
+    page.context.close()
+
+
+def test_an_uploaded_test_digit_gets_its_label(browser, server, shots, tmp_path):
+    _, (x, t) = load_mnist_sample(flatten=False)
+    i = 1  # MNIST's second test image, a 2
+    path = tmp_path / f"digit-{t[i]}.png"
+    Image.fromarray((x[i, 0] * 255).astype(np.uint8)).resize((140, 140)).save(path)
+    page = open_page(browser, server, viewport={"width": 1280, "height": 1000})
+    page.set_input_files("#file", str(path))
+    expect_prediction(page, str(t[i]))
+    assert page.locator("#upload-preview").is_visible()
+    expect_count(page, "#layers canvas", 7)
+    assert blank_canvases(page, "#layers") == (7, 0)
+    screenshot(page, shots, "upload.png", full_page=True)
+    page.context.close()
+
+
+def test_the_test_set_its_mistakes_and_the_runs(browser, server, shots):
+    page = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    page.click("#tabs button[data-view=testset]")
+    page.wait_for_selector("#test-grid .sample", timeout=WAIT_MS)
+    assert page.locator("#test-grid .sample").count() == 40
+    page.click("#test-mistakes")
+    expect(page.locator("#test-summary")).to_contain_text("Some of the mistakes", timeout=WAIT_MS)
+    assert page.locator("#test-grid .sample.right").count() == 0
+    assert page.locator("#test-grid .sample.wrong").count() > 0
+    screenshot(page, shots, "testset-mistakes.png", full_page=True)
+
+    page.click("#tabs button[data-view=runs]")
+    page.wait_for_selector("#runs-table tbody tr", timeout=WAIT_MS)
+    page.wait_for_selector("#run-chart:not([hidden])")
+    assert blank_canvases(page, "#view-runs") == (1, 0)
+    # a run that starts while the page is open shows up at the next refresh
+    late = server["runs"] / "late-run"
+    late.mkdir()
+    (late / "history.json").write_text(json.dumps({"loss": [2.0], "test_acc": [0.5]}))
+    page.wait_for_selector("#runs-table td:text-is('late-run')", timeout=WAIT_MS)
+    screenshot(page, shots, "runs.png", full_page=True)
+    page.context.close()
+
+
+def test_the_page_works_at_a_phones_width(browser, server, shots):
+    page = open_page(browser, server, viewport=PHONE, device_scale_factor=2, has_touch=True)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page is {overflow} px wider than the phone"
+    box = page.locator("#pad").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    assert box["width"] >= 200  # big enough to draw on with a finger
+    stroke(page, ONE)
+    expect_prediction(page, "1")
+    expect_count(page, "#layers canvas", 7)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"with the layers shown, the page is {overflow} px too wide"
+    screenshot(page, shots, "phone.png", full_page=True)
+    page.context.close()
