@@ -167,3 +167,28 @@ def test_a_fused_backward_needs_a_training_forward():
     out = block.forward(np.zeros((1, 1, 8, 8), np.float32), train=False)
     with pytest.raises(RuntimeError, match="train=True"):
         block.backward(np.ones_like(out))
+
+
+def test_small_batches_on_wide_maps_take_whole_padded_rows_and_equal_the_layers(monkeypatch):
+    # a batch of 2 on 18-pixel rows: conv_fused copies whole padded rows (wide_band)
+    import scratchdl.conv_fused as conv_fused
+
+    set_num_threads(1)  # the whole batch in one part
+    calls = []
+    wide_band = conv_fused.wide_band
+    monkeypatch.setattr(conv_fused, "wide_band", lambda *a: calls.append(a[1]) or wide_band(*a))
+    model = Sequential(
+        [conv(2, 3, 3, pad=1), Relu(), Pooling(2, 2, 2), conv(3, 2, 3, pad=1), Relu(),
+         affine(2 * 9 * 9, 3)],
+        input_shape=(2, 18, 18), dtype=np.float64,
+    )  # fmt: skip
+    x = RNG.standard_normal((2, 2, 18, 18))
+    t = np.array([1, 2])
+    plain, fused = run(model, x, t, fuse=False), run(model, x, t, fuse=True)
+    assert calls and calls[0] == (2, 20, 20, 2)  # the padded input, batch-last
+    for a, b in zip(plain[:2], fused[:2], strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+    for key in plain[3]:
+        np.testing.assert_allclose(
+            fused[3][key], plain[3][key], rtol=1e-11, atol=1e-13, err_msg=key
+        )

@@ -31,8 +31,10 @@ from .im2col import conv_output_size
 NO_GRADIENT = 255  # window cell of a pooled output whose maximum is <= 0: ReLU stops it
 # Below this many values in one output row of the batch (OW * N), the band is built from
 # whole padded rows (``wide_band``): a batch of one image otherwise copies runs of a few
-# pixels, which took as long as the product itself (DeepConvNet, batch 1).
-WIDE_ROW = 512
+# pixels (28 x 28 maps: 48 us against 27 us, for a product of 60 us). Only where the
+# padded width adds little to the product: at most 1/WIDE_EXTRA more columns (on 8 x 8
+# maps the extra quarter cost what the copy saved).
+WIDE_ROW, WIDE_EXTRA = 64, 8
 
 
 def fusable_pool(pool_h: int, pool_w: int, stride: int, pad: int) -> bool:
@@ -58,6 +60,8 @@ def row_bands(rows: int, OW: int, N: int, K: int, dtype, work: Workspace, multip
     """Bands ``(r0, r1)`` of ``rows`` output rows over the whole batch, each a multiple of
     ``multiple`` rows and, where that allows, within the workspace's band size."""
     row = K * OW * N * np.dtype(dtype).itemsize  # bytes of one row's im2col matrix
+    if row * rows <= work.chunk_bytes:  # one band, whatever BLAS's threads (a small batch)
+        return [(0, rows)]
     budget = work.band_budget()
     r = max(multiple, budget // row // multiple * multiple)
     return [(r0, min(r0 + r, rows)) for r0 in range(0, rows, r)]
@@ -92,7 +96,7 @@ def forward(
     OH, OW = conv_output_size(H, FH, stride, pad), conv_output_size(W_in, FW, stride, pad)
     # the pooling's windows must tile the convolution's output, as Pooling requires
     OHp, OWp = conv_output_size(OH, pool, pool, 0), conv_output_size(OW, pool, pool, 0)
-    wide = stride == 1 and OW * N < WIDE_ROW
+    wide = stride == 1 and OW * N < WIDE_ROW and (FW - 1) * WIDE_EXTRA <= OW
     if wide:  # rows computed over the padded width: OW valid columns, Wp - OW not read
         work.xp = xp = pad_batch_last(x, pad, out=_padded_with_tail(state, x, pad, FW))
         cols = xp.shape[2]
