@@ -296,3 +296,25 @@ def test_a_forked_child_gets_threads_of_its_own():
     with ctx.Pool(1) as pool:  # the child would hang on the parent's dead threads
         got = pool.apply_async(model.predict, (x,)).get(timeout=30)
     np.testing.assert_allclose(got, expected, rtol=1e-13)
+
+
+def test_a_batch_too_small_to_split_runs_its_products_on_one_blas_thread():
+    class Probe(Layer):  # records BLAS's threads while the model runs it
+        per_sample = True
+        seen: list = []
+
+        def forward(self, x, train=False):
+            Probe.seen.append(parallel.blas_threads())
+            return x
+
+        def backward(self, dout):
+            return dout
+
+    set_num_threads(2)
+    conv = Convolution(RNG.standard_normal((2, 1, 3, 3)), np.zeros(2))
+    model = Sequential([conv, Relu(), Probe()], input_shape=(1, 5, 5), dtype=np.float64)
+    with parallel._blas_controller().limit(limits=2, user_api="blas"):
+        model.predict(RNG.standard_normal((1, 1, 5, 5)))  # one image: nothing to split
+        model.predict(RNG.standard_normal((4, 1, 5, 5)))  # split: each part on one thread
+        assert parallel.blas_threads() == 2  # given back after each forward
+    assert Probe.seen == [1, 1, 1]

@@ -157,6 +157,11 @@ class Sequential:
         self._split_stages = s
         if s:  # the first s stages on parts of the batch, one thread each
             x = self._parts.forward(run[:s], x, train)
+        elif x.shape[0] < threads.get_num_threads():  # a batch too small to split
+            with threads.one_blas_thread():
+                for stage in run:
+                    x = stage.forward(x, train=train)
+            return x
         for stage in run[s:]:
             x = stage.forward(x, train=train)
         return x
