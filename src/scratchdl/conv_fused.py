@@ -54,6 +54,17 @@ class FusedState:
         self.conv_shape: tuple[int, int, int, int] | None = None  # (FN, OH, OW, N)
         self.y: np.ndarray | None = None  # one band of the convolution's output, reused
         self.flat: np.ndarray | None = None  # the padded input and a tail, for wide bands
+        self.held: dict[str, np.ndarray] = {}  # memory reused from step to step (``held``)
+
+
+def held(state: FusedState, name: str, shape: tuple, dtype) -> np.ndarray:
+    """An array of ``shape`` and ``dtype`` that ``state`` keeps from one step to the next
+    (its content is whatever the last use left): a fresh array of a few MB costs a page
+    fault per 4 kB, every step."""
+    a = state.held.get(name)
+    if a is None or a.shape != shape or a.dtype != dtype:
+        a = state.held[name] = np.empty(shape, dtype=dtype)
+    return a
 
 
 def row_bands(rows: int, OW: int, N: int, K: int, dtype, work: Workspace, multiple: int):
@@ -107,8 +118,8 @@ def forward(
     dtype = np.result_type(W, x)
     out = np.empty((FN, OHp, OWp, N), dtype=dtype)
     state.conv_shape = (FN, OH, OW, N)
-    state.cell = np.empty(out.shape, dtype=np.uint8) if train and pool > 1 else None
-    state.mask = np.empty(out.shape, dtype=bool) if train and pool == 1 else None
+    state.cell = held(state, "cell", out.shape, np.uint8) if train and pool > 1 else None
+    state.mask = held(state, "mask", out.shape, bool) if train and pool == 1 else None
     bias = b.astype(dtype, copy=False)[:, None, None, None]
     for r0, r1 in row_bands(OH, cols, N, C * FH * FW, x.dtype, work, pool):
         if wide:
@@ -190,7 +201,8 @@ def _pool_band(y: np.ndarray, out: np.ndarray, cell: np.ndarray | None, pool: in
 
 def conv_output_gradient(dout: np.ndarray, pool: int, state: FusedState) -> np.ndarray:
     """The gradient at the convolution's output, from the gradient ``dout`` at the block's
-    output: through ReLU and the pooling, as their backward passes compute it.
+    output: through ReLU and the pooling, as their backward passes compute it. In memory
+    that ``state`` reuses: it is valid until the block's next backward pass.
 
     Shape: dout (N, FN, OHp, OWp) -> (N, FN, OH, OW), batch-last in memory.
     """
@@ -198,11 +210,12 @@ def conv_output_gradient(dout: np.ndarray, pool: int, state: FusedState) -> np.n
     if pool == 1:
         if state.mask is None:
             raise RuntimeError("the fused block's backward needs a forward with train=True")
-        return (d * state.mask).transpose(3, 0, 1, 2)
+        dy = np.multiply(d, state.mask, out=held(state, "dy", d.shape, d.dtype))
+        return dy.transpose(3, 0, 1, 2)
     if state.cell is None:
         raise RuntimeError("the fused block's backward needs a forward with train=True")
     FN, OHp, OWp, N = d.shape
-    dy = np.empty(state.conv_shape, dtype=d.dtype)  # every cell is written below
+    dy = held(state, "dy", state.conv_shape, d.dtype)  # every cell is written below
     for k, (i, j) in enumerate(np.ndindex(pool, pool)):
         np.multiply(d, state.cell == k, out=dy[:, i::pool, j::pool])
     return dy.transpose(3, 0, 1, 2)
