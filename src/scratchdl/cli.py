@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cli_export, cli_serve, datasets
+from . import cli_export, cli_search, cli_serve, datasets
 from .atomic import check_writable
 from .cli_args import folder, positive_float, positive_int
 from .cli_train import DEFAULT_EPOCHS, DEFAULT_OPTIMIZER, MODEL_CHOICES, train
@@ -286,7 +286,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_experiment)
 
-    for command in (cli_serve, cli_export):
+    for command in (cli_search, cli_serve, cli_export):
         command.add_command(sub)
     return parser
 
@@ -346,6 +346,7 @@ def _out_of_memory(args) -> str:
     fix = {
         "experiment": "run it with --quick, or with fewer --workers",
         "predict": "give it fewer or smaller images at a time",
+        "search": "use fewer --workers per machine, or a smaller --set train_size",
     }.get(command, "free some memory or use a machine with more")
     return f"out of memory in scratchdl {command or ''}".rstrip() + f"; {fix}"
 

@@ -1,16 +1,16 @@
 """Random search of the learning rate and weight decay on a validation split (book ch6,
-fig. 6-24).
+fig. 6-24), on the engine of ``scratchdl search`` (Dask distributed).
 
 The first 500 MNIST training images are shuffled and split: 20 % (100 images) for validation, the
 rest for training; the test set is never looked at. Each trial draws lr = 10**U(-6, -2)
 and weight decay lambda = 10**U(-8, -4), trains a 7-layer ReLU network (784 - 100 x 6 - 10,
 He initialisation) with ``scratchdl.Trainer`` (SGD, batch 100, 50 epochs) and records the
-validation accuracy. 100 trials run in ``workers`` worker processes (spawned; BLAS
-single-threaded in them unless OMP/OPENBLAS/MKL_NUM_THREADS are set). Trial i draws
-everything (its hyperparameters, initial weights, mini-batches) from the seed
-``(seed, i)``, so the results do not depend on the number of workers. (A script that
-calls ``run`` needs the usual ``if __name__ == "__main__":`` guard, as with any spawned
-worker processes.)
+validation accuracy. The 100 trials are the tasks of an embedded Dask ``LocalCluster`` of
+``workers`` processes, each held to its share of the cores (``scratchdl.search.engine``).
+Trial i draws its hyperparameters, and then its initial weights and mini-batches, from the
+seed ``(seed, i)`` (``scratchdl.search.space``), so the results do not depend on the number
+of workers or the order in which trials finish. (A script that calls ``run`` needs the usual
+``if __name__ == "__main__":`` guard, as with any spawned worker processes.)
 
 JSON keys:
 - ``trials``: every trial in order of its index: ``{"trial", "lr", "weight_decay",
@@ -28,17 +28,14 @@ JSON keys:
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from ..models import MultiLayerNet
-from ..trainer import Trainer, TrainingDiverged
+from ..search.engine import connect, run_trials
+from ..search.report import ranking as rank_trials
+from ..search.space import Range, sample_trials
+from ..search.trial import TRAIN_IMAGES, Data, Recipe
 from . import common
 from .common import Setting, count
 from .plots import pyplot
@@ -77,116 +74,59 @@ SETTINGS = {
     "workers": count(2, quick=1),
 }
 MARGIN = 0.15  # decades shown beyond the sampled ranges, so that the top box stays visible
-BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def trial(job: tuple) -> dict:
-    """Train one network for trial ``index``; everything random comes from (seed, index).
-
-    ``job`` is ``(seed, index, settings, (x_train, t_train, x_val, t_val))``; a plain tuple
-    so that worker processes can receive it.
-    """
-    seed, index, o, (x_train, t_train, x_val, t_val) = job
-    rng = np.random.default_rng([seed, index])
-    lr = float(10 ** rng.uniform(o["lr_min_exp"], o["lr_max_exp"]))
-    weight_decay = float(10 ** rng.uniform(o["wd_min_exp"], o["wd_max_exp"]))
-    network = MultiLayerNet(
-        784,
-        [o["hidden_size"]] * o["hidden_layers"],
-        10,
-        weight_init_std="he",
-        weight_decay_lambda=weight_decay,
-        rng=rng,
-    )
-    trainer = Trainer(
-        network,
-        x_train,
-        t_train,
-        x_val,
-        t_val,
-        epochs=o["epochs"],
-        mini_batch_size=o["batch_size"],
-        optimizer="sgd",
-        optimizer_param={"lr": lr},
-        verbose=False,
-        rng=rng,
-    )
-    try:
-        history = trainer.train()
-        diverged = False
-    except TrainingDiverged:
-        history, diverged = trainer.history, True
-    return {
-        "trial": index,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "val_acc": None if diverged else history["test_acc"][-1],
-        "train_acc": None if diverged else history["train_acc"][-1],
-        "diverged": diverged,
-        "val_acc_curve": history["test_acc"],
-    }
-
-
-def run_trials(jobs: list[tuple], workers: int, progress: bool) -> list[dict]:
-    """Run ``trial`` on every job in ``workers`` worker processes; return them in job order.
-
-    Always in worker processes, even one: their BLAS runs single-threaded whatever this
-    process uses, and as the number of BLAS threads can change the last bits of a matrix
-    product, that keeps the results identical for any number of workers.
-    """
-    # 'spawn': a fresh interpreter per worker, safe whatever threads this process runs.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        with _single_threaded_blas():  # the workers start during the first submits
-            futures = [pool.submit(trial, job) for job in jobs]
-        finished = common.progress(
-            as_completed(futures),
-            total=len(futures),
-            desc=f"{NAME} ({workers} worker{'s' if workers > 1 else ''})",
-            enable=progress,
-        )
-        results = [f.result() for f in finished]
-    return sorted(results, key=lambda r: r["trial"])
-
-
-@contextmanager
-def _single_threaded_blas() -> Iterator[None]:
-    """Processes started inside this block run single-threaded BLAS (unless the user set
-    the thread counts). The workers already occupy the cores; BLAS threads on top of them
-    oversubscribe the machine (about 10x slower on 2 busy cores, measured)."""
-    added = [key for key in BLAS_THREAD_VARIABLES if key not in os.environ]
-    os.environ.update({key: "1" for key in added})
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
 
 
 def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
     o = common.options(options, SETTINGS, NAME, quick=quick)
     common.check_order(NAME, o, "lr_min_exp", "lr_max_exp")
     common.check_order(NAME, o, "wd_min_exp", "wd_max_exp")
-    (x_all, t_all), _ = common.mnist(quick=quick, progress=progress)
-    n = min(o["train_size"], len(x_all))
-    order = np.random.default_rng(seed).permutation(n)  # the book: the first 500, shuffled
-    x, t = x_all[:n][order], t_all[:n][order]
-    n_val = max(int(round(len(x) * o["validation_rate"])), 1)
+    for low, high in (("lr_min_exp", "lr_max_exp"), ("wd_min_exp", "wd_max_exp")):
+        if o[low] == o[high]:
+            raise ValueError(
+                f"experiment {NAME}: settings {low} and {high} are both {o[low]!r}, an empty "
+                f"range; lower {low} or raise {high}"
+            )
+    n = min(o["train_size"], TRAIN_IMAGES[quick])  # the book: the first 500
+    n_val = max(int(round(n * o["validation_rate"])), 1)
     if n_val >= n:
         raise ValueError(
             f"experiment {NAME}: setting validation_rate {o['validation_rate']!r} leaves none "
             f"of the {n} images to train on; lower it or raise train_size"
         )
-    data = (x[n_val:], t[n_val:], x[:n_val], t[:n_val])
-
-    jobs = [(seed, i, o, data) for i in range(o["trials"])]
-    trials = run_trials(jobs, o["workers"], progress)
-    curves = {r["trial"]: r.pop("val_acc_curve") for r in trials}
-
-    ranking = sorted(
-        trials, key=lambda r: (r["val_acc"] is None, -(r["val_acc"] or 0.0), r["trial"])
+    common.mnist(quick=quick, progress=progress)  # fetched here, once, if it is missing
+    data = Data(sample=quick, train_size=n, validation=o["validation_rate"], seed=seed)
+    recipe = Recipe(
+        "mlp", o["epochs"], o["batch_size"], "sgd", o["hidden_size"], o["hidden_layers"], data
     )
-    ranking = [{"rank": k + 1, **r} for k, r in enumerate(ranking)]
+    space = (
+        Range("lr", 10.0 ** o["lr_min_exp"], 10.0 ** o["lr_max_exp"]),
+        Range("weight_decay", 10.0 ** o["wd_min_exp"], 10.0 ** o["wd_max_exp"]),
+    )
+    records: list[dict] = []
+    with connect(None, o["workers"]) as client:
+        run_trials(
+            client,
+            recipe,
+            seed,
+            list(enumerate(sample_trials(space, seed, o["trials"]))),
+            records.append,
+            progress=progress,
+            desc=f"{NAME} ({o['workers']} worker{'s' if o['workers'] > 1 else ''})",
+        )
+    records.sort(key=lambda r: r["trial"])
+    curves = {r["trial"]: r["val_acc_curve"] for r in records}
+    trials = [
+        {
+            "trial": r["trial"],
+            "lr": r["params"]["lr"],
+            "weight_decay": r["params"]["weight_decay"],
+            "val_acc": r["val_acc"],
+            "train_acc": r["train_acc"],
+            "diverged": r["diverged"],
+        }
+        for r in records
+    ]
+    ranking = rank_trials(trials)
     top = ranking[: o["top"]]
     lrs = [r["lr"] for r in top]
     wds = [r["weight_decay"] for r in top]
@@ -204,7 +144,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "top_val_acc_curves": {str(r["trial"]): curves[r["trial"]] for r in top},
         "settings": {
             **o,
-            "train_samples": len(data[0]),
+            "train_samples": n - n_val,
             "validation_samples": n_val,
             "quick": quick,
             "seed": seed,
