@@ -74,3 +74,20 @@ def test_band_im2col_refuses_rows_or_widths_outside_the_image():
             band_im2col(xp, 3, 3, 1, rows, OW, np.empty((9, max(1, rows[1] - rows[0]) * OW * 2)))
     with pytest.raises(ValueError, match="out must have shape"):
         band_im2col(xp, 3, 3, 1, (0, 1), 4, np.empty((9, 9)))
+
+
+def test_scratch_memory_is_reused_within_a_thread_and_never_shared_between_threads():
+    import threading
+
+    from scratchdl.conv_bands import scratch
+
+    a = scratch("test band", (3, 4), np.float32)
+    b = scratch("test band", (2, 5), np.float32)  # smaller: the same memory again
+    assert np.shares_memory(a, b) and b.shape == (2, 5) and b.flags.c_contiguous
+    assert not np.shares_memory(a, scratch("other band", (3, 4), np.float32))
+    assert scratch("test band", (3, 4), np.float64).dtype == np.float64
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(scratch("test band", (3, 4), np.float64)))
+    thread.start()
+    thread.join()
+    assert not np.shares_memory(seen[0], scratch("test band", (3, 4), np.float64))

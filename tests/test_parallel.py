@@ -258,7 +258,7 @@ def test_copies_made_later_do_not_share_the_buffers_of_earlier_passes():
     for i in range(len(stages)):
         caches = [_caches(stack[i], shared) for stack in model._parts.stacks]
         if hasattr(stages[i], "conv") or isinstance(stages[i], Convolution):
-            assert all(len(c) >= 2 for c in caches)  # its workspace is seen: input, band
+            assert all(len(c) >= 1 for c in caches)  # its workspace is seen: the padded input
         for a in range(len(caches)):
             for b in range(a + 1, len(caches)):
                 for u in caches[a]:

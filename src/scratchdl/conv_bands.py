@@ -22,6 +22,8 @@ product runs on one thread, large bands where BLAS shares each product over thre
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -121,13 +123,12 @@ def in_order_of(a: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 class Workspace:
     """A convolution layer's memory between its forward and backward passes, and from one
-    step to the next: the padded batch-last input (backward rebuilds its bands from it), one
-    band's im2col matrix, and backward's padded dout. ``chunk_bytes`` and
+    step to the next: the padded batch-last input (backward rebuilds its bands from it) and
+    backward's padded dout; its bands go to the thread's ``scratch`` memory. ``chunk_bytes`` and
     ``shared_chunk_bytes`` size the bands (see CHUNK_BYTES, SHARED_CHUNK_BYTES)."""
 
     def __init__(self) -> None:
         self.xp: np.ndarray | None = None  # padded batch-last input of the latest forward
-        self.scratch: np.ndarray | None = None  # memory for one band's im2col matrix
         self.doutp: np.ndarray | None = None  # memory for backward's padded dout
         self.chunk_bytes = CHUNK_BYTES
         self.shared_chunk_bytes = SHARED_CHUNK_BYTES
@@ -157,11 +158,30 @@ class Workspace:
         return band_im2col(v, FH, FW, stride, (r0, r1), OW, out)
 
     def buffer(self, shape: tuple[int, int], dtype) -> np.ndarray:
-        """A C-contiguous ``shape`` array in the scratch memory (grown as needed)."""
-        size = shape[0] * shape[1]
-        if self.scratch is None or self.scratch.size < size or self.scratch.dtype != dtype:
-            self.scratch = np.empty(size, dtype=dtype)
-        return self.scratch[:size].reshape(shape)
+        """A C-contiguous ``shape`` array for one band (``scratch("band", ...)``)."""
+        return scratch("band", shape, dtype)
+
+
+_local = threading.local()  # each thread's scratch memory (see ``scratch``)
+
+
+def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A C-contiguous ``shape`` array of memory that this thread reuses for every band it
+    computes, under ``name`` (grown as needed; the content is whatever the last use left).
+
+    A band lives only while one layer's loop handles it, so one thread never needs two bands
+    of a name at once, whatever layer it runs; memory per layer instead held 2-3 MB per
+    convolution and thread, a third of DeepConvNet's training memory. Threads that run parts
+    of a batch at once (``threads.BatchParts``) each have their own.
+    """
+    held = getattr(_local, "arrays", None)
+    if held is None:
+        held = _local.arrays = {}
+    size = int(np.prod(shape))
+    a = held.get(name)
+    if a is None or a.size < size or a.dtype != dtype:
+        a = held[name] = np.empty(size, dtype=dtype)
+    return a[:size].reshape(shape)
 
 
 def _tile(a4: np.ndarray, tile: tuple) -> np.ndarray:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .conv_bands import Workspace, pad_batch_last
+from .conv_bands import Workspace, pad_batch_last, scratch
 from .im2col import conv_output_size
 
 NO_GRADIENT = 255  # window cell of a pooled output whose maximum is <= 0: ReLU stops it
@@ -52,7 +52,6 @@ class FusedState:
         self.cell: np.ndarray | None = None  # (FN, OHp, OWp, N) uint8, with pooling
         self.mask: np.ndarray | None = None  # (FN, OH, OW, N) bool, without pooling
         self.conv_shape: tuple[int, int, int, int] | None = None  # (FN, OH, OW, N)
-        self.y: np.ndarray | None = None  # one band of the convolution's output, reused
         self.flat: np.ndarray | None = None  # the padded input and a tail, for wide bands
         self.held: dict[str, np.ndarray] = {}  # memory reused from step to step (``held``)
 
@@ -76,13 +75,6 @@ def row_bands(rows: int, OW: int, N: int, K: int, dtype, work: Workspace, multip
     budget = work.band_budget()
     r = max(multiple, budget // row // multiple * multiple)
     return [(r0, min(r0 + r, rows)) for r0 in range(0, rows, r)]
-
-
-def _band_output(state: FusedState, shape: tuple, dtype) -> np.ndarray:
-    size = int(np.prod(shape))
-    if state.y is None or state.y.size < size or state.y.dtype != dtype:
-        state.y = np.empty(size, dtype=dtype)
-    return state.y[:size].reshape(shape)
 
 
 def forward(
@@ -126,7 +118,7 @@ def forward(
             band = wide_band(state.flat, xp.shape, FH, FW, (r0, r1), work)
         else:
             band = work.band(xp, FH, FW, stride, ((r0, r1), (0, N)), OW)
-        y = _band_output(state, (FN, r1 - r0, cols, N), dtype)
+        y = scratch("conv output band", (FN, r1 - r0, cols, N), dtype)
         np.matmul(W_col, band, out=y.reshape(FN, -1))
         y += bias
         y = y[:, :, :OW]  # a view; all of y unless wide
@@ -210,12 +202,12 @@ def conv_output_gradient(dout: np.ndarray, pool: int, state: FusedState) -> np.n
     if pool == 1:
         if state.mask is None:
             raise RuntimeError("the fused block's backward needs a forward with train=True")
-        dy = np.multiply(d, state.mask, out=held(state, "dy", d.shape, d.dtype))
+        dy = d * state.mask
         return dy.transpose(3, 0, 1, 2)
     if state.cell is None:
         raise RuntimeError("the fused block's backward needs a forward with train=True")
     FN, OHp, OWp, N = d.shape
-    dy = held(state, "dy", state.conv_shape, d.dtype)  # every cell is written below
+    dy = np.empty(state.conv_shape, dtype=d.dtype)  # every cell is written below
     for k, (i, j) in enumerate(np.ndindex(pool, pool)):
         np.multiply(d, state.cell == k, out=dy[:, i::pool, j::pool])
     return dy.transpose(3, 0, 1, 2)
