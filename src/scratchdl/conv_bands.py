@@ -22,6 +22,7 @@ product runs on one thread, large bands where BLAS shares each product over thre
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -77,12 +78,12 @@ def band_im2col(
     sC, sH, sW, sN = xp.strides
     # every window cell of the band as one read-only view, copied in one call (numpy merges
     # the (ow, n) axes of stride 1 into one run)
-    cells = as_strided(
-        xp[:, r0 * stride :],
-        shape=(C, FH, FW, r1 - r0, OW, N),
-        strides=(sC, sH, sW, sH * stride, sW * stride, sN),
-        writeable=False,
-    )
+    shape = (C, FH, FW, r1 - r0, OW, N)
+    strides = (sC, sH, sW, sH * stride, sW * stride, sN)
+    if xp.flags.c_contiguous:  # a view built by ndarray itself: 1 us, as_strided's 10 us
+        cells = np.ndarray(shape, xp.dtype, xp, r0 * stride * sH, strides)  # bounds checked
+    else:  # part of a batch: not a buffer of its own
+        cells = as_strided(xp[:, r0 * stride :], shape, strides, writeable=False)
     np.copyto(out.reshape(C, FH, FW, r1 - r0, OW, N), cells)
     return out
 
@@ -177,7 +178,7 @@ def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     held = getattr(_local, "arrays", None)
     if held is None:
         held = _local.arrays = {}
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     a = held.get(name)
     if a is None or a.size < size or a.dtype != dtype:
         a = held[name] = np.empty(size, dtype=dtype)

@@ -22,8 +22,9 @@ Arrays are batch-last in memory, as in ``conv_bands``: (C, H, W, N).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from .conv_bands import Workspace, pad_batch_last, scratch
 from .im2col import conv_output_size
@@ -141,7 +142,7 @@ def _padded_with_tail(state: FusedState, x: np.ndarray, pad: int, FW: int) -> np
     zeros that the last row of ``wide_band`` reads past its end."""
     N, C, H, W = x.shape
     shape = (C, H + 2 * pad, W + 2 * pad, N)
-    size, tail = int(np.prod(shape)), (FW - 1) * N
+    size, tail = math.prod(shape), (FW - 1) * N
     if state.flat is None or state.flat.size != size + tail or state.flat.dtype != x.dtype:
         state.flat = np.zeros(size + tail, dtype=x.dtype)  # the tail stays zero
     return state.flat[:size].reshape(shape)
@@ -164,12 +165,8 @@ def wide_band(
     length = (r1 - r0) * Wp * N
     out = work.buffer((C * FH * FW, length), flat.dtype)
     step = flat.itemsize
-    runs = as_strided(
-        flat[r0 * Wp * N :],
-        shape=(C, FH, FW, length),
-        strides=(Hp * Wp * N * step, Wp * N * step, N * step, step),
-        writeable=False,
-    )
+    strides = (Hp * Wp * N * step, Wp * N * step, N * step, step)
+    runs = np.ndarray((C, FH, FW, length), flat.dtype, flat, r0 * Wp * N * step, strides)
     np.copyto(out.reshape(C, FH, FW, length), runs)
     return out
 
