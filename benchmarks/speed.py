@@ -33,6 +33,7 @@ from scratchdl import Adam, DeepConvNet, SimpleConvNet, TwoLayerNet
 from scratchdl.layers import Affine, Convolution, Dropout, Pooling, Relu
 
 BATCH = 100
+MIN_SECONDS = 0.5  # of warm-up, and of timed calls, in each isolated process
 PHASES = {
     "step": ("train step", BATCH),
     "infer": ("inference", BATCH),
@@ -151,12 +152,20 @@ def bench(net: str, framework: str, phase: str, threads: int) -> dict:
 
 
 def timing_child(net: str, framework: str, phase: str, steps: int, warmup: int, threads: int):
-    """Time one phase of one framework in this (fresh) process; print the median seconds."""
+    """Time one phase of one framework in this (fresh) process; print the median seconds.
+
+    Warm-up and timing each last at least ``warmup`` / ``steps`` calls and MIN_SECONDS: a
+    1 ms call is not at its steady speed after 3 calls, and 20 of them are too few for a
+    median on a machine whose speed drifts by 10-30 % from one second to the next."""
     limit_blas(threads)
     fn = bench(net, framework, phase, threads)
-    for _ in range(warmup):
+    start, calls = time.perf_counter(), 0
+    while calls < warmup or time.perf_counter() - start < MIN_SECONDS:
         fn()
-    times = [timed(fn) for _ in range(steps)]
+        calls += 1
+    times: list[float] = []
+    while len(times) < steps or sum(times) < MIN_SECONDS:
+        times.append(timed(fn))
     print(np.median(times))
 
 
@@ -396,8 +405,8 @@ def main() -> None:
         f"({first_peak:.1f}) and end: {peak:.1f} GFLOP/s",
         f"{FLOP_RULE}; batch {BATCH} (b1: 1), float32",
         f"isolated: {args.rounds} rounds of one fresh process per framework and cell, each "
-        f"timing {args.steps} calls after {args.warmup} warm-up; ms: median of the processes' "
-        "medians [their range]"
+        f"timing at least {args.steps} calls and {MIN_SECONDS} s after at least {args.warmup} "
+        f"warm-up calls and {MIN_SECONDS} s; ms: median of the processes' medians [their range]"
         + ("" if args.no_in_process else f"; in-process: alternating in rounds of {ROUND}"),
         MEMORY_RULE.format(args.warmup + MEMORY_STEPS, MEMORY_RUNS),
         f"run time: {wall:.0f} s; other processes (and steal) kept {others:.0%} of the CPUs busy, "
