@@ -104,17 +104,21 @@ def cmd_serve(args) -> int:
     from threadpoolctl import threadpool_limits
 
     from .serve.app import create_app
-    from .serve.inference import Models
+    from .serve.inference import Models, Pool
     from .serve.runs import runs_root
 
     warning = host_warning(args.host)
     if warning:
         print(warning, file=sys.stderr)
     models = Models(args.model)  # a bad file stops here, before the port is taken
-    app = create_app(models, runs_root(args.runs))
+    pool = Pool()  # closed here, not by the app's lifespan: see lifespan="off" below
+    app = create_app(models, runs_root(args.runs), pool=pool)
     sock = listen(args.host, args.port)
     config = uvicorn.Config(
         app,
+        # a second Ctrl-C while uvicorn shut down cancelled the lifespan task, which uvicorn
+        # then logged as a traceback; the app needs no start-up, and the pool closes below
+        lifespan="off",
         log_level="warning",
         access_log=False,
         limit_concurrency=MAX_CONNECTIONS,
@@ -132,5 +136,7 @@ def cmd_serve(args) -> int:
             server.run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn shuts down, then raises the Ctrl-C it caught
             pass
+        finally:
+            pool.close()
     print("scratchdl serve: stopped", flush=True)
     return 0
