@@ -73,8 +73,24 @@ def test_tangent_lines_touch_the_curve_at_their_points(result):
         assert np.all(np.array(tangent) <= f + 1e-9)  # f is convex: the line lies below it
     # h sweep: the central difference beats the forward one at the book's h
     sweep = n["h_sweep"]
-    i = sweep["h"].index(1e-4)
+    i = SWEEP_TEXT.index(json.dumps(1e-4))  # 1e-4 by its text, not a float found in the sweep
     assert sweep["central_error"][i] < 1e-3 * sweep["forward_error"][i]
+
+
+# The sweep's steps as the JSON must print them: 1e-1 .. 1e-15, each the float nearest 1e-k.
+SWEEP_TEXT = [json.dumps(float(f"1e-{k}")) for k in range(1, 16)]
+
+
+def test_the_h_sweep_holds_exact_powers_of_ten_whatever_the_cpu(result):
+    # numpy's vectorised 10.0 ** -np.arange(1, 16) gives 9.999999999999999e-06 (AVX2) and
+    # 9.999999999999999e-05 (AVX-512, numpy 1.24), which the JSON then printed as the step
+    numbers, out = result
+    saved = json.loads((out / f"{NAME}.json").read_text())
+    for n in (numbers, saved):
+        assert [json.dumps(h) for h in n["h_sweep"]["h"]] == SWEEP_TEXT
+        assert json.dumps(n["best_h_central"]) in SWEEP_TEXT
+    errors = numbers["h_sweep"]["central_error"]
+    assert numbers["best_h_central"] == numbers["h_sweep"]["h"][int(np.argmin(errors))]
 
 
 def test_quick_run_writes_a_real_figure_and_the_documented_json(result):

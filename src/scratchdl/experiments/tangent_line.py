@@ -58,7 +58,10 @@ X_RANGE = (0.0, 20.0)  # the book's np.arange(0.0, 20.0, 0.1)
 X_STEP = 0.1
 BOOK_H = 1e-4
 BOOK_SLOPES = {5.0: 0.1999999999990898, 10.0: 0.2999999999986347}  # gradient_1d.py's prints
-SWEEP_H = 10.0 ** -np.arange(1, 16)  # h = 1e-1 .. 1e-15 for the error panel
+# h = 1e-1 .. 1e-15 for the error panel, each the float nearest 1e-k, parsed from its text:
+# numpy's vectorised power (10.0 ** -np.arange(1, 16)) gives 9.999999999999999e-06 for 1e-5
+# on AVX2 and more such values on AVX-512, which the JSON would then report
+SWEEP_H = tuple(float(f"1e-{k}") for k in range(1, 16))
 
 SETTINGS = {
     "x_a": Setting(5.0, X_RANGE[0], X_RANGE[1]),  # the book's first tangent point
@@ -102,7 +105,7 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
     x0 = points[0]
     sweep = {
         "x": x0,
-        "h": SWEEP_H,
+        "h": list(SWEEP_H),
         "central_error": [abs(numerical_diff(function_1, x0, s) - exact_diff(x0)) for s in SWEEP_H],
         "forward_error": [abs(forward_diff(function_1, x0, s) - exact_diff(x0)) for s in SWEEP_H],
     }
