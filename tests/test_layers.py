@@ -99,6 +99,12 @@ CASES = [
         lambda: randn(5, 4),
         lambda: np.eye(4)[RNG.integers(0, 4, 5)],
     ),
+    (  # soft labels: dx = (y - t) / N for any target distribution
+        "SoftmaxWithLoss-soft",
+        L.SoftmaxWithLoss,
+        lambda: randn(5, 4),
+        lambda: RNG.dirichlet(np.ones(4), size=5),
+    ),
     ("IdentityWithLoss", L.IdentityWithLoss, lambda: randn(5, 3), lambda: randn(5, 3)),
 ]
 
@@ -217,6 +223,19 @@ def test_softmax_with_loss_matches_formula_and_is_stable():
     loss = L.SoftmaxWithLoss().forward(x, np.array([0, 2]))
     assert np.isfinite(loss)
     np.testing.assert_allclose(loss, (0.0 + np.log(3)) / 2)
+
+
+def test_softmax_with_loss_of_soft_targets_is_the_books_formula():
+    x, t = randn(4, 3), RNG.dirichlet(np.ones(3), size=4)
+    layer = L.SoftmaxWithLoss()
+    y = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
+    assert layer.forward(x, t) == pytest.approx(-np.sum(t * np.log(y)) / 4, rel=1e-10)
+    np.testing.assert_allclose(layer.backward(1.0), (y - t) / 4, rtol=1e-10, atol=1e-15)
+    # float64 target rows do not turn a float32 network's gradient into float64
+    layer.forward(x.astype(np.float32), t)
+    assert layer.backward(1.0).dtype == np.float32
+    with pytest.raises(ValueError, match=r"t\[0\]"):
+        layer.forward(x, np.zeros((4, 3)))
 
 
 def test_dropout_is_inverted_and_deterministic_at_test_time():

@@ -66,29 +66,72 @@ def sum_squared_error(y: np.ndarray, t: np.ndarray) -> float:
     return float(0.5 * np.sum((y - t) ** 2))
 
 
-def class_indices(t: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Return t as class indices (N,), accepting indices or one-hot rows; validate them."""
+TARGET_SUM_TOL = 1e-3  # a target row may sum to 1 within this (float16 label smoothing does)
+
+
+def check_targets(t: np.ndarray, y_shape: tuple[int, int]) -> np.ndarray:
+    """Return t validated against outputs of shape y_shape (N, K): labels or target rows.
+
+    Labels (N,) must be integers in [0, K); they come back as int64. Target rows (N, K) are
+    any probability distribution per sample (one-hot, label smoothing, a teacher's softmax
+    for distillation): finite, >= 0 and summing to 1 within ``TARGET_SUM_TOL``; they come
+    back as floats. Raises ValueError naming the first bad row.
+    """
     t = np.asarray(t)
-    N, K = y.shape
-    if t.shape == y.shape:  # one-hot
-        return t.argmax(axis=1)
+    N, K = y_shape
+    if t.shape == (N, K):
+        return check_target_rows(t)
     if t.shape != (N,):
         raise ValueError(
-            f"t must be labels of shape ({N},) or one-hot of shape {y.shape}, got {t.shape}"
+            f"t must be labels of shape ({N},) or target rows of shape ({N}, {K}), got {t.shape}"
         )
     if not np.issubdtype(t.dtype, np.integer):
-        if not np.all(np.mod(t, 1) == 0):
+        if t.dtype.kind != "f" or not np.all(np.mod(t, 1) == 0):
             raise ValueError(f"labels must be integers, got dtype {t.dtype}")
         t = t.astype(np.int64)
     if t.size and (t.min() < 0 or t.max() >= K):
         raise ValueError(f"labels must lie in [0, {K - 1}], got values in [{t.min()}, {t.max()}]")
+    return t.astype(np.int64, copy=False)
+
+
+def check_target_rows(t: np.ndarray) -> np.ndarray:
+    """Return the (N, K) target rows t as floats, or a ValueError naming the first row that
+    is not a probability distribution (not finite, negative, or not summing to 1)."""
+    t = np.asarray(t)
+    if t.dtype.kind not in "iuf":
+        raise ValueError(f"target rows must hold numbers, got dtype {t.dtype}")
+    if t.dtype.kind != "f":
+        t = t.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        sums = t.sum(axis=1, dtype=np.float64)
+        bad = ~np.isfinite(t).all(axis=1) | (t < 0).any(axis=1)
+        bad |= ~(np.abs(sums - 1) <= TARGET_SUM_TOL)
+    if bad.any():
+        n = int(np.argmax(bad))
+        raise ValueError(
+            f"target row t[{n}] must be a probability distribution (finite, >= 0, summing to "
+            f"1), got {np.array2string(t[n], threshold=12)} (sum {sums[n]:.6g}); pass class "
+            "labels (N,), or one-hot or soft-label rows that each sum to 1"
+        )
     return t
 
 
-def cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
-    """Cross-entropy error: E = -(1/N) sum_n log(y[n, t_n] + EPS), mean over the batch.
+def class_indices(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return t as class indices (N,): labels as they are, target rows by their most probable
+    class (argmax; the first on a tie), after ``check_targets`` validated them.
 
-    Shape: y (N, K) or (K,) probabilities; t labels (N,) / scalar or one-hot like y.
+    This is what ``accuracy`` compares predictions with; the losses use the rows themselves.
+    """
+    t = check_targets(t, y.shape)
+    return t.argmax(axis=1) if t.ndim == 2 else t
+
+
+def cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
+    """Cross-entropy error (the book's 4.2.2): E = -(1/N) sum_n sum_k t_nk log(y_nk + EPS).
+
+    For labels t_n (or one-hot rows) this is -(1/N) sum_n log(y[n, t_n] + EPS); target rows may
+    be any probability distribution (soft labels), checked by ``check_targets``.
+    Shape: y (N, K) or (K,) probabilities; t labels (N,) / scalar or target rows like y.
     """
     y = np.asarray(y)
     if y.ndim == 1:
@@ -96,8 +139,10 @@ def cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
         t = np.asarray(t).reshape(1, -1) if np.ndim(t) == 1 else np.asarray(t).reshape(1)
     if y.ndim != 2:
         raise ValueError(f"y must be (N, K) or (K,), got shape {y.shape}")
-    t = class_indices(t, y)
+    t = check_targets(t, y.shape)
     N = y.shape[0]
+    if t.ndim == 2:
+        return float(-np.sum(t * np.log(y + EPS)) / N)
     return float(-np.sum(np.log(y[np.arange(N), t] + EPS)) / N)
 
 
@@ -111,12 +156,15 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
 def softmax_loss(x: np.ndarray, t: np.ndarray) -> float:
     """Cross-entropy of softmax(x) against t, computed stably through log_softmax.
 
-    Shape: x (N, K) scores; t labels (N,) or one-hot (N, K). Equals
+    E = -(1/N) sum_n sum_k t_nk log softmax(x)_nk. Shape: x (N, K) scores; t labels (N,) or
+    target rows (N, K) (one-hot or soft, see ``check_targets``). Equals
     cross_entropy_error(softmax(x), t) up to the EPS the latter adds.
     """
     x = np.asarray(x)
     if x.ndim != 2:
         raise ValueError(f"x must be (N, K) scores, got shape {x.shape}")
-    t = class_indices(t, x)
+    t = check_targets(t, x.shape)
     N = x.shape[0]
+    if t.ndim == 2:
+        return float(-np.sum(t * log_softmax(x)) / N)
     return float(-log_softmax(x)[np.arange(N), t].mean())

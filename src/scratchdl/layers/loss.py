@@ -12,27 +12,39 @@ from .base import Layer, as_input, check_ndim
 class SoftmaxWithLoss(Layer):
     """Softmax followed by cross-entropy, mean over the batch.
 
-    loss = -(1/N) sum_n log softmax(x)[n, t_n]; dx = dout * (softmax(x) - onehot(t)) / N.
-    Shape: x (N, K) scores; t labels (N,) or one-hot (N, K).
+    loss = -(1/N) sum_n sum_k t_nk log softmax(x)_nk; dx = dout * (softmax(x) - t) / N, with
+    t one row per sample: the one-hot row of a label, or any target distribution (soft
+    labels; see ``functions.check_targets``, which refuses a row that is not one).
+    Shape: x (N, K) scores; t labels (N,) or target rows (N, K).
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.y: np.ndarray | None = None  # softmax output: dx = (y - onehot(t)) / N
-        self.t: np.ndarray | None = None  # labels as class indices (N,)
+        self.y: np.ndarray | None = None  # softmax output: dx = (y - t) / N
+        self.t: np.ndarray | None = None  # labels (N,) or target rows (N, K), as given
 
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
         x = as_input(self, x)
         check_ndim(self, x, 2, "(N, K) scores as")
-        self.t = F.class_indices(t, x)
+        t = F.check_targets(t, x.shape)
         logp = F.log_softmax(x)  # stable even where softmax underflows to 0
         self.y = np.exp(logp)
-        return float(-logp[np.arange(x.shape[0]), self.t].mean())
+        N = x.shape[0]
+        if t.ndim == 2:
+            self.t = t.astype(self.y.dtype, copy=False)  # float64 rows must not promote dx
+            return float(-np.sum(self.t * logp) / N)
+        self.t = t
+        return float(-logp[np.arange(N), t].mean())
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
+        if self.y is None:
+            raise RuntimeError("SoftmaxWithLoss.backward needs a forward pass first")
         N = self.y.shape[0]
-        dx = self.y.copy()
-        dx[np.arange(N), self.t] -= 1
+        if self.t.ndim == 2:
+            dx = self.y - self.t
+        else:
+            dx = self.y.copy()
+            dx[np.arange(N), self.t] -= 1
         dx *= dout / N
         return dx
 

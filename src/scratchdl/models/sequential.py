@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .. import functions as F
 from .. import gradient as G
 from .. import threads
 from ..checks import check_finite, check_positive, check_positive_int, float_dtype
@@ -125,20 +126,8 @@ class Sequential:
             raise ValueError(
                 f"x and t must have the same batch size, got x {x.shape} and t {t.shape}"
             )
-        if isinstance(self.last_layer, SoftmaxWithLoss):
-            K = self.output_size
-            if t.ndim == 2 and t.shape[1] != K:
-                raise ValueError(f"one-hot t must have shape ({x.shape[0]}, {K}), got {t.shape}")
-            if t.ndim == 1:
-                if not np.issubdtype(t.dtype, np.integer):
-                    if not np.issubdtype(t.dtype, np.floating) or np.any(np.mod(t, 1) != 0):
-                        raise ValueError(f"labels must be integers, got dtype {t.dtype}")
-                if t.size and (t.min() < 0 or t.max() >= K):
-                    raise ValueError(
-                        f"labels must lie in [0, {K - 1}], got values in [{t.min()}, {t.max()}]"
-                    )
-            if t.ndim > 2:
-                raise ValueError(f"t must be labels (N,) or one-hot (N, {K}), got {t.shape}")
+        if isinstance(self.last_layer, SoftmaxWithLoss):  # labels, or rows that sum to 1
+            t = F.check_targets(t, (x.shape[0], self.output_size))
         return t
 
     # -- the network -----------------------------------------------------------------------
@@ -205,12 +194,13 @@ class Sequential:
         return [a for k, a in self.params.items() if k.startswith("W")]
 
     def accuracy(self, x: np.ndarray, t: np.ndarray, batch_size: int = 100) -> float:
-        """Fraction of samples whose highest score is the label, over every sample."""
+        """Fraction of samples whose highest score is the label, over every sample; for
+        target rows (one-hot or soft) the label is the row's most probable class (argmax)."""
         check_positive_int("batch_size", batch_size)
         x = self._check_x(x)
         t = self._check_t(x, t)
         if t.ndim != 1:
-            t = t.argmax(axis=1)
+            t = t.argmax(axis=1)  # what functions.class_indices reads from a target row
         correct = 0
         for i in range(0, x.shape[0], batch_size):  # the last, shorter batch included
             y = self.predict(x[i : i + batch_size], train=False)
