@@ -28,6 +28,7 @@ from scratchdl.files import (
     save,
     save_tensors,
 )
+from scratchdl.files.safetensors_file import DIGEST_KEY
 from scratchdl.layers import BN_EPS, Affine, Dropout, Relu, Sigmoid
 from scratchdl.models import DeepConvNet, MultiLayerNet, Sequential, SimpleConvNet, TwoLayerNet
 
@@ -251,7 +252,7 @@ def test_the_same_model_gives_the_same_bytes(tmp_path):
     assert raw == (tmp_path / "b.safetensors").read_bytes()
     n = struct.unpack("<Q", raw[:8])[0]
     header = json.loads(raw[8 : 8 + n])
-    assert list(header["__metadata__"]) == sorted(metadata) and (8 + n) % 8 == 0
+    assert list(header["__metadata__"]) == sorted([*metadata, DIGEST_KEY]) and (8 + n) % 8 == 0
     for name, entry in header.items():
         if name != "__metadata__":
             assert entry["data_offsets"][0] % np.dtype(tensors[name].dtype).itemsize == 0
@@ -939,3 +940,53 @@ def test_an_oversized_parameter_file_is_not_read(tmp_path, monkeypatch):
     path = _pickle_file(tmp_path, _book_like_params(_small_convnet()))
     monkeypatch.setattr("scratchdl.files.book_pickle.MAX_PICKLE_BYTES", 100)
     expect_error(lambda: import_book_params(path, _small_convnet()), path, "more than the 100")
+
+
+# --- integrity: the tensors' sha256 in the metadata -------------------------------------------
+
+
+def tensor_bytes(raw: bytes, name: str) -> slice:
+    """Where the bytes of tensor ``name`` lie in the safetensors file ``raw``."""
+    end = _header_end(raw)
+    begin, stop = json.loads(raw[8:end])[name]["data_offsets"]
+    return slice(end + begin, end + stop)
+
+
+def test_a_changed_weight_is_refused_by_the_digest(tmp_path):
+    model, _ = _multilayer(np.float32)
+    path = tmp_path / "m.safetensors"
+    save(model, path)
+    raw = bytearray(path.read_bytes())
+    where = tensor_bytes(raw, "W1")
+    raw[where.start : where.start + 4] = struct.pack("<f", 0.25)  # finite and plausible
+    path.write_bytes(raw)
+    expect_error(lambda: load(path), path, "damaged", "sha256")
+    raw[where.stop - 1] ^= 0x01  # a single flipped bit
+    path.write_bytes(raw)
+    expect_error(lambda: load_tensors(path), path, "sha256")
+
+
+def test_the_digest_covers_names_and_shapes(tmp_path):
+    path = tmp_path / "t.safetensors"
+    save_tensors(path, {"a": np.arange(4.0), "b": np.arange(4.0) + 10}, {})
+    raw = path.read_bytes()
+    end = _header_end(raw)
+    swapped = raw[:end].replace(b'"a"', b'"c"').replace(b'"b"', b'"a"').replace(b'"c"', b'"b"')
+    path.write_bytes(swapped + raw[end:])  # the same bytes under each other's names
+    expect_error(lambda: load_tensors(path), path, "sha256")
+
+
+def test_files_written_before_digests_still_load(tmp_path):
+    import safetensors.numpy
+
+    model, _ = _multilayer(np.float64)
+    path = tmp_path / "m.safetensors"
+    save(model, path)
+    tensors, metadata = load_tensors(path)
+    assert DIGEST_KEY not in metadata  # the reader's business, not the caller's
+    safetensors.numpy.save_file(tensors, path, metadata=metadata)  # no digest, as before
+    loaded = load(path)
+    for name, array in model.state_dict().items():
+        np.testing.assert_array_equal(loaded.state_dict()[name], array)
+    with pytest.raises(ValueError, match=DIGEST_KEY):
+        save_tensors(path, tensors, {DIGEST_KEY: "0" * 64})

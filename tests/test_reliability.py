@@ -533,11 +533,60 @@ def test_divergence_after_a_checkpoint_exits_2_and_keeps_it(tmp_path, capsys, sl
         "1e30",  # --resume --lr overrides the checkpoint's rate
         "--quiet",
     )
-    assert_one_line_error(code, err, "smaller learning rate", f"last good checkpoint is {ckpt}")
+    assert_one_line_error(
+        code, err, "smaller learning rate", f"checkpoint {ckpt} still holds the state after epoch 1"
+    )
+    assert "good" not in err  # it may be the resumed file that diverged
     iteration = int(re.search(r"at iteration (\d+)", err).group(1))
     assert iteration > 2000 // 50  # counted on from the first epoch's 40 iterations
     assert ckpt.read_bytes() == good
     assert (out / "model.safetensors").read_bytes() == model
+
+
+# --- a damaged checkpoint: the digest refuses it --------------------------------------------
+
+
+def _overwrite_tensor(path: Path, name: str, value: bytes, at: int = 0) -> None:
+    raw = bytearray(path.read_bytes())
+    end = 8 + struct.unpack("<Q", raw[:8])[0]
+    begin = end + json.loads(raw[8:end])[name]["data_offsets"][0] + at
+    raw[begin : begin + len(value)] = value
+    path.write_bytes(raw)
+
+
+@pytest.mark.parametrize(
+    "name, value, at",
+    [
+        ("optimizer/lr", struct.pack("<d", 1e6), 0),  # once trained on to 0.11 with exit 0
+        ("model/W1", struct.pack("<f", 3e38) * 4, 8),  # huge weights: once "the last good" one
+    ],
+)
+def test_a_damaged_checkpoint_is_refused_on_resume_with_one_line(
+    tmp_path, capsys, slice_data, name, value, at
+):
+    out = tmp_path / "run"
+    code, _, err = run(capsys, *SMALL_RUN, "--epochs", "1", "--out", str(out), "--quiet")
+    assert code == 0, err
+    ckpt = out / "checkpoint.safetensors"
+    _overwrite_tensor(ckpt, name, value, at)
+    damaged = ckpt.read_bytes()
+    argv = (*SMALL_RUN, "--epochs", "2", "--out", str(out), "--resume", "--quiet")
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, str(ckpt), "damaged", "sha256")
+    assert ckpt.read_bytes() == damaged  # nothing trained on, nothing overwritten
+
+
+def test_a_checkpoint_written_before_digests_still_resumes(tmp_path, checkpoint_file):
+    import safetensors.numpy
+
+    path = tmp_path / "old.safetensors"
+    path.write_bytes(checkpoint_file)
+    tensors, meta = load_tensors(path)
+    safetensors.numpy.save_file(tensors, path, metadata=meta)  # as written before digests
+    assert "sha256" not in path.read_bytes()[:4096].decode("latin-1")
+    trainer = make_trainer(epochs=2)
+    trainer.resume(path)
+    assert trainer.epoch == 1
 
 
 # --- a full disk ------------------------------------------------------------------------------
@@ -662,7 +711,7 @@ def test_divergence_on_an_epochs_last_step_exits_2_and_the_run_resumes(
         good, good_model = ckpt.read_bytes(), model.read_bytes()
         argv = (*ONE_STEP_RUN, "--epochs", "3", "--resume", "--lr", "1e300", "--out", str(out))
         code, _, err = run(capsys, *argv)
-        assert_one_line_error(code, err, "weights became", "(epoch 2)", f"checkpoint is {ckpt}")
+        assert_one_line_error(code, err, "weights became", "(epoch 2)", f"checkpoint {ckpt} still")
         assert ckpt.read_bytes() == good and model.read_bytes() == good_model
 
         argv = (*ONE_STEP_RUN, "--epochs", "3", "--resume", "--lr", "0.1", "--out", str(out))

@@ -36,7 +36,8 @@ PROBE_SAMPLES = 100  # test samples whose scores must be finite after every epoc
 class TrainingDiverged(RuntimeError):
     """The loss or the weights became NaN or infinite; training stopped.
 
-    The network keeps the diverged weights; the checkpoint, if any, is the last good one.
+    The network keeps the diverged weights; the checkpoint, if any, is left as the last
+    completed epoch wrote it (or as it was resumed from).
     """
 
 
@@ -279,7 +280,12 @@ class Trainer:
             f"{what} at iteration {len(self.history['loss']) + ahead} (epoch {epoch}); "
             f"training stopped. Try a smaller learning rate (now "
             f"{getattr(self.optimizer, 'lr', '?')})"
-            + (f"; the last good checkpoint is {ckpt}" if ckpt and ckpt.exists() else "")
+            # not "good": a resumed checkpoint may be what made it diverge (a damaged file)
+            + (
+                f"; the checkpoint {ckpt} still holds the state after epoch {self.epoch}"
+                if ckpt and self.epoch and ckpt.exists()
+                else ""
+            )
         )
 
     def _write_checkpoint(self) -> None:

@@ -2,7 +2,8 @@
 
 - ``save`` / ``load`` (model_file.py): a model with its class and config, as safetensors.
 - ``save_tensors`` / ``load_tensors`` (safetensors_file.py): named arrays and string metadata,
-  written atomically and read with every length, offset and dtype checked.
+  written atomically with the sha256 of the tensors, and read with every length, offset,
+  dtype and that digest checked (files written before digests have none, and load).
 - ``write_checkpoint`` / ``read_checkpoint`` (checkpoint.py): the Trainer's full state.
 - ``import_book_params``, ``load_book_model`` (book_pickle.py): the book's pickled weights
   (``params.pkl``, ``sample_weight.pkl``), never run as a pickle; ``load_model`` takes either.

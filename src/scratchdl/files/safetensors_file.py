@@ -6,12 +6,18 @@ dtype, shape and offset checked before the bytes reach the safetensors library, 
 damaged or foreign file raises ``ModelFileError`` naming the file and what is wrong. Model
 files (model_file.py) and the Trainer's checkpoints (checkpoint.py) are such files.
 
+Integrity: the metadata also holds ``DIGEST_KEY``, the sha256 of every tensor's name, dtype,
+shape and bytes (``tensor_digest``). A reader recomputes it from the bytes in the file and
+refuses a mismatch: a changed byte (a flipped bit, a hand-edited learning rate) is found
+however plausible the value it makes. Files written before it existed have none and load.
+
 Writing needs numpy only; reading hands the checked bytes to the safetensors library (a
 dependency), imported where it is used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -26,17 +32,20 @@ from ..checks import short_repr as _short
 
 __all__ = [
     "ModelFileError",
+    "DIGEST_KEY",
     "SAFETENSORS_DTYPES",
     "check_finite_tensors",
     "is_int",
     "load_tensors",
     "save_tensors",
     "strict_json",
+    "tensor_digest",
 ]
 
 HEADER_LENGTH_BYTES = 8  # safetensors: a little-endian u64 header length comes first
 MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
 HEADER_ALIGN = 8  # the header is padded with spaces so that the data starts 8-byte aligned
+DIGEST_KEY = "scratchdl_sha256"  # metadata: tensor_digest of the tensors, checked on load
 
 # safetensors dtype names accepted, with the numpy dtype each stands for (little-endian)
 SAFETENSORS_DTYPES = {
@@ -93,6 +102,20 @@ def strict_json(text: str) -> Any:
     return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
 
 
+def tensor_digest(tensors: list[tuple[str, str, list[int], memoryview | np.ndarray]]) -> str:
+    """The sha256 (hex) of tensors given as (name, safetensors dtype, shape, bytes).
+
+    Sorted by name; each contributes a JSON line ``[name, dtype, shape]`` and then its bytes,
+    as stored (little-endian). The line fixes how many bytes follow, so no two different sets
+    of tensors give the same stream. Independent of the order of the data in the file.
+    """
+    h = hashlib.sha256()
+    for name, dtype, shape, data in sorted(tensors, key=lambda item: item[0]):
+        h.update(json.dumps([name, dtype, list(shape)]).encode() + b"\n")
+        h.update(data)
+    return h.hexdigest()
+
+
 def check_finite_tensors(path: object, tensors: dict[str, np.ndarray], *, writing=False) -> None:
     """Refuse weights that are NaN or infinite. Read from a file (ModelFileError): the file is
     damaged or was saved as a run diverged. About to be written (``writing``, ValueError naming
@@ -121,7 +144,8 @@ def save_tensors(
     metadata give the same bytes, whatever the order of the dicts: the header lists the
     metadata and the tensors sorted by name (the tensors' data widest dtype first, as the
     safetensors library lays it out, so every tensor starts aligned), so ``sha256sum``
-    identifies a file's content. The bytes go to a temporary file in the same folder (written,
+    identifies a file's content. The metadata gains ``DIGEST_KEY``, the tensors' sha256,
+    which ``load_tensors`` checks. The bytes go to a temporary file in the same folder (written,
     flushed, fsync'ed) that os.replace renames over ``path``; the folder is then fsync'ed. On
     any failure the temporary file is removed and an existing file at ``path`` is left as it was.
     """
@@ -132,6 +156,8 @@ def save_tensors(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
         raise ValueError(f"metadata must be a dict of str -> str, got {_short(metadata)}")
+    if DIGEST_KEY in metadata:
+        raise ValueError(f"metadata key {DIGEST_KEY!r} is reserved: save_tensors writes it")
     arrays = {}
     for name, value in tensors.items():
         if not isinstance(name, str) or name == "__metadata__":
@@ -153,9 +179,20 @@ def _serialize(arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> bytea
     spaces to a multiple of HEADER_ALIGN bytes, then the tensors' bytes one after another.
     """
     order = sorted(arrays, key=lambda name: (-arrays[name].dtype.itemsize, name))
-    header: dict[str, Any] = {}
-    if metadata:
-        header["__metadata__"] = dict(sorted(metadata.items()))
+    digest = tensor_digest(
+        [
+            (
+                n,
+                _NUMPY_TO_SAFETENSORS[a.dtype.newbyteorder("=")],
+                a.shape,
+                a.reshape(-1).view(np.uint8),
+            )
+            for n, a in arrays.items()
+        ]
+    )
+    header: dict[str, Any] = {
+        "__metadata__": dict(sorted({**metadata, DIGEST_KEY: digest}.items()))
+    }
     offset = 0
     for name in order:
         array = arrays[name]
@@ -297,6 +334,7 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[s
         data = f.read()
     if len(data) != size:
         raise ModelFileError(f"{path}: the file changed while it was read ({size} -> {len(data)})")
+    _check_digest(path, metadata, entries, memoryview(data)[HEADER_LENGTH_BYTES + n :])
     try:
         loaded = st.load(data)
     except Exception as e:  # the checks above should leave the library nothing to reject
@@ -309,4 +347,23 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[s
         if entry["dtype"] == "BOOL":  # any byte but 0 is True; numpy would keep the raw byte
             array = array.view(np.uint8) != 0
         tensors[name] = np.array(array, dtype=array.dtype.newbyteorder("="), copy=True)
-    return tensors, dict(metadata)
+    return tensors, {k: v for k, v in metadata.items() if k != DIGEST_KEY}
+
+
+def _check_digest(path: object, metadata: dict, entries: dict, data: memoryview) -> None:
+    """Refuse a file whose tensors' bytes are not those its digest was computed from."""
+    stored = metadata.get(DIGEST_KEY)
+    if stored is None:  # written before digests: nothing to check against
+        return
+    found = tensor_digest(
+        [
+            (name, e["dtype"], e["shape"], data[e["data_offsets"][0] : e["data_offsets"][1]])
+            for name, e in entries.items()
+        ]
+    )
+    if found != stored:
+        raise ModelFileError(
+            f"{path}: damaged: its tensors' sha256 is {found[:16]}..., not the "
+            f"{_short(stored[:16])}... stored with them, so bytes changed after it was written; "
+            "use another copy of the file, or train again"
+        )
