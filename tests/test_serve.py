@@ -29,10 +29,11 @@ from scratchdl.datasets import load_mnist_sample
 from scratchdl.files import load_model
 from scratchdl.functions import softmax
 from scratchdl.images import prepare_image
-from scratchdl.serve import runs as runs_module
 from scratchdl.serve.app import create_app
 from scratchdl.serve.inference import MnistTestImages, Models, Pool, shipped_model_path
 from scratchdl.serve.safety import MAX_BODY_BYTES, ClientError
+
+from .serve_helpers import assert_error, make_client, png
 
 
 @pytest.fixture(scope="module")
@@ -43,28 +44,8 @@ def sample():
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    app = create_app(Models(), runs, MnistTestImages.find(full=False))
-    with TestClient(app, raise_server_exceptions=False) as c:
-        c.runs = runs
+    with make_client(tmp_path_factory.mktemp("runs")) as c:
         yield c
-
-
-def png(gray: np.ndarray) -> bytes:
-    """A 2-D array in [0, 1] as PNG bytes."""
-    buf = io.BytesIO()
-    Image.fromarray((np.clip(gray, 0, 1) * 255).astype(np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def assert_error(response, status: int) -> str:
-    """The response is a JSON error with ``status`` and a message, and shows no traceback."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"detail"} and isinstance(body["detail"], str) and body["detail"]
-    assert "Traceback" not in response.text and 'File "' not in response.text
-    return body["detail"]
 
 
 def decode(array: dict) -> np.ndarray:
@@ -267,58 +248,6 @@ def test_the_page_and_api_docs_are_served_locally(client):
     predict = spec["paths"]["/api/predict"]["post"]
     assert "image/png" in predict["requestBody"]["content"]
     assert {"400", "413"} <= set(predict["responses"]) and "422" not in predict["responses"]
-
-
-# -- runs ---------------------------------------------------------------------------------
-
-
-def test_runs_finished_half_written_and_still_training(client, sample):
-    from scratchdl import Trainer, TwoLayerNet
-
-    root = client.runs
-    done = root / "done"
-    done.mkdir()
-    history = {"loss": [2.0, 1.0, 0.5], "train_acc": [0.5], "test_acc": [0.6]}
-    (done / "history.json").write_text(json.dumps({**history, "final_test_acc": 0.6}))
-    partial = root / "partial"
-    partial.mkdir()
-    (partial / "history.json").write_text('{"loss": [2.0, 1.')  # caught while written
-    (root / "not-a-run").mkdir()
-    x, t = sample
-    network = TwoLayerNet(784, 10, 10, rng=0)
-    trainer = Trainer(
-        network,
-        x[:200].reshape(200, -1),
-        t[:200],
-        x[:50].reshape(50, -1),
-        t[:50],
-        epochs=1,
-        mini_batch_size=50,
-        verbose=False,
-        checkpoint_path=root / "training" / "checkpoint.safetensors",
-        rng=0,
-    )
-    (root / "training").mkdir()
-    trainer.train()
-    listing = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
-    assert set(listing) == {"done", "partial", "training"}
-    assert listing["done"]["state"] == "finished" and listing["done"]["test_acc"] == 0.6
-    assert listing["partial"]["state"] == "unreadable"
-    assert listing["training"]["state"] == "training"
-    # a checkpoint and no history.json: the run is training (or was stopped)
-    assert listing["training"]["epochs"] == 1 and listing["training"]["epochs_done"] == 1
-    run = client.get("/api/runs/training").json()
-    assert run["iterations"] == 4 and len(run["loss"]) == 4
-    assert client.get("/api/runs/done").json()["loss"] == [2.0, 1.0, 0.5]
-    for name in ("nope", "..", ".hidden", "not-a-run", "%2e%2e"):
-        assert_error(client.get(f"/api/runs/{name}"), 404)
-
-
-def test_long_loss_curves_are_cut_down(tmp_path):
-    loss = list(np.linspace(3, 0.1, 10_000))
-    curves = runs_module.curves({"loss": loss, "train_acc": [], "test_acc": []})
-    assert len(curves["loss"]) == runs_module.MAX_POINTS
-    assert curves["loss_iterations"][-1] == 10_000
 
 
 # -- the pool -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 
 from . import inference
 from .inference import MnistTestImages, Models, Pool
-from .runs import find_run, list_runs, read_run
+from .runs import list_runs, read_run
 from .safety import IMAGE_TYPES, MAX_BODY_BYTES, ClientError, read_body, read_input
 
 STATIC = Path(__file__).parent / "static"
@@ -206,7 +206,7 @@ def create_app(
 
     @app.get("/api/runs/{name}", summary="A run's learning curves", responses=ERRORS)
     async def run(name: str) -> dict:
-        return {"name": name, **read_run(find_run(runs_dir, name[: MAX_ID + 1]))}
+        return {"name": name, **read_run(runs_dir, name[: MAX_ID + 1])}
 
     schema = app.openapi
 

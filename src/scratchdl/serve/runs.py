@@ -16,6 +16,7 @@ import functools
 import json
 import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -32,25 +33,57 @@ ACCURACY_KEYS = ("train_acc", "test_acc")
 
 
 def list_runs(root: Path) -> list[dict]:
-    """The run folders directly under ``root`` (name, state, epochs, accuracy), newest first."""
+    """The run folders directly under ``root`` (name, state, epochs, accuracy), newest first.
+
+    Only what resolves inside ``root`` counts: a run folder, history.json or checkpoint that
+    is a link to somewhere else (``/etc/passwd``, another user's folder) is neither listed
+    nor read."""
+    real_root = root.resolve()
     try:
-        folders = [p for p in root.iterdir() if RUN_NAME.fullmatch(p.name) and p.is_dir()]
+        names = [p.name for p in root.iterdir() if RUN_NAME.fullmatch(p.name)]
     except OSError:  # no runs folder yet: nothing to list
         return []
     found = []
-    for folder in folders:
-        files = [folder / HISTORY, folder / CHECKPOINT]
-        times = [f.stat().st_mtime for f in files if f.is_file()]
-        if times:
-            found.append((max(times), folder))
+    for name in names:
+        files = run_files(real_root, name)
+        if files:
+            found.append((max(st.st_mtime for _, st in files.values()), name, files))
     found.sort(reverse=True)
-    return [summary(folder, mtime) for mtime, folder in found[:MAX_RUNS]]
+    return [summary(name, files, mtime) for mtime, name, files in found[:MAX_RUNS]]
 
 
-def summary(folder: Path, mtime: float) -> dict:
-    run = read_run(folder)  # cached while its files stay as they are: the page polls
+def real_path(root: Path, path: Path) -> Path | None:
+    """``path`` with every link resolved, if that lies inside ``root`` (itself resolved);
+    None for a link that leads out of the runs folder, a loop of links, or a path gone."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: a loop of links on Python 3.10-3.12
+        return None
+    return real if real.is_relative_to(root) else None
+
+
+def run_files(root: Path, name: str) -> dict[str, tuple[Path, os.stat_result]]:
+    """The run files of the folder ``name`` under ``root`` (resolved): file name -> (real
+    path, stat), only those that are regular files and resolve inside ``root``."""
+    folder = real_path(root, root / name)
+    if folder is None:
+        return {}
+    files = {}
+    for file_name in (HISTORY, CHECKPOINT):
+        real = real_path(root, folder / file_name)
+        try:  # the file may go between resolving it and stat: then it is not there
+            st = real.stat() if real is not None else None
+        except OSError:
+            continue
+        if st is not None and stat.S_ISREG(st.st_mode):  # not a FIFO, a device, a folder
+            files[file_name] = (real, st)
+    return files
+
+
+def summary(name: str, files: dict, mtime: float) -> dict:
+    run = read_files(files)  # cached while its files stay as they are: the page polls
     return {
-        "name": folder.name,
+        "name": name,
         "state": run["state"],
         "epochs_done": len(run.get("test_acc", [])),
         "epochs": run.get("epochs"),
@@ -59,48 +92,62 @@ def summary(folder: Path, mtime: float) -> dict:
     }
 
 
-def find_run(root: Path, name: str) -> Path:
-    """The folder of the run ``name`` from the listing, or ClientError 404."""
-    folder = root / name
-    if RUN_NAME.fullmatch(name) and any(
-        (folder / f).is_file() for f in (HISTORY, CHECKPOINT)
-    ):  # the name cannot leave root: no separator, no leading dot
-        return folder
+def find_run(root: Path, name: str) -> dict:
+    """The run files (as run_files gives them) of the run ``name`` from the listing, or
+    ClientError 404."""
+    files = run_files(root.resolve(), name) if RUN_NAME.fullmatch(name) else {}
+    if files:  # the name cannot leave root: no separator, no leading dot; links are resolved
+        return files
     raise ClientError(
         404, f"no run {name[:80]!r} under the runs folder; choose a name from GET /api/runs"
     )
 
 
-def read_run(folder: Path) -> dict:
-    """A run's curves: ``state`` ("finished", "training" or "unreadable"), ``loss`` (at most
-    MAX_POINTS averages, with ``loss_iterations``, the iteration each ends at), the accuracies
-    and seconds per epoch, ``epochs`` planned and ``final_test_acc`` when known."""
-    stamps = []
-    for name in (HISTORY, CHECKPOINT):
-        try:
-            st = (folder / name).stat()
-            stamps.append((name, st.st_mtime_ns, st.st_size))
-        except OSError:
-            pass
-    return dict(read_files(str(folder), tuple(stamps)))
+def read_run(root: Path, name: str) -> dict:
+    """The curves of the run ``name`` under ``root``: ``state`` ("finished", "training" or
+    "unreadable"), ``loss`` (at most MAX_POINTS averages, with ``loss_iterations``, the
+    iteration each ends at), the accuracies and seconds per epoch, ``epochs`` planned and
+    ``final_test_acc`` when known; ClientError 404 for a name that is not a run."""
+    return read_files(find_run(root, name))
+
+
+def read_files(files: dict[str, tuple[Path, os.stat_result]]) -> dict:
+    """A run's curves from its run files (run_files), once per state of the files."""
+    stamps = tuple(
+        (name, str(real), st.st_mtime_ns, st.st_size) for name, (real, st) in files.items()
+    )
+    return dict(read_stamped(stamps))
 
 
 @functools.lru_cache(maxsize=2 * MAX_RUNS)
-def read_files(folder: str, stamps: tuple) -> dict:
-    """read_run's work, once per state of the run's files (``stamps``: name, time, size)."""
-    folder = Path(folder)
+def read_stamped(stamps: tuple) -> dict:
+    """read_files' work, once per state of the run's files (``stamps``: name, real path,
+    time, size)."""
+    paths = {name: Path(real) for name, real, _, _ in stamps}
     try:
-        if (folder / HISTORY).is_file():
-            return from_history(folder / HISTORY)
-        return from_checkpoint(folder / CHECKPOINT)
+        if HISTORY in paths:
+            return from_history(paths[HISTORY])
+        return from_checkpoint(paths[CHECKPOINT])
     except (OSError, ValueError, KeyError, TypeError) as e:  # half-written, foreign, damaged
         return {"state": "unreadable", "reason": f"{type(e).__name__}: {e}"[:300]}
 
 
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path`` (its real path: no link is followed now, in
+    case one was put there since), at most ``limit`` of them, or OSError / ValueError."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags)  # O_NONBLOCK: a FIFO put there since cannot block the open
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"{path.name} is larger than {limit:,} bytes")
+        return f.read(limit + 1)
+
+
 def from_history(path: Path) -> dict:
-    if path.stat().st_size > MAX_HISTORY_BYTES:
-        raise ValueError(f"{path.name} is larger than {MAX_HISTORY_BYTES:,} bytes")
-    history = json.loads(path.read_bytes())
+    history = json.loads(read_regular(path, MAX_HISTORY_BYTES))
     run = curves(history)
     run["state"] = "finished" if "final_test_acc" in history else "training"
     run["epochs"] = len(run["test_acc"])
