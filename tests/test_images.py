@@ -78,7 +78,7 @@ def test_the_exif_orientation_turns_a_photo_upright(tmp_path, fmt, orientation, 
 # -- 16-bit grayscale -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt, dtype", [("png", np.uint16), ("tiff", np.int32)])
+@pytest.mark.parametrize("fmt, dtype", [("png", np.uint16), ("tiff", np.uint16)])
 def test_16_bit_gray_ink_on_light_paper_is_read_not_clipped_to_white(tmp_path, fmt, dtype):
     eight = seven(ink=80, paper=235)  # gray ink on light paper
     Image.fromarray(eight).save(tmp_path / "eight.png")
@@ -88,6 +88,88 @@ def test_16_bit_gray_ink_on_light_paper_is_read_not_clipped_to_white(tmp_path, f
         assert im.mode in ("I;16", "I")  # what convert("L") clips
     got = prepare_image(tmp_path / f"wide.{fmt}")  # used to be "blank": all levels > 255
     np.testing.assert_allclose(got, prepare_image(tmp_path / "eight.png"), atol=1e-6)
+
+
+def _unsigned_tiff(path, levels: np.ndarray) -> None:
+    """Save uint32 ``levels`` as an unsigned 32-bit TIFF (Pillow writes int32 as signed)."""
+    Image.fromarray(levels.view(np.int32)).save(path)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(struct.pack("<HHIH", 339, 3, 1, 2))  # SampleFormat, SHORT, 1 value: 2 (int)
+    assert at > 0
+    raw[at + 8 : at + 10] = struct.pack("<H", 1)  # 1: unsigned
+    path.write_bytes(raw)
+
+
+@pytest.mark.parametrize("unsigned, scale", [(False, 1 << 23), (True, 1 << 24), (False, 1)])
+def test_32_bit_levels_are_scaled_by_their_brightest_not_as_16_bit(tmp_path, unsigned, scale):
+    eight = seven(ink=51, paper=255)  # 0.2 and 1 of the brightest level
+    Image.fromarray(eight).save(tmp_path / "eight.png")
+    levels = eight.astype(np.uint32) * scale  # up to 255 * 2**24, beyond int32 when unsigned
+    if unsigned:
+        _unsigned_tiff(tmp_path / "wide.tiff", levels)
+    else:
+        Image.fromarray(levels.astype(np.int32)).save(tmp_path / "wide.tiff")
+    with Image.open(tmp_path / "wide.tiff") as im:
+        assert im.mode == "I" and im.tag_v2[258] == (32,)
+    got = prepare_image(tmp_path / "wide.tiff")  # was "blank": every level clipped to white
+    np.testing.assert_allclose(got, prepare_image(tmp_path / "eight.png"), atol=1e-6)
+
+
+def test_negative_integer_levels_are_refused(tmp_path):
+    levels = seven().astype(np.int32) - 100
+    Image.fromarray(levels).save(tmp_path / "signed.tiff")
+    with pytest.raises(ImageError, match=r"signed.tiff: .*negative gray levels \(down to -100\)"):
+        prepare_image(tmp_path / "signed.tiff")
+
+
+@pytest.mark.parametrize("white", [1.0, 255.0, 3e4])
+def test_float_levels_are_read_as_they_are_or_by_their_brightest(tmp_path, white):
+    eight = seven(ink=51, paper=255)
+    Image.fromarray(eight).save(tmp_path / "eight.png")
+    Image.fromarray((eight / np.float32(255) * np.float32(white)).astype(np.float32)).save(
+        tmp_path / "float.tiff"
+    )
+    with Image.open(tmp_path / "float.tiff") as im:
+        assert im.mode == "F"
+    got = prepare_image(tmp_path / "float.tiff")  # levels 0..1 were called "blank"
+    np.testing.assert_allclose(got, prepare_image(tmp_path / "eight.png"), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [(np.inf, ["NaN or infinite", "inf"]), (np.nan, ["NaN or infinite", "nan"]), (-0.5, ["-0.5"])],
+)
+def test_float_levels_that_are_not_gray_levels_are_refused(tmp_path, value, words):
+    levels = (seven(ink=51) / 255).astype(np.float32)
+    levels[0, 0] = value  # one pixel: was predicted "0 (p=0.999)" for inf
+    Image.fromarray(levels).save(tmp_path / "bad.tiff")
+    with pytest.raises(ImageError) as info:
+        prepare_image(tmp_path / "bad.tiff")
+    for word in ["bad.tiff", *words]:
+        assert word in str(info.value), str(info.value)
+
+
+# -- several frames ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["anim.gif", "pages.tiff", "anim.png", "anim.webp"])
+def test_an_image_of_several_frames_is_refused(tmp_path, name):
+    first, second = Image.fromarray(seven()), Image.fromarray(seven()[::-1])
+    first.save(tmp_path / name, save_all=True, append_images=[second])
+    with pytest.raises(ImageError, match=r"has 2 (frames|pages), not one"):
+        prepare_image(tmp_path / name)
+    first.save(tmp_path / f"one-{name}")  # one frame of the same format reads
+    assert prepare_image(tmp_path / f"one-{name}").max() > 0.9
+
+
+def test_a_phones_mpo_photo_is_read_as_its_first_picture(tmp_path):
+    first, preview = Image.fromarray(seven()).convert("RGB"), Image.new("RGB", (32, 48), "gray")
+    first.save(tmp_path / "photo.mpo", save_all=True, append_images=[preview])
+    first.save(tmp_path / "photo.jpg")
+    with Image.open(tmp_path / "photo.mpo") as im:
+        assert im.format == "MPO" and im.n_frames == 2
+    got, want = prepare_image(tmp_path / "photo.mpo"), prepare_image(tmp_path / "photo.jpg")
+    np.testing.assert_allclose(got, want, atol=0.02)
 
 
 # -- transparency -----------------------------------------------------------------------------

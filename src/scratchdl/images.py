@@ -4,6 +4,14 @@ MNIST's digits are light ink on a black background, cropped to their ink, scaled
 longer side is 20 pixels and placed in a 28x28 field with their centre of mass at its centre
 (LeCun et al., "The MNIST database"). ``prepare_image`` does the same to an image of any
 size, so a network trained on MNIST can classify it. Reading needs Pillow.
+
+Gray levels by the range of the image's mode: 8 bits by 255; 16 bits by 65535; 32-bit
+integers (TIFF) by their brightest level, since they have no common white (cameras store 12
+or 16 bits in them); floats (TIFF mode F) as they are when they lie in [0, 1] (0 black, 1
+white), else by their brightest level. NaN or infinite levels, and negative ones, are
+refused. An image of several frames (an animated GIF, PNG or WebP, a multi-page TIFF) is
+refused: which frame holds the digit is not ours to guess. A phone's MPO photo is one
+picture and its previews, and is read as its first frame.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ DECODE_SIDE = 1024  # a JPEG decodes at 1/2, 1/4 or 1/8 scale while both sides k
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # Pillow's modes with an alpha channel
 WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")  # 16-bit grayscale (PNG, TIFF)
 WIDE_MAX = 65535  # the white of a 16-bit image
+TIFF_BITS, TIFF_SAMPLE_FORMAT = 258, 339  # TIFF tags: bits per sample; 1 uint, 2 int, 3 float
 # The formats an image of a digit comes in. Others are never opened: Pillow's EPS reader, for
 # one, hands the file to Ghostscript.
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # a phone's MPO opens as JPEG
@@ -43,7 +52,9 @@ def prepare_image(path: str | os.PathLike) -> np.ndarray:
     is light (a dark digit on paper); cropped to the ink, scaled so the longer side is 20
     pixels, and centred by its centre of mass in a 28x28 field, as MNIST's digits were
     prepared. Raises ImageError (a ValueError, its message naming the file) for a missing,
-    unreadable, blank or too large (MAX_PIXELS) image. Shape: -> (1, 1, 28, 28) float32.
+    unreadable, blank or too large (MAX_PIXELS) image, one of several frames, or levels that
+    are NaN, infinite or negative (see the module docstring for how levels are scaled).
+    Shape: -> (1, 1, 28, 28) float32.
     """
     try:
         from PIL import Image
@@ -91,11 +102,12 @@ def _read_gray(path: str | os.PathLike) -> np.ndarray:
             size = im.size
             im.draft("L", (DECODE_SIDE, DECODE_SIDE))  # JPEG decodes small; elsewhere a no-op
             _check_pixels(path, size, im.size)
+            _check_one_frame(path, im)
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 im.load()
             ImageOps.exif_transpose(im, in_place=True)  # a phone's portrait photo stands up
-            return _gray_levels(im)
+            return _gray_levels(path, im)
     except FileNotFoundError as e:
         raise ImageError(f"no such image: {path}") from e
     except ImageError:
@@ -126,13 +138,64 @@ def _check_pixels(path, size: tuple[int, int], decoded: tuple[int, int]) -> None
     )
 
 
-def _gray_levels(im) -> np.ndarray:
+def _check_one_frame(path, im) -> None:
+    """Raise ImageError for an image of several frames (MPO's previews excepted)."""
+    if im.format in ("JPEG", "MPO") or not getattr(im, "is_animated", False):
+        return
+    what = "pages" if im.format == "TIFF" else "frames"
+    raise ImageError(
+        f"{path}: the {im.format} image has {im.n_frames} {what}, not one; save the one that "
+        "shows the digit as an image of its own"
+    )
+
+
+def _gray_levels(path, im) -> np.ndarray:
     """A loaded Pillow image as gray levels in [0, 1]. Shape: -> (H, W) float32."""
+    if im.mode == "F":  # convert("L") would clip levels of 0..1 to black and white
+        return _float_levels(path, np.asarray(im, dtype=np.float32))
     if im.mode in WIDE_MODES:  # convert("L") would clip every level above 255 to white
-        return np.clip(np.asarray(im, dtype=np.float32) / WIDE_MAX, 0, 1)
+        return _wide_levels(path, im)
     if im.mode in ALPHA_MODES or "transparency" in im.info:
         return _flatten_alpha(im)
     return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
+
+def _wide_levels(path, im) -> np.ndarray:
+    """16- or 32-bit integer levels in [0, 1]: 16 bits by 65535; 32 bits by the brightest.
+
+    Pillow reads every such image as int32 (mode "I") or uint16; an unsigned 32-bit TIFF
+    comes as int32 with levels from 2**31 up wrapped to negative, so its bits are read again
+    as uint32 here. A PNG has no TIFF tags: its mode "I" is 16 bits (older Pillow).
+    """
+    tags = getattr(im, "tag_v2", {})
+    bits = tags.get(TIFF_BITS, (16,))[0]
+    levels = np.asarray(im)
+    if bits == 32 and tags.get(TIFF_SAMPLE_FORMAT, (1,))[0] == 1 and levels.dtype == np.int32:
+        levels = levels.view(np.uint32)
+    if levels.size and levels.min() < 0:
+        raise ImageError(
+            f"{path}: the image has negative gray levels (down to {levels.min()}); gray levels "
+            "must be >= 0 (0 is black)"
+        )
+    white = WIDE_MAX if bits <= 16 else max(int(levels.max(initial=0)), 1)
+    return np.clip(levels.astype(np.float64) / white, 0, 1).astype(np.float32)
+
+
+def _float_levels(path, levels: np.ndarray) -> np.ndarray:
+    """Float levels in [0, 1]: as they are when they lie in [0, 1], else by the brightest."""
+    finite = np.isfinite(levels)
+    if not finite.all():
+        raise ImageError(
+            f"{path}: {int(levels.size - finite.sum()):,} pixels of the float image are NaN or "
+            f"infinite (the first {levels[~finite].flat[0]}); every gray level must be a number"
+        )
+    lo, hi = float(levels.min(initial=0)), float(levels.max(initial=0))
+    if lo < 0:
+        raise ImageError(
+            f"{path}: the float image has gray levels from {lo:.4g} to {hi:.4g}; they must be "
+            ">= 0 (0 black, 1 white)"
+        )
+    return levels if hi <= 1 else (levels / np.float32(hi)).astype(np.float32)
 
 
 def _flatten_alpha(im) -> np.ndarray:
