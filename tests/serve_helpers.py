@@ -22,6 +22,7 @@ from scratchdl.serve.app import create_app
 from scratchdl.serve.inference import MnistTestImages, Models
 
 BASE_URL = "http://127.0.0.1:8000"  # the Host a browser on this machine sends
+PNG = {"content-type": "image/png"}
 GOOD_PIXELS = json.dumps({"pixels": [[0.0] * 28] * 28}).encode()
 
 

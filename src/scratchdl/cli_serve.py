@@ -1,11 +1,14 @@
 """``scratchdl serve``: the web page that looks inside the networks (scratchdl.serve).
 
     scratchdl serve [--model PATH ...] [--runs DIR] [--host 127.0.0.1] [--port 8000]
+                    [--allow-host NAME ...]
 
 With no arguments it serves the SimpleConvNet shipped in the package, offline. It listens on
 127.0.0.1 unless told otherwise; another --host prints a warning, since the server has no
-login. The socket is bound here, before uvicorn starts, so that a port in use ends in one
-line and exit status 2 like every other user error (cli.main); Ctrl-C stops it cleanly.
+login. It answers only to the Host names of this machine and the listen address, plus those
+given with --allow-host (middleware.AllowedHosts: against DNS rebinding). The socket is bound
+here, before uvicorn starts, so that a port in use ends in one line and exit status 2 like
+every other user error (cli.main); Ctrl-C stops it cleanly.
 
 Part of the command line: ``cli.py`` holds the parser and ``main``; FastAPI, uvicorn and
 Pillow are imported only when the command runs.
@@ -34,6 +37,16 @@ def port_number(text: str) -> int:
     return int(text)
 
 
+def host_name(text: str) -> str:
+    """An argparse type: a host name or IP address for --allow-host."""
+    from .serve.middleware import host_name as normal_name
+
+    try:
+        return normal_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_command(sub) -> None:
     """Add the serve subcommand to the subparsers ``sub`` of cli.make_parser."""
     p = sub.add_parser("serve", help="a web page that shows what every layer of a network sees")
@@ -53,6 +66,15 @@ def add_command(sub) -> None:
         help="address to listen on (default 127.0.0.1: this machine)",
     )
     p.add_argument("--port", type=port_number, default=DEFAULT_PORT, help="0: any free port")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        type=host_name,
+        metavar="NAME",
+        help="a Host name the server also answers to (repeatable); by default only "
+        "localhost, 127.0.0.1, [::1] and the --host address, against DNS rebinding",
+    )
     p.set_defaults(func=cmd_serve)
 
 
@@ -65,7 +87,8 @@ def host_warning(host: str) -> str | None:
             return None
     return (
         f"warning: --host {host} lets other machines reach this server, which has no login: "
-        "anyone on the network can use it; use --host 127.0.0.1 to keep it to this machine"
+        "anyone on the network can use it; use --host 127.0.0.1 to keep it to this machine "
+        "(the names others reach it by must be given with --allow-host)"
     )
 
 
@@ -105,6 +128,7 @@ def cmd_serve(args) -> int:
 
     from .serve.app import create_app
     from .serve.inference import Models, Pool
+    from .serve.middleware import allowed_hosts
     from .serve.runs import runs_root
 
     warning = host_warning(args.host)
@@ -112,7 +136,8 @@ def cmd_serve(args) -> int:
         print(warning, file=sys.stderr)
     models = Models(args.model)  # a bad file stops here, before the port is taken
     pool = Pool()  # closed here, not by the app's lifespan: see lifespan="off" below
-    app = create_app(models, runs_root(args.runs), pool=pool)
+    hosts = allowed_hosts(args.host, args.allow_host)
+    app = create_app(models, runs_root(args.runs), pool=pool, hosts=hosts)
     sock = listen(args.host, args.port)
     config = uvicorn.Config(
         app,

@@ -8,9 +8,11 @@
 - ``GET /api/testset?model=ID&count=N&mistakes=1``: test images with their predictions.
 - ``GET /api/runs``, ``GET /api/runs/{name}``: the training runs under ``--runs``.
 
-A handler validates (safety.py), then calls the library on the bounded pool (inference.py).
-Every error is JSON ``{"detail": message}`` with a 4xx status (503 when the pool is full);
-no traceback ever reaches the client.
+The app answers only its own Host names (middleware.AllowedHosts: loopback, the listen
+address, ``--allow-host``); the routes that make it work refuse pages of other origins (403);
+a POST must say a Content-Type the API documents (415). A handler validates (safety.py), then
+calls the library on the bounded pool (inference.py). Every error is JSON ``{"detail":
+message}`` with a 4xx status (503 when the pool is full); no traceback reaches the client.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import contextlib
 import logging
 from pathlib import Path
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -27,23 +29,13 @@ from starlette.exceptions import HTTPException
 
 from . import inference
 from .inference import MnistTestImages, Models, Pool
+from .middleware import AllowedHosts, SecurityHeaders, allowed_hosts, same_origin
 from .runs import list_runs, read_run
-from .safety import IMAGE_TYPES, MAX_BODY_BYTES, ClientError, read_body, read_input
+from .safety import IMAGE_TYPES, MAX_BODY_BYTES, ClientError, body_type, read_body, read_input
 
 STATIC = Path(__file__).parent / "static"
 MAX_ID = 100  # characters of a model id or run name in a query
 MAX_COUNT = 100  # test images per request
-# the page runs only its own files: no inline script, nothing from another origin
-SECURITY_HEADERS = [
-    (
-        b"content-security-policy",
-        b"default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
-        b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    ),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cross-origin-resource-policy", b"same-origin"),
-]
 log = logging.getLogger("scratchdl.serve")
 
 PREDICT_BODY = {
@@ -80,29 +72,13 @@ ERRORS = {
     status: {"description": text, "content": {"application/json": {"example": {"detail": "..."}}}}
     for status, text in [
         (400, "a malformed body or query"),
+        (403, "a request from a page of another origin"),
         (404, "an unknown model or run"),
         (413, "a body or image too large"),
+        (415, "a body without one of the content types above"),
         (503, "the inference pool is full; try again"),
     ]
 }
-
-
-class SecurityHeaders:
-    """ASGI middleware: SECURITY_HEADERS on every response."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-
-        async def send_with_headers(message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(
@@ -110,9 +86,11 @@ def create_app(
     runs_dir: Path,
     test_images: MnistTestImages | None = None,
     pool: Pool | None = None,
+    hosts: frozenset[str] | None = None,
 ) -> FastAPI:
     """The app, serving ``models`` (by id), the runs under ``runs_dir`` and ``test_images``
-    (default: MnistTestImages.find()); inference on ``pool`` (default: a new Pool)."""
+    (default: MnistTestImages.find()); inference on ``pool`` (default: a new Pool); only to
+    the Host names ``hosts`` (default: middleware.allowed_hosts(), this machine's)."""
     test_images = test_images or MnistTestImages.find()
     pool = pool or Pool()
 
@@ -129,7 +107,8 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(AllowedHosts, names=hosts or allowed_hosts())
+    app.add_middleware(SecurityHeaders)  # added last, so outermost: on the 400s above too
     add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -170,14 +149,16 @@ def create_app(
         ),
         openapi_extra={"requestBody": PREDICT_BODY},
         responses=ERRORS,
+        dependencies=[Depends(same_origin)],
     )
     async def predict(
         request: Request,
         model: str | None = Query(None, max_length=MAX_ID, description="an id of /api/models"),
         layers: bool = Query(False, description="add every layer's activations"),
     ) -> JSONResponse:
-        entry = models.get(model)
         content_type = request.headers.get("content-type")
+        body_type(content_type)  # 415 before anything is read
+        entry = models.get(model)
         async with pool.admit():  # before the body: the pool bounds the bodies held too
             body = await read_body(request)
 
@@ -189,7 +170,10 @@ def create_app(
         return JSONResponse(result, headers={"server-timing": f"infer;dur={ms}"})
 
     @app.get(
-        "/api/testset", summary="Random test images with the model's predictions", responses=ERRORS
+        "/api/testset",
+        summary="Random test images with the model's predictions",
+        responses=ERRORS,
+        dependencies=[Depends(same_origin)],  # a pass over the test set is work too
     )
     async def testset(
         model: str | None = Query(None, max_length=MAX_ID),

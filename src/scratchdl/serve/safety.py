@@ -85,10 +85,25 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+def body_type(content_type: str | None) -> str:
+    """The media type of a predict request's Content-Type, one of JSON_TYPES or IMAGE_TYPES;
+    ClientError 415 for any other, and for none: a form of another web site sends one of
+    its own types (text/plain, multipart) or none, never these without asking first."""
+    kind = media_type(content_type)
+    if kind in JSON_TYPES or kind in IMAGE_TYPES:
+        return kind
+    got = f"Content-Type {kind!r}" if kind else "no Content-Type"
+    raise ClientError(
+        415,
+        f"the request has {got}; send application/json with pixels, or an image as one of "
+        f"{', '.join(IMAGE_TYPES)}",
+    )
+
+
 def read_input(content_type: str | None, body: bytes) -> np.ndarray:
     """The network input of a predict request: JSON pixels, or an image's bytes prepared as
     ``scratchdl predict`` prepares a file. Shape: -> (1, 1, 28, 28) float32 in [0, 1]."""
-    kind = media_type(content_type)
+    kind = body_type(content_type)
     if not body:
         raise ClientError(
             400,
@@ -97,13 +112,7 @@ def read_input(content_type: str | None, body: bytes) -> np.ndarray:
         )
     if kind in JSON_TYPES:
         return parse_pixels(body)
-    if kind in IMAGE_TYPES or kind == "":
-        return decode_image(body)
-    raise ClientError(
-        400,
-        f"unsupported Content-Type {kind!r}; send application/json with pixels, or an "
-        f"image as one of {', '.join(IMAGE_TYPES)}",
-    )
+    return decode_image(body)
 
 
 def decode_image(data: bytes) -> np.ndarray:

@@ -259,8 +259,9 @@ function setUpUpload() {
     const preview = $("#upload-preview");
     preview.src = URL.createObjectURL(file);
     preview.hidden = false;
-    // the raw bytes, not a form: the server needs no multipart parser
-    predict({ type: file.type || "application/octet-stream", body: async () => file });
+    // the raw bytes, not a form: the server needs no multipart parser; it tells the
+    // format from the bytes, and a browser's guess (image/avif, "" ...) is not one it takes
+    predict({ type: "application/octet-stream", body: async () => file });
   };
   $("#file").addEventListener("change", (event) => upload(event.target.files[0]));
   drop.addEventListener("dragover", (event) => {
