@@ -137,3 +137,20 @@ def test_work_from_the_page_itself_or_a_script_is_done(client):
         r = client.post("/api/predict", content=GOOD_PIXELS, headers={**JSON, **headers})
         assert r.status_code == 200, r.text
         assert client.get("/api/testset?count=1", headers=headers).status_code == 200
+
+
+# -- what errors show ---------------------------------------------------------------------
+
+
+def test_errors_name_files_relative_to_what_the_client_was_given(tmp_path):
+    root = tmp_path / "runs"
+    (root / "broken").mkdir(parents=True)
+    (root / "broken" / "checkpoint.safetensors").write_bytes(b"\x08" + b"\0" * 20)
+    with make_client(root) as client:
+        listed = client.get("/api/runs")
+        run = client.get("/api/runs/broken")
+    for r in (listed, run):
+        assert r.status_code == 200 and str(tmp_path) not in r.text, r.text
+    assert listed.json()["root"] == "runs"
+    assert run.json()["state"] == "unreadable"
+    assert run.json()["reason"].startswith("ModelFileError: broken/checkpoint.safetensors")

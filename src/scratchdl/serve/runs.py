@@ -49,7 +49,7 @@ def list_runs(root: Path) -> list[dict]:
         if files:
             found.append((max(st.st_mtime for _, st in files.values()), name, files))
     found.sort(reverse=True)
-    return [summary(name, files, mtime) for mtime, name, files in found[:MAX_RUNS]]
+    return [summary(real_root, name, files, mtime) for mtime, name, files in found[:MAX_RUNS]]
 
 
 def real_path(root: Path, path: Path) -> Path | None:
@@ -80,8 +80,8 @@ def run_files(root: Path, name: str) -> dict[str, tuple[Path, os.stat_result]]:
     return files
 
 
-def summary(name: str, files: dict, mtime: float) -> dict:
-    run = read_files(files)  # cached while its files stay as they are: the page polls
+def summary(root: Path, name: str, files: dict, mtime: float) -> dict:
+    run = read_files(root, files)  # cached while its files stay as they are: the page polls
     return {
         "name": name,
         "state": run["state"],
@@ -108,19 +108,19 @@ def read_run(root: Path, name: str) -> dict:
     "unreadable"), ``loss`` (at most MAX_POINTS averages, with ``loss_iterations``, the
     iteration each ends at), the accuracies and seconds per epoch, ``epochs`` planned and
     ``final_test_acc`` when known; ClientError 404 for a name that is not a run."""
-    return read_files(find_run(root, name))
+    return read_files(root.resolve(), find_run(root, name))
 
 
-def read_files(files: dict[str, tuple[Path, os.stat_result]]) -> dict:
+def read_files(root: Path, files: dict[str, tuple[Path, os.stat_result]]) -> dict:
     """A run's curves from its run files (run_files), once per state of the files."""
     stamps = tuple(
         (name, str(real), st.st_mtime_ns, st.st_size) for name, (real, st) in files.items()
     )
-    return dict(read_stamped(stamps))
+    return dict(read_stamped(str(root), stamps))
 
 
 @functools.lru_cache(maxsize=2 * MAX_RUNS)
-def read_stamped(stamps: tuple) -> dict:
+def read_stamped(root: str, stamps: tuple) -> dict:
     """read_files' work, once per state of the run's files (``stamps``: name, real path,
     time, size)."""
     paths = {name: Path(real) for name, real, _, _ in stamps}
@@ -129,7 +129,20 @@ def read_stamped(stamps: tuple) -> dict:
             return from_history(paths[HISTORY])
         return from_checkpoint(paths[CHECKPOINT])
     except (OSError, ValueError, KeyError, TypeError) as e:  # half-written, foreign, damaged
-        return {"state": "unreadable", "reason": f"{type(e).__name__}: {e}"[:300]}
+        reason = relative_text(f"{type(e).__name__}: {e}", Path(root))
+        return {"state": "unreadable", "reason": reason[:300]}
+
+
+# an absolute path in a message: "/" after a space, quote or bracket, then names and slashes
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~/-])/(?:[^\s/:'\"(),;]+/)*([^\s/:'\"(),;]+)")
+
+
+def relative_text(text: str, root: Path) -> str:
+    """``text`` (an error's message) for a client, who was given the runs folder's name and
+    the run names: paths under ``root`` relative to it, and any other absolute path reduced
+    to its last name; the server's folders are its own business."""
+    text = text.replace(str(root) + os.sep, "").replace(str(root), root.name)
+    return ABSOLUTE_PATH.sub(r"\1", text)
 
 
 def read_regular(path: Path, limit: int) -> bytes:
