@@ -5,9 +5,10 @@ safetensors, Pillow, threadpoolctl) are imported where they are used. ``__versio
 installed package's (pyproject.toml's ``version``, the one place it is written).
 """
 
+from importlib import metadata as _metadata
+
 from .augment import Augmenter
 from .datasets import load_fashion_mnist, load_mnist
-from .files.model_file import scratchdl_version as _scratchdl_version
 from .functions import (
     cross_entropy_error,
     identity,
@@ -39,8 +40,11 @@ from .perceptron import AND, NAND, OR, XOR, Perceptron
 from .threads import get_num_threads, set_num_threads
 from .trainer import Trainer, TrainingDiverged
 
-__version__ = _scratchdl_version()  # "unknown" in a source tree that pip never installed
-del _scratchdl_version  # dir(scratchdl) shows the library's names only
+try:
+    __version__ = _metadata.version("scratchdl")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path that pip never installed
+    __version__ = "unknown"
+del _metadata  # dir(scratchdl) shows the library's names only
 
 __all__ = [
     "AND",
