@@ -4,6 +4,9 @@ and stopped, and folders that hold anything, links and damaged files included.""
 from __future__ import annotations
 
 import os
+import shutil
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -101,3 +104,114 @@ def test_links_out_of_the_runs_folder_are_neither_listed_nor_served(tmp_path):
         for name in ("linked", "leak", "passwd", "loop", "fifo"):
             assert_error(client.get(f"/api/runs/{name}"), 404)
         assert client.get("/api/runs/alias").json()["final_test_acc"] == 0.7
+
+
+# -- damaged histories, races, large files --------------------------------------------------
+
+BAD_HISTORIES = {
+    "list": b"[]",
+    "nested": b"[" * 50_000 + b"]" * 50_000,
+    "huge-int": b'{"loss": [1' + b"0" * 400 + b'], "train_acc": [], "test_acc": []}',
+    "many-digits": b'{"loss": [' + b"9" * 5000 + b'], "train_acc": [], "test_acc": []}',
+    "garbage": bytes(range(256)) * 4,
+    "string": b'"a history"',
+    "loss-null": b'{"loss": null}',
+}
+
+
+def test_a_bad_history_marks_its_run_unreadable_and_the_others_are_listed(tmp_path):
+    root = tmp_path / "runs"
+    write_history(root / "good", final_test_acc=0.6)
+    for name, content in BAD_HISTORIES.items():
+        (root / name).mkdir()
+        (root / name / "history.json").write_bytes(content)
+    with make_client(root) as client:
+        runs = listing(client)
+        assert set(runs) == {"good", *BAD_HISTORIES}
+        assert runs["good"]["state"] == "finished"
+        for name in BAD_HISTORIES:
+            assert runs[name]["state"] == "unreadable", name
+            run = client.get(f"/api/runs/{name}")
+            assert run.status_code == 200 and run.json()["state"] == "unreadable"
+            assert run.json()["reason"], name
+
+
+def test_runs_deleted_while_they_are_read_are_left_out(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    write_history(root / "stays", final_test_acc=0.6)
+    write_history(root / "goes", final_test_acc=0.6)
+    read = runs_module.read_regular
+
+    def deleted_first(path, limit):  # the folder goes between the listing and the read
+        if path.parent.name == "goes":
+            shutil.rmtree(path.parent)
+        return read(path, limit)
+
+    monkeypatch.setattr(runs_module, "read_regular", deleted_first)
+    with make_client(root) as client:
+        assert set(listing(client)) == {"stays"}
+        write_history(root / "goes", final_test_acc=0.6)
+        assert_error(client.get("/api/runs/goes"), 404)
+
+
+def test_polling_while_runs_come_and_go_never_fails(tmp_path):
+    root = tmp_path / "runs"
+    write_history(root / "steady", final_test_acc=0.6)
+    stop = threading.Event()
+
+    def churn():  # runs created and deleted as fast as the file system allows
+        k = 0
+        while not stop.is_set():
+            folder = write_history(root / f"run-{k % 20}", final_test_acc=0.5)
+            (folder / "checkpoint.safetensors").write_bytes(b"\0" * 16)
+            shutil.rmtree(folder, ignore_errors=True)
+            k += 1
+
+    thread = threading.Thread(target=churn)
+    statuses = []
+    with make_client(root) as client:
+        thread.start()
+        try:
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                statuses.append(client.get("/api/runs").status_code)
+                statuses.append(client.get("/api/runs/run-3").status_code)
+        finally:
+            stop.set()
+            thread.join()
+    assert set(statuses) <= {200, 404}, sorted(set(statuses))
+
+
+def test_histories_are_parsed_off_the_event_loop_once_per_state(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    write_history(root / "big", final_test_acc=0.6)
+    parse = runs_module.from_history
+    entered, release, calls = threading.Event(), threading.Event(), []
+
+    def slow(path):  # a history of many megabytes, parsed for as long as the test says
+        calls.append(path)
+        entered.set()
+        release.wait(10)
+        return parse(path)
+
+    monkeypatch.setattr(runs_module, "from_history", slow)
+    with make_client(root) as client:
+        listed = []
+        poll = threading.Thread(target=lambda: listed.append(client.get("/api/runs")))
+        poll.start()
+        try:
+            assert entered.wait(10)
+            start = time.monotonic()
+            health = client.get("/api/health")
+            took = time.monotonic() - start
+        finally:
+            release.set()
+            poll.join()
+        assert health.status_code == 200 and took < 5, took
+        assert listed[0].status_code == 200
+        # read once per state of the file: a poll of an unchanged run parses nothing
+        client.get("/api/runs")
+        client.get("/api/runs/big")
+        assert len(calls) == 1
+        write_history(root / "big", test_acc=[0.7], final_test_acc=0.7)
+        assert listing(client)["big"]["test_acc"] == 0.7 and len(calls) == 2

@@ -25,6 +25,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from . import inference
@@ -185,12 +186,12 @@ def create_app(
         return await pool.run(test_images.sample, entry, count, mistakes, seed)
 
     @app.get("/api/runs", summary="The run folders under --runs, newest first")
-    async def runs() -> dict:
-        return {"root": runs_dir.name, "runs": list_runs(runs_dir)}
+    async def runs() -> dict:  # parsed on a thread: a large history never stalls the loop
+        return {"root": runs_dir.name, "runs": await run_in_threadpool(list_runs, runs_dir)}
 
     @app.get("/api/runs/{name}", summary="A run's learning curves", responses=ERRORS)
     async def run(name: str) -> dict:
-        return {"name": name, **read_run(runs_dir, name[: MAX_ID + 1])}
+        return {"name": name, **await run_in_threadpool(read_run, runs_dir, name[: MAX_ID + 1])}
 
     schema = app.openapi
 

@@ -12,11 +12,13 @@ A request names a run by its folder name, which must be one of ``list_runs``: ne
 
 from __future__ import annotations
 
-import functools
 import json
+import math
 import os
 import re
 import stat
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,7 @@ def list_runs(root: Path) -> list[dict]:
 
     Only what resolves inside ``root`` counts: a run folder, history.json or checkpoint that
     is a link to somewhere else (``/etc/passwd``, another user's folder) is neither listed
-    nor read."""
+    nor read. Slow (it may parse many large files): call it off the event loop."""
     real_root = root.resolve()
     try:
         names = [p.name for p in root.iterdir() if RUN_NAME.fullmatch(p.name)]
@@ -49,7 +51,13 @@ def list_runs(root: Path) -> list[dict]:
         if files:
             found.append((max(st.st_mtime for _, st in files.values()), name, files))
     found.sort(reverse=True)
-    return [summary(real_root, name, files, mtime) for mtime, name, files in found[:MAX_RUNS]]
+    listed = []
+    for mtime, name, files in found[:MAX_RUNS]:
+        run = read_files(real_root, name, files)  # cached while its files stay as they are
+        if run["state"] == "unreadable" and not run_files(real_root, name):
+            continue  # deleted while it was read: gone, not damaged
+        listed.append(summary(name, run, mtime))
+    return listed
 
 
 def real_path(root: Path, path: Path) -> Path | None:
@@ -80,8 +88,7 @@ def run_files(root: Path, name: str) -> dict[str, tuple[Path, os.stat_result]]:
     return files
 
 
-def summary(root: Path, name: str, files: dict, mtime: float) -> dict:
-    run = read_files(root, files)  # cached while its files stay as they are: the page polls
+def summary(name: str, run: dict, mtime: float) -> dict:
     return {
         "name": name,
         "state": run["state"],
@@ -105,31 +112,55 @@ def find_run(root: Path, name: str) -> dict:
 
 def read_run(root: Path, name: str) -> dict:
     """The curves of the run ``name`` under ``root``: ``state`` ("finished", "training" or
-    "unreadable"), ``loss`` (at most MAX_POINTS averages, with ``loss_iterations``, the
-    iteration each ends at), the accuracies and seconds per epoch, ``epochs`` planned and
-    ``final_test_acc`` when known; ClientError 404 for a name that is not a run."""
-    return read_files(root.resolve(), find_run(root, name))
+    "unreadable", with a ``reason``), ``loss`` (at most MAX_POINTS averages, with
+    ``loss_iterations``, the iteration each ends at), the accuracies and seconds per epoch,
+    ``epochs`` planned and ``final_test_acc`` when known; ClientError 404 for a name that is
+    not a run. Call it off the event loop, as list_runs."""
+    real_root = root.resolve()
+    run = read_files(real_root, name, find_run(root, name))
+    if run["state"] == "unreadable":
+        find_run(root, name)  # 404 if it was deleted while it was read
+    return run
 
 
-def read_files(root: Path, files: dict[str, tuple[Path, os.stat_result]]) -> dict:
-    """A run's curves from its run files (run_files), once per state of the files."""
+# the runs read, by (runs folder, run name): (the state of its files, the curves)
+_read: OrderedDict[tuple[str, str], tuple[tuple, dict]] = OrderedDict()
+_reading = threading.Lock()
+
+
+def read_files(root: Path, name: str, files: dict[str, tuple[Path, os.stat_result]]) -> dict:
+    """A run's curves from its run files (run_files), read once per state of the files
+    (modification time and size: the page polls every few seconds).
+
+    One reader at a time: a second poll that arrives while a large history is parsed waits,
+    then finds it read, instead of parsing it again beside the first."""
     stamps = tuple(
-        (name, str(real), st.st_mtime_ns, st.st_size) for name, (real, st) in files.items()
+        (file, str(real), st.st_mtime_ns, st.st_size) for file, (real, st) in files.items()
     )
-    return dict(read_stamped(str(root), stamps))
+    key = (str(root), name)
+    with _reading:
+        cached = _read.get(key)
+        if cached is not None and cached[0] == stamps:
+            _read.move_to_end(key)
+            return dict(cached[1])
+        run = read_curves(root, {file: real for file, (real, _) in files.items()})
+        _read[key] = (stamps, run)
+        _read.move_to_end(key)
+        while len(_read) > 2 * MAX_RUNS:
+            _read.popitem(last=False)
+    return dict(run)
 
 
-@functools.lru_cache(maxsize=2 * MAX_RUNS)
-def read_stamped(root: str, stamps: tuple) -> dict:
-    """read_files' work, once per state of the run's files (``stamps``: name, real path,
-    time, size)."""
-    paths = {name: Path(real) for name, real, _, _ in stamps}
+def read_curves(root: Path, paths: dict[str, Path]) -> dict:
+    """read_files' work: the curves from history.json if there is one, else from the
+    checkpoint; a run that cannot be read is "unreadable", with the reason."""
     try:
         if HISTORY in paths:
             return from_history(paths[HISTORY])
         return from_checkpoint(paths[CHECKPOINT])
-    except (OSError, ValueError, KeyError, TypeError) as e:  # half-written, foreign, damaged
-        reason = relative_text(f"{type(e).__name__}: {e}", Path(root))
+    except Exception as e:  # a folder may hold anything: half-written, foreign, damaged,
+        # nested deeper than the parser goes; then the run is unreadable, never the server
+        reason = relative_text(f"{type(e).__name__}: {e}", root)
         return {"state": "unreadable", "reason": reason[:300]}
 
 
@@ -161,6 +192,8 @@ def read_regular(path: Path, limit: int) -> bytes:
 
 def from_history(path: Path) -> dict:
     history = json.loads(read_regular(path, MAX_HISTORY_BYTES))
+    if not isinstance(history, dict):
+        raise ValueError(f"{HISTORY} holds a JSON {type(history).__name__}, not an object")
     run = curves(history)
     run["state"] = "finished" if "final_test_acc" in history else "training"
     run["epochs"] = len(run["test_acc"])
@@ -175,6 +208,8 @@ def from_checkpoint(path: Path) -> dict:
 
     tensors, meta = load_tensors(path)  # checked before anything is allocated
     history = json.loads(meta["history"])
+    if not isinstance(history, dict):
+        raise ValueError(f"{CHECKPOINT}'s history is a {type(history).__name__}, not an object")
     loss = tensors.get("history/loss")
     history["loss"] = [] if loss is None else loss.tolist()
     run = curves(history)
@@ -192,7 +227,11 @@ def curves(history: dict) -> dict:
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
         ):
             raise ValueError(f"history[{key!r}] is not a list of numbers")
-        run[key] = [float(v) if np.isfinite(v) else None for v in values]
+        try:  # an integer of 400 digits is a number, but no float
+            floats = [float(v) for v in values]
+        except OverflowError:
+            raise ValueError(f"history[{key!r}] holds a number too large for a float") from None
+        run[key] = [v if math.isfinite(v) else None for v in floats]
     loss = np.array([np.nan if v is None else v for v in run["loss"]], dtype=np.float64)
     n = len(loss)
     ends = np.unique(np.linspace(0, n, min(n, MAX_POINTS) + 1).astype(int))
