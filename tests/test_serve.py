@@ -154,6 +154,9 @@ GOOD = b'{"pixels": ' + json.dumps([[0.0] * 28] * 28).encode() + b"}"
         (GOOD.replace(b"0.0", b'"0.5"', 1), "application/json"),
         (GOOD.replace(b"0.0", b"true", 1), "application/json"),
         (GOOD.replace(b"0.0", b"1e999", 1), "application/json"),
+        (GOOD.replace(b"0.0", b"1" + b"0" * 400, 1), "application/json"),  # no float holds it
+        (GOOD.replace(b"0.0", b"-" + b"9" * 400, 1), "application/json"),
+        (GOOD.replace(b"0.0", b"9" * 5000, 1), "application/json"),  # more digits than int()'s
         (GOOD[:-1] + b', "extra": 1}', "application/json"),
         (b"[" * 50_000, "application/json"),  # deeper than the parser goes
     ],

@@ -177,7 +177,8 @@ def parse_pixels(body: bytes) -> np.ndarray:
         for j, v in enumerate(row):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ClientError(400, f"pixels[{i}][{j}] must be a number, got {v!r}")
-            if not (math.isfinite(v) and 0 <= v <= 1):
+            # an int is finite, and may be too large for math.isfinite (OverflowError)
+            if not ((isinstance(v, int) or math.isfinite(v)) and 0 <= v <= 1):
                 raise ClientError(400, f"pixels[{i}][{j}] must lie in 0..1, got {v!r}")
     return np.asarray(rows, dtype=np.float32).reshape(1, 1, MNIST_SIZE, MNIST_SIZE)
 
