@@ -1,10 +1,32 @@
-"""Shared test helpers: the one gradient-check helper every layer test uses."""
+"""Shared test helpers: the one gradient-check helper every layer test uses, and the book's
+weight files, found as a user finds them."""
 
 from __future__ import annotations
 
-import numpy as np
+import os
+from pathlib import Path
 
+import numpy as np
+import pytest
+
+from scratchdl.files.book_weights import ENV_BOOK_WEIGHTS, find_book_weights
 from scratchdl.gradient import gradient_check
+
+# The book's weight files: the tests find them as users do, through $SCRATCHDL_BOOK_WEIGHTS,
+# which points at the shared folder beside the repository when it is there and the variable
+# is unset (set here, before the test modules are read, so that module constants see it).
+SHARED_BOOK_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "book-weights"
+if not os.environ.get(ENV_BOOK_WEIGHTS) and SHARED_BOOK_WEIGHTS.is_dir():
+    os.environ[ENV_BOOK_WEIGHTS] = str(SHARED_BOOK_WEIGHTS)
+
+
+def book_weights(book_path: str) -> Path:
+    """Where the book's file (e.g. "ch07/params.pkl") is, or skip the test without it."""
+    path = find_book_weights().get(book_path)
+    if path is None:
+        pytest.skip(f"the book's {book_path} is not here (set ${ENV_BOOK_WEIGHTS})")
+    return path
+
 
 TOL = 1e-6  # float64 central differences agree with backprop to ~1e-9; 1e-6 leaves margin
 

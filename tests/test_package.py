@@ -5,6 +5,7 @@ no module uses another module's private names."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import scratchdl
 
 SRC = Path(scratchdl.__file__).parent
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 MAX_LINES = 400  # STYLE.md: modules that read in one sitting
 # what the library is: importing any of these must load numpy and the standard library only
 LIBRARY = (
@@ -168,3 +170,24 @@ def test_imports_flow_one_way():
         if node not in state:
             visit(node, [node])
     assert cycles == []
+
+
+def test_dir_shows_the_librarys_names_only():
+    public = {n for n in dir(scratchdl) if not n.startswith("_")}
+    submodules = {n for n in public if f"scratchdl.{n}" in modules()}
+    assert public - submodules == set(scratchdl.__all__)  # no PackageNotFoundError, version
+
+
+def test_the_version_is_written_in_pyproject_only():
+    # scratchdl.__version__ and `scratchdl --version` read the installed package's metadata
+    written = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                targets = {t.id for t in node.targets if isinstance(t, ast.Name)}
+                value = node.value.value
+                if targets & {"__version__", "VERSION"} and re.match(r"\d+\.\d+", str(value)):
+                    written.append(f"{name}:{node.lineno} {value!r}")
+    assert written == []
+    assert re.search(r'^version = "\d+\.\d+\.\d+"$', PYPROJECT.read_text(), re.M)
+    assert (SRC / "py.typed").is_file()  # PEP 561: the annotations are for users' checkers

@@ -114,7 +114,7 @@ def _blas() -> list[str]:
 
 
 def _threads() -> str:
-    from .threads import ENV_THREADS, get_num_threads
+    from .engine.threads import ENV_THREADS, get_num_threads
 
     try:
         usable = len(os.sched_getaffinity(0))
@@ -157,13 +157,13 @@ def _data(data_dir: str | None) -> list[str]:
 
 
 def _japanese_font() -> str:
-    from .experiments.plots import japanese_font
-
     fontja = _version("matplotlib-fontja")
     try:
+        from .experiments.plots import japanese_font
+
         font = japanese_font()
     except ImportError as e:  # no matplotlib
-        return f"Japanese figures: {e}"
+        return f"Japanese figures: font unknown ({e}); matplotlib-fontja {fontja}"
     source = (
         f"matplotlib-fontja {fontja}"
         if fontja != "not installed"
