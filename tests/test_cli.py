@@ -295,6 +295,51 @@ def test_predict_with_a_model_for_other_images_names_the_model(capsys, tmp_path)
     assert_one_line_error(code, err, str(path), "(N, 100)", "28x28")
 
 
+def _digit_and_model(tmp_path) -> tuple[Path, Path]:
+    from PIL import Image
+
+    from scratchdl.models import TwoLayerNet
+
+    image = tmp_path / "digit.png"
+    paper = np.full((40, 30), 255, dtype=np.uint8)
+    paper[5:35, 12:18] = 0  # a "1"
+    Image.fromarray(paper).save(image)
+    return image, _saved(tmp_path, TwoLayerNet(784, 8, 10, rng=0))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+@pytest.mark.parametrize("which", ["image", "model"])
+def test_predict_refuses_a_fifo_at_once(tmp_path, which):
+    image, model = _digit_and_model(tmp_path)
+    fifo = tmp_path / ("pipe.png" if which == "image" else "pipe.safetensors")
+    os.mkfifo(fifo)
+    argv = [str(fifo), str(image)] if which == "model" else [str(model), str(fifo)]
+    script = "import sys; from scratchdl.cli import main; sys.exit(main(sys.argv[1:]))"
+    try:  # opening a FIFO to read waits for a writer: it used to wait forever
+        done = subprocess.run(
+            [sys.executable, "-c", script, "predict", *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"predict blocked on the FIFO {fifo}")
+    assert_one_line_error(done.returncode, done.stderr, str(fifo), "not a regular file", "FIFO")
+
+
+@pytest.mark.parametrize("which", ["folder", "device"])
+def test_predict_refuses_a_folder_or_a_device_as_an_image(capsys, tmp_path, which):
+    image, model = _digit_and_model(tmp_path)
+    path = tmp_path / "folder.png" if which == "folder" else Path(os.devnull)
+    if which == "folder":
+        path.mkdir()
+    elif not path.is_char_device():
+        pytest.skip(f"{os.devnull} is not a device here")
+    code, _, err = run(capsys, "predict", str(model), str(path))
+    kind = "folder" if which == "folder" else "character device"
+    assert_one_line_error(code, err, str(path), f"not a regular file but a {kind}")
+
+
 # --- a resumed run must be the same run -----------------------------------------------------
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numbers
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -158,3 +160,34 @@ def check_finite(name: str, x: np.ndarray, *, fix: str = "clean or drop that sam
             n = i + int(np.argmin(ok))
             bad = x[n][~np.isfinite(x[n])].flat[0] if x.ndim > 1 else x[n]
             raise ValueError(f"{name}[{n}] holds {bad}: the values must be finite; {fix}")
+
+
+# what a path that is not a regular file is, for open_regular_file's message
+FILE_KINDS = (
+    (stat.S_ISDIR, "folder"),
+    (stat.S_ISFIFO, "FIFO (named pipe)"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+)
+
+
+def open_regular_file(path: str | os.PathLike, *, error: type[Exception] = ValueError) -> BinaryIO:
+    """Open ``path`` to read its bytes; raise ``error`` naming it unless it is a regular file.
+
+    Opened without blocking (O_NONBLOCK) and checked on the very file opened (fstat, so
+    nothing can swap it in between): opening a FIFO would wait for a writer forever, and a
+    folder or a device has no end to read to.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in FILE_KINDS if test(mode)), "special file")
+            raise error(f"{path} is not a regular file but a {kind}; name a file")
+        if hasattr(os, "O_NONBLOCK"):
+            os.set_blocking(fd, True)  # reads of the file itself as usual
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

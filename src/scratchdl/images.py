@@ -20,8 +20,11 @@ import os
 import re
 import struct
 import warnings
+from contextlib import nullcontext
 
 import numpy as np
+
+from .checks import open_regular_file
 
 MNIST_SIZE = 28  # pixels on each side of an MNIST image
 DIGIT_SIZE = 20  # pixels on the longer side of the digit inside it
@@ -86,28 +89,23 @@ def prepare_image(path: str | os.PathLike) -> np.ndarray:
 def _read_gray(path: str | os.PathLike) -> np.ndarray:
     """The image at ``path`` in grayscale, in [0, 1], upright and without transparency.
 
-    The size is checked against MAX_PIXELS from the header, before anything is decoded; a
-    JPEG is decoded at the smallest of its built-in scales (1/2, 1/4, 1/8) that keeps both
-    sides at least DECODE_SIDE. Shape: -> (H, W) float32.
+    ``path`` may be a file object; a path that is not a regular file (a FIFO, a folder, a
+    device) is refused before anything is read. The size is checked against MAX_PIXELS from
+    the header, before anything is decoded; a JPEG is decoded at the smallest of its
+    built-in scales (1/2, 1/4, 1/8) that keeps both sides at least DECODE_SIDE.
+    Shape: -> (H, W) float32.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():
-            # Pillow warns above its own limit; MAX_PIXELS, checked below, is lower
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            Image.init()  # registers every format's plugin, so FORMATS can be named
-            im = Image.open(path, formats=FORMATS)  # reads the header only
-        with im:
-            size = im.size
-            im.draft("L", (DECODE_SIDE, DECODE_SIDE))  # JPEG decodes small; elsewhere a no-op
-            _check_pixels(path, size, im.size)
-            _check_one_frame(path, im)
+        named = isinstance(path, (str, os.PathLike))
+        with open_regular_file(path, error=ImageError) if named else nullcontext(path) as f:
             with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                im.load()
-            ImageOps.exif_transpose(im, in_place=True)  # a phone's portrait photo stands up
-            return _gray_levels(path, im)
+                # Pillow warns above its own limit; MAX_PIXELS, checked below, is lower
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                Image.init()  # registers every format's plugin, so FORMATS can be named
+                im = Image.open(f, formats=FORMATS)  # reads the header only
+            return _read_opened(path, im)
     except FileNotFoundError as e:
         raise ImageError(f"no such image: {path}") from e
     except ImageError:
@@ -120,9 +118,28 @@ def _read_gray(path: str | os.PathLike) -> np.ndarray:
             f"{path}: the image has {pixels}, more than the limit of {MAX_PIXELS:,} pixels; "
             "scale it down first"
         ) from e
-    except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError, struct.error) as e:
+    except UnidentifiedImageError as e:  # Pillow's message names the file object, not the path
+        raise ImageError(f"cannot read {path} as an image: not a {', '.join(FORMATS)} file") from e
+    except (OSError, SyntaxError, EOFError, ValueError, struct.error) as e:
         # what Pillow raises for a damaged file depends on the format and where it breaks
         raise ImageError(f"cannot read {path} as an image: {e}") from e
+
+
+def _read_opened(path, im) -> np.ndarray:
+    """The gray levels of ``im``, opened by Pillow: its size and frames checked before it
+    is decoded, then turned upright."""
+    from PIL import Image, ImageOps
+
+    with im:
+        size = im.size
+        im.draft("L", (DECODE_SIDE, DECODE_SIDE))  # JPEG decodes small; elsewhere a no-op
+        _check_pixels(path, size, im.size)
+        _check_one_frame(path, im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im.load()
+        ImageOps.exif_transpose(im, in_place=True)  # a phone's portrait photo stands up
+        return _gray_levels(path, im)
 
 
 def _check_pixels(path, size: tuple[int, int], decoded: tuple[int, int]) -> None:

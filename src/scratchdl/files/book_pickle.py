@@ -20,7 +20,7 @@ import pickletools
 
 import numpy as np
 
-from ..checks import check_path
+from ..checks import check_path, open_regular_file
 from ..checks import short_repr as _short
 from ..layers import Affine, AvgPooling, Convolution, Dropout, Flatten, Pooling, Relu
 from ..models import DeepConvNet, MultiLayerNet, Sequential, SimpleConvNet
@@ -192,7 +192,7 @@ def _scan_pickle(path: object, data: bytes) -> None:
 
 def _read_book_pickle(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], str]:
     """Safely unpickle a dict name -> float array; return it with the file's sha256."""
-    with open(check_path("path", path), "rb") as f:
+    with open_regular_file(check_path("path", path), error=ModelFileError) as f:
         size = os.fstat(f.fileno()).st_size
         if size > MAX_PICKLE_BYTES:
             raise ModelFileError(

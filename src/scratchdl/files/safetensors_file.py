@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_write
-from ..checks import check_finite, check_path
+from ..checks import check_finite, check_path, open_regular_file
 from ..checks import short_repr as _short
 
 __all__ = [
@@ -307,10 +307,11 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[s
 
     The header length, the JSON header, every dtype, shape and offset are checked before any
     data is read or handed to the safetensors library, so a damaged or foreign file raises
-    ModelFileError naming the file and the problem, never allocates more than the file holds.
+    ModelFileError naming the file and the problem, never allocates more than the file holds;
+    so does a path that is not a regular file (a FIFO would block the read forever).
     """
     st = _require_safetensors()
-    with open(check_path("path", path), "rb") as f:
+    with open_regular_file(check_path("path", path), error=ModelFileError) as f:
         size = os.fstat(f.fileno()).st_size
         if size < HEADER_LENGTH_BYTES:
             raise ModelFileError(
