@@ -127,6 +127,28 @@ def test_batchnorm_eval_mode_gradient():
     np.testing.assert_allclose(dx, num, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize(
+    "name,make,make_x,make_t",
+    [case for case in CASES if case[0] != "Dropout"],  # that one forwards to fix its mask
+    ids=[case[0] for case in CASES if case[0] != "Dropout"],
+)
+def test_backward_before_forward_is_one_clear_error(name, make, make_x, make_t):
+    layer = make()
+    dout = 1.0 if make_t is not None else make_x()  # any dout: nothing is computed
+    cls = type(layer).__name__
+    with pytest.raises(RuntimeError, match=rf"^{cls}\.backward needs a forward pass"):
+        layer.backward(dout)  # was an AttributeError or TypeError; Dropout returned dout
+    if layer.params:  # a model's first layer gets backward_params
+        with pytest.raises(RuntimeError, match=rf"^{cls}\.backward needs a forward pass"):
+            layer.backward_params(dout)
+
+
+def test_dropout_backward_after_an_inference_forward_passes_dout_through():
+    layer, x, dout = L.Dropout(0.5, rng=0), randn(3, 4), randn(3, 4)
+    layer.forward(x, train=False)
+    np.testing.assert_array_equal(layer.backward(dout), dout)
+
+
 def test_every_layer_class_has_a_gradient_case():
     classes = {
         name

@@ -39,6 +39,8 @@ class Affine(Layer):
         return self.x @ W + b
 
     def backward_params(self, dout: np.ndarray) -> None:
+        if self.x is None:
+            raise RuntimeError("Affine.backward needs a forward pass first")
         self.grads = {"W": self.x.T @ dout, "b": dout.sum(axis=0)}
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -65,4 +67,6 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.x_shape is None:
+            raise RuntimeError("Flatten.backward needs a forward pass first")
         return dout.reshape(self.x_shape)

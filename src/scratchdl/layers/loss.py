@@ -71,6 +71,8 @@ class IdentityWithLoss(Layer):
         return float(0.5 * np.sum(self.diff**2) / x.shape[0])
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
+        if self.diff is None:
+            raise RuntimeError("IdentityWithLoss.backward needs a forward pass first")
         return self.diff * (dout / self.diff.shape[0])
 
 

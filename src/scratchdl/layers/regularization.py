@@ -78,6 +78,8 @@ class BatchNormalization(Layer):
         return self._from_2d(out.astype(x.dtype, copy=False))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.xn is None:
+            raise RuntimeError("BatchNormalization.backward needs a forward pass first")
         gamma = self.params["gamma"]
         d2 = self._to_2d(dout)
         dbeta = d2.sum(axis=0)
@@ -113,9 +115,11 @@ class Dropout(Layer):
         self.rng = as_rng(rng)
         self.hold_mask = False
         self.mask: np.ndarray | None = None  # kept units, scaled: dx = dout * mask
+        self.train: bool | None = None  # the latest forward's mode (eval: dx = dout); None: none
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         x = as_float_input(self, x)
+        self.train = bool(train)
         if not train:
             self.mask = None
             return x
@@ -126,6 +130,8 @@ class Dropout(Layer):
         return x * self.mask
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.train is None:
+            raise RuntimeError("Dropout.backward needs a forward pass first")
         return dout if self.mask is None else dout * self.mask
 
     def extra_repr(self) -> str:
