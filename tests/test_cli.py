@@ -336,8 +336,8 @@ def test_predict_refuses_a_folder_or_a_device_as_an_image(capsys, tmp_path, whic
     elif not path.is_char_device():
         pytest.skip(f"{os.devnull} is not a device here")
     code, _, err = run(capsys, "predict", str(model), str(path))
-    kind = "folder" if which == "folder" else "character device"
-    assert_one_line_error(code, err, str(path), f"not a regular file but a {kind}")
+    says = "is a folder, not a file" if which == "folder" else "not a regular file but a character"
+    assert_one_line_error(code, err, str(path), says)
 
 
 # --- a resumed run must be the same run -----------------------------------------------------

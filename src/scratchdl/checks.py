@@ -7,6 +7,7 @@ Each ``check_*`` returns the value in its plain form (a float, an int, a Path, .
 
 from __future__ import annotations
 
+import errno
 import numbers
 import os
 import stat
@@ -164,7 +165,6 @@ def check_finite(name: str, x: np.ndarray, *, fix: str = "clean or drop that sam
 
 # what a path that is not a regular file is, for open_regular_file's message
 FILE_KINDS = (
-    (stat.S_ISDIR, "folder"),
     (stat.S_ISFIFO, "FIFO (named pipe)"),
     (stat.S_ISSOCK, "socket"),
     (stat.S_ISCHR, "character device"),
@@ -173,15 +173,18 @@ FILE_KINDS = (
 
 
 def open_regular_file(path: str | os.PathLike, *, error: type[Exception] = ValueError) -> BinaryIO:
-    """Open ``path`` to read its bytes; raise ``error`` naming it unless it is a regular file.
+    """Open ``path`` to read its bytes; raise ``error`` naming it unless it is a regular file
+    (IsADirectoryError for a folder, as ``open`` raises).
 
     Opened without blocking (O_NONBLOCK) and checked on the very file opened (fstat, so
     nothing can swap it in between): opening a FIFO would wait for a writer forever, and a
-    folder or a device has no end to read to.
+    device may have no end to read to.
     """
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     try:
         mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, f"{path} is a folder, not a file; name a file")
         if not stat.S_ISREG(mode):
             kind = next((name for test, name in FILE_KINDS if test(mode)), "special file")
             raise error(f"{path} is not a regular file but a {kind}; name a file")

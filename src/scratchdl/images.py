@@ -108,6 +108,8 @@ def _read_gray(path: str | os.PathLike) -> np.ndarray:
             return _read_opened(path, im)
     except FileNotFoundError as e:
         raise ImageError(f"no such image: {path}") from e
+    except IsADirectoryError as e:
+        raise ImageError(e.strerror) from e
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
