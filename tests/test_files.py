@@ -990,3 +990,13 @@ def test_files_written_before_digests_still_load(tmp_path):
         np.testing.assert_array_equal(loaded.state_dict()[name], array)
     with pytest.raises(ValueError, match=DIGEST_KEY):
         save_tensors(path, tensors, {DIGEST_KEY: "0" * 64})
+
+
+@pytest.mark.parametrize("name", ["m.pkl", "m.pickle", "M.PKL"])
+def test_save_refuses_a_pickle_name_that_no_loader_would_read_back(tmp_path, name):
+    model, _ = _multilayer(np.float32)
+    with pytest.raises(ValueError) as info:
+        save(model, tmp_path / name)  # every loader took it for the book's pickle
+    for word in (name, "pickle", ".safetensors"):
+        assert word in str(info.value), str(info.value)
+    assert list(tmp_path.iterdir()) == []

@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 
 from .. import init
+from ..checks import check_path
 from ..checks import short_repr as _short
 from ..models import MODELS, Sequential, model_from_config
 from .book_pickle import load_book_model
@@ -37,6 +38,7 @@ MIN_CONFIG_INT_LIMIT = 4096  # see _check_config_ints
 # a forged size fails before gigabytes are allocated, a merely wrong one gets the precise
 # message about the shapes that do not match.
 VALUE_BUDGET_FACTOR, MIN_VALUE_BUDGET = 4, 1 << 20
+PICKLE_SUFFIXES = (".pkl", ".pickle")  # names save refuses: load_model reads .pkl as a pickle
 
 
 def scratchdl_version() -> str:
@@ -54,8 +56,14 @@ def save(model: Sequential, path: str | os.PathLike) -> None:
     ``format="scratchdl"``, ``format_version="1"``, ``class``, ``config`` (JSON) and
     ``scratchdl_version``. ``load`` rebuilds the model bit for bit. The same model gives
     the same bytes (sorted header), so a checksum identifies it. NaN or infinite weights (a
-    diverged run) raise ValueError and write nothing.
+    diverged run) raise ValueError and write nothing; so does a name ending in .pkl or
+    .pickle (PICKLE_SUFFIXES), which every loader would take for the book's pickled weights.
     """
+    if os.fspath(check_path("path", path)).lower().endswith(PICKLE_SUFFIXES):
+        raise ValueError(
+            f"save writes safetensors, but {path} is named like a pickle, which the loaders "
+            "would read as the book's weights; name it .safetensors"
+        )
     name = type(model).__name__
     if MODELS.get(name) is not type(model):
         raise ValueError(
