@@ -3,6 +3,7 @@ very logits and probabilities of ``model.predict`` on real MNIST images; and the
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -410,6 +411,25 @@ def test_export_command_errors_are_one_line(model_file, tmp_path, capsys, monkey
     code, _, err = run(capsys, "export", path, "--out", out)
     assert_one_line_error(code, err, INSTALL)
     assert not out.exists()
+
+
+def test_a_full_disk_during_export_names_the_file_and_leaves_none(
+    model_file, tmp_path, capsys, monkeypatch
+):
+    _, path = model_file
+    out = tmp_path / "out.onnx"
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    code, _, err = run(capsys, "export", path, "--out", out)
+    assert_one_line_error(code, err, str(out), os.strerror(errno.ENOSPC))  # was "[Errno 28] ..."
+    assert not out.exists() and stale_temp_files(out) == []
+    out.write_bytes(b"the old file")
+    code, _, err = run(capsys, "export", path, "--out", out)
+    assert_one_line_error(code, err, str(out))
+    assert out.read_bytes() == b"the old file" and stale_temp_files(out) == []
 
 
 def test_export_command_refuses_a_read_only_folder(model_file, tmp_path, capsys, monkeypatch):

@@ -159,7 +159,14 @@ def to_onnx(
     path = check_path("path", path)
     proto = onnx_model(model, opset=opset, input_shape=input_shape, model_file=model_file)
     data = proto.SerializeToString()
-    atomic_write(path, data)
+    try:
+        atomic_write(path, data)
+    except OSError as e:  # a full disk says only "[Errno 28] No space left on device"
+        if str(path) in str(e):
+            raise
+        raise OSError(
+            e.errno, f"cannot write {path}: {e.strerror or e}; nothing was written there"
+        ) from e
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     return {
         "path": str(path),
