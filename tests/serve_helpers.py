@@ -64,21 +64,22 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def real_server(app, **options):
+def real_server(app, server=None, **options):
     """``app`` served by uvicorn on 127.0.0.1 (a free port) in a thread, as `scratchdl
-    serve` configures it (cli_serve.server_config); yields (host, port)."""
+    serve` configures it (cli_serve.server_config with ``options``), or by the uvicorn.Server
+    ``server`` given; yields the port."""
     from scratchdl.cli_serve import listen, server_config
 
     sock = listen("127.0.0.1", 0)
-    server = server_config(app, **options)
+    server = server or server_config(app, **options)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + 30
         while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
             time.sleep(0.02)
-        yield sock.getsockname()[:2]
+        yield sock.getsockname()[1]
     finally:
         server.should_exit = True
         thread.join(30)

@@ -24,10 +24,13 @@ import sys
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-# connections uvicorn serves at once, a backstop (beyond it uvicorn answers a plain-text 503);
-# the bodies held in memory are bounded by the pool's places (inference.Pool.admit)
-MAX_CONNECTIONS = 200
+# connections uvicorn holds at once, a backstop (beyond it uvicorn answers a plain-text 503):
+# of them at most half wait for a request (serve.connections: the longest waiting is closed
+# for a new one), so the other half serve requests; each is a file descriptor, and 400 stay
+# well inside the usual limit of 1024. The bodies held in memory are bounded by safety.Bodies.
+MAX_CONNECTIONS = 400
 KEEP_ALIVE_SECONDS = 5
+MAX_HEAD_BYTES = 16 * 1024  # a request's line and headers (h11's default, named here)
 
 
 def port_number(text: str) -> int:
@@ -122,8 +125,40 @@ def url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def cmd_serve(args) -> int:
+def server_config(
+    app,
+    *,
+    max_connections: int = MAX_CONNECTIONS,
+    head_seconds: float | None = None,
+    max_waiting: int | None = None,
+):
+    """The uvicorn.Server of ``scratchdl serve`` for ``app``: h11 with a deadline for each
+    request head and at most ``max_waiting`` (default half of ``max_connections``)
+    connections waiting for one (serve.connections), keep-alive and head size bounded."""
     import uvicorn
+
+    from .serve.connections import HEAD_SECONDS, guarded_protocol
+
+    protocol = guarded_protocol(
+        head_seconds=HEAD_SECONDS if head_seconds is None else head_seconds,
+        max_waiting=max_connections // 2 if max_waiting is None else max_waiting,
+    )
+    config = uvicorn.Config(
+        app,
+        http=protocol,
+        # a second Ctrl-C while uvicorn shut down cancelled the lifespan task, which uvicorn
+        # then logged as a traceback; the app needs no start-up, and cmd_serve closes the pool
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        limit_concurrency=max_connections,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+    )
+    return uvicorn.Server(config)
+
+
+def cmd_serve(args) -> int:
     from threadpoolctl import threadpool_limits
 
     from .serve.app import create_app
@@ -135,21 +170,11 @@ def cmd_serve(args) -> int:
     if warning:
         print(warning, file=sys.stderr)
     models = Models(args.model)  # a bad file stops here, before the port is taken
-    pool = Pool()  # closed here, not by the app's lifespan: see lifespan="off" below
+    pool = Pool()  # closed here, not by the app's lifespan: see lifespan="off" in server_config
     hosts = allowed_hosts(args.host, args.allow_host)
     app = create_app(models, runs_root(args.runs), pool=pool, hosts=hosts)
     sock = listen(args.host, args.port)
-    config = uvicorn.Config(
-        app,
-        # a second Ctrl-C while uvicorn shut down cancelled the lifespan task, which uvicorn
-        # then logged as a traceback; the app needs no start-up, and the pool closes below
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        limit_concurrency=MAX_CONNECTIONS,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
-    server = uvicorn.Server(config)
+    server = server_config(app)
     print(
         f"scratchdl serve: {url(sock)}  (models: {', '.join(models.entries)}; Ctrl-C to stop)",
         flush=True,

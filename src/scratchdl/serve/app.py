@@ -27,12 +27,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from . import inference
 from .inference import MnistTestImages, Models, Pool
 from .middleware import AllowedHosts, SecurityHeaders, allowed_hosts, same_origin
 from .runs import list_runs, read_run
-from .safety import IMAGE_TYPES, MAX_BODY_BYTES, ClientError, body_type, read_body, read_input
+from .safety import IMAGE_TYPES, MAX_BODY_BYTES, Bodies, ClientError, body_type, read_input
 
 STATIC = Path(__file__).parent / "static"
 MAX_ID = 100  # characters of a model id or run name in a query
@@ -75,6 +76,7 @@ ERRORS = {
         (400, "a malformed body or query"),
         (403, "a request from a page of another origin"),
         (404, "an unknown model or run"),
+        (408, "a body that did not arrive in time"),
         (413, "a body or image too large"),
         (415, "a body without one of the content types above"),
         (503, "the inference pool is full; try again"),
@@ -88,12 +90,15 @@ def create_app(
     test_images: MnistTestImages | None = None,
     pool: Pool | None = None,
     hosts: frozenset[str] | None = None,
+    bodies: Bodies | None = None,
 ) -> FastAPI:
     """The app, serving ``models`` (by id), the runs under ``runs_dir`` and ``test_images``
     (default: MnistTestImages.find()); inference on ``pool`` (default: a new Pool); only to
-    the Host names ``hosts`` (default: middleware.allowed_hosts(), this machine's)."""
+    the Host names ``hosts`` (default: middleware.allowed_hosts(), this machine's); request
+    bodies read through ``bodies`` (default: a new safety.Bodies, its limits)."""
     test_images = test_images or MnistTestImages.find()
     pool = pool or Pool()
+    bodies = bodies or Bodies()
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -160,8 +165,9 @@ def create_app(
         content_type = request.headers.get("content-type")
         body_type(content_type)  # 415 before anything is read
         entry = models.get(model)
-        async with pool.admit():  # before the body: the pool bounds the bodies held too
-            body = await read_body(request)
+        # the body first, then a place in the pool: a slow client holds no place while it
+        # sends (bodies bounds the bytes held, and the time a body may take)
+        async with bodies.read(request) as body, pool.admit():
 
             def job() -> dict:  # decoding runs on the pool too: it bounds the images' memory
                 return inference.predict(entry, read_input(content_type, body), layers)
@@ -211,7 +217,12 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ClientError)
     async def client_error(request, exc: ClientError):
-        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+        headers = {"connection": "close"} if exc.close else None
+        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def gone(request, exc: ClientDisconnect):  # nobody reads the answer: no log either
+        return JSONResponse({"detail": "the client closed the connection"}, status_code=400)
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc: HTTPException):

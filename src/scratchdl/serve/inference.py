@@ -249,8 +249,8 @@ class Pool:
     @contextlib.asynccontextmanager
     async def admit(self):
         """A place among the running and waiting requests, held for the block; ClientError 503
-        when there is none. Taken before a request's body is read, so that it also bounds
-        the bodies held in memory at once."""
+        when there is none. Taken once a request's body has arrived (safety.Bodies), so that
+        a slow client never holds one."""
         if self.admitted >= self.workers + self.queue:
             raise ClientError(
                 503,

@@ -9,18 +9,27 @@ for shape, type and range, NaN included.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 import math
 import warnings
+from collections.abc import AsyncIterator
 
 import numpy as np
 
 from ..images import DECODE_SIDE, FORMATS, MNIST_SIZE, ImageError, prepare_image
 
-# A drawing is a few kB and a phone photo a few MB. Bodies are read only by requests the pool
-# admitted (inference.Pool.admit: 66 at once), so they hold at most 66 x 4 MiB.
+# A drawing is a few kB and a phone photo a few MB.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# Bodies are read before a request asks the pool for a place, so that a slow client holds
+# none; what they hold in memory at once is bounded here instead, by the bytes that arrived
+# (the pool's 66 places x MAX_BODY_BYTES, the bound when the pool bounded them).
+MAX_HELD_BYTES = 64 * MAX_BODY_BYTES
+# A whole body must arrive within this (408 after): a drawing needs milliseconds, a 4 MB
+# photo ~3 s at 10 Mbit/s; a client that sends 2 bytes and waits is let go.
+BODY_SECONDS = 10.0
 # Checked from the header, before decoding: 10 MP is 40 MB as RGBA, and a few float32 copies
 # of the gray levels in prepare_image; a JPEG counts at the scale it decodes (DECODE_SIDE).
 # Lower than images.MAX_PIXELS (a scan on one's own disk): here many strangers send images.
@@ -39,11 +48,12 @@ IMAGE_TYPES = (
 
 
 class ClientError(Exception):
-    """A request the server refuses: ``status`` (4xx or 503) and a message for the client."""
+    """A request the server refuses: ``status`` (4xx or 503) and a message for the client;
+    ``close``: end the connection after the answer (a body left unread)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.close = status, message, close
 
 
 class Upload(io.BytesIO):
@@ -56,19 +66,54 @@ class Upload(io.BytesIO):
     __repr__ = __str__  # some of Pillow's messages use the repr
 
 
-async def read_body(request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The body of a Starlette ``request``, or ClientError 413 as soon as it passes ``limit``
-    bytes: counted while it streams in, so a false Content-Length changes nothing."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large(int(declared), limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(size, limit, at_least=True)
-        chunks.append(chunk)
-    return b"".join(chunks)
+class Bodies:
+    """The request bodies held in memory, counted as their bytes arrive, across requests.
+
+    ``read`` gives a request's body within ``seconds`` (ClientError 408 after) and at most
+    ``limit`` bytes (413, counted while it streams in, so a false Content-Length changes
+    nothing); ClientError 503 when all bodies held would pass MAX_HELD_BYTES. The bytes count
+    until the ``async with`` block ends. Used on the event loop only (no lock needed)."""
+
+    def __init__(self, held_limit: int = MAX_HELD_BYTES, seconds: float = BODY_SECONDS) -> None:
+        self.held_limit, self.seconds = held_limit, seconds
+        self.held = 0
+
+    @contextlib.asynccontextmanager
+    async def read(self, request, limit: int = MAX_BODY_BYTES) -> AsyncIterator[bytes]:
+        counted = [0]  # this request's bytes in self.held, also when the read is cancelled
+        try:
+            try:
+                body = await asyncio.wait_for(self._read(request, limit, counted), self.seconds)
+            except asyncio.TimeoutError:
+                raise ClientError(
+                    408,
+                    f"the request body did not arrive within {self.seconds:g} s "
+                    f"({counted[0]:,} bytes came); send the whole body at once",
+                    close=True,
+                ) from None
+            yield body
+        finally:
+            self.held -= counted[0]
+
+    async def _read(self, request, limit: int, counted: list[int]) -> bytes:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large(int(declared), limit)
+        chunks = []
+        async for chunk in request.stream():
+            if counted[0] + len(chunk) > limit:
+                raise too_large(counted[0] + len(chunk), limit, at_least=True)
+            if self.held + len(chunk) > self.held_limit:
+                raise ClientError(
+                    503,
+                    f"the server holds {self.held:,} bytes of request bodies, its limit; "
+                    "try again in a moment",
+                    close=True,
+                )
+            self.held += len(chunk)
+            counted[0] += len(chunk)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 def too_large(size: int, limit: int, *, at_least: bool = False) -> ClientError:
@@ -77,6 +122,7 @@ def too_large(size: int, limit: int, *, at_least: bool = False) -> ClientError:
         413,
         f"the request body has {more}{size:,} bytes, more than the limit of {limit:,}; "
         "send a smaller image (a 28x28 digit needs a few kB)",
+        close=True,  # the rest of the body is not read
     )
 
 
