@@ -30,7 +30,7 @@ from ..functions import relu, sigmoid, step_function, tanh
 from ..layers import Affine
 from . import common
 from .common import Setting, count
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "activations"
 CHAPTER = 3
@@ -62,9 +62,56 @@ SETTINGS = {
 
 ACTIVATIONS = {"step": step_function, "sigmoid": sigmoid, "relu": relu, "tanh": tanh}
 
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "step": "step",
+        "sigmoid": "sigmoid",
+        "relu": "ReLU",
+        "tanh": "tanh",
+        "beyond": "{name} (to {top:g} at x = {x:g})",
+        "activations": "activation functions",
+        "output": "output",
+        "linear": "linear activation, {layers} layers = 1 layer",
+        "one_affine": "one Affine layer ($W_1 W_2 W_3$)",
+        "stack_linear": "{layers} layers, linear",
+        "stack_relu": "{layers} layers, ReLU",
+        "network_output": "network output",
+        "network": "1-{H}-{H}-1 network, random weights",
+    },
+    "ja": {
+        "title": (
+            "ステップ関数、シグモイド関数、ReLU、tanh。線形な活性化関数では層が 1 つにつぶれる"
+        ),
+        "step": "ステップ関数",
+        "sigmoid": "シグモイド関数",
+        "relu": "ReLU",
+        "tanh": "tanh",
+        "beyond": "{name}（x = {x:g} で {top:g} まで）",
+        "activations": "活性化関数",
+        "output": "出力",
+        "linear": "線形な活性化関数: {layers} 層 = 1 層",
+        "one_affine": "Affine レイヤ 1 つ（$W_1 W_2 W_3$）",
+        "stack_linear": "{layers} 層、線形",
+        "stack_relu": "{layers} 層、ReLU",
+        "network_output": "ネットワークの出力",
+        "network": "1-{H}-{H}-1 のネットワーク、ランダムな重み",
+    },
+}
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
     """The activations and the linear-stack check; writes activations.png/json."""
+    text = labels(LABELS, lang)
     opts = common.options(options, SETTINGS, NAME, quick=quick)
     x = np.linspace(opts["x_min"], opts["x_max"], opts["points"])
     curves = {name: np.asarray(f(x), dtype=np.float64) for name, f in ACTIVATIONS.items()}
@@ -96,13 +143,15 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "affine_stack_max_error": float(np.abs(linear_out - one_layer).max()),
         "relu_stack_line_fit_error": float(np.abs(relu_out[:, 0] - (slope * x + intercept)).max()),
     }
-    fig = _figure(
-        x,
-        curves,
-        (stacked, collapsed, c, layers),
-        (linear_out, one_layer, relu_out, opts["hidden_size"]),
-    )
-    return common.save_result(out, NAME, fig, numbers)
+    with language(lang):
+        fig = _figure(
+            x,
+            curves,
+            (stacked, collapsed, c, layers),
+            (linear_out, one_layer, relu_out, opts["hidden_size"]),
+            text,
+        )
+        return common.save_result(out, NAME, fig, numbers)
 
 
 def _network(rng: np.random.Generator, hidden: int) -> list[Affine]:
@@ -131,7 +180,7 @@ def _collapse(net: list[Affine]) -> tuple[np.ndarray, np.ndarray]:
     return W, b
 
 
-def _figure(x, curves, linear, network):
+def _figure(x, curves, linear, network, text):
     plt = pyplot()
     stacked, collapsed, c, layers = linear
     linear_out, one_layer, relu_out, H = network
@@ -139,11 +188,13 @@ def _figure(x, curves, linear, network):
     styles = {"step": "--", "sigmoid": "-", "relu": "-.", "tanh": ":"}
     top = 3.2  # room for sigmoid and tanh to be seen; ReLU runs on above the frame
     for name, y in curves.items():
-        label = f"{name} (to {y.max():g} at x = {x[-1]:g})" if y.max() > top else name
+        label = text[name]
+        if y.max() > top:
+            label = text["beyond"].format(name=label, top=y.max(), x=x[-1])
         ax1.plot(x, y, ls=styles[name], lw=2, label=label)
     ax1.axhline(0, color="gray", lw=0.5)
     ax1.axhline(1, color="gray", lw=0.5)
-    ax1.set(xlabel="x", ylabel="h(x)", title="activation functions", ylim=(-1.2, top))
+    ax1.set(xlabel="x", ylabel="h(x)", title=text["activations"], ylim=(-1.2, top))
     ax1.legend(loc="upper left")
     ax1.grid(alpha=0.3)
 
@@ -152,16 +203,17 @@ def _figure(x, curves, linear, network):
     nested = "h(" * layers + "x" + ")" * layers
     ax2.plot(x[::every], stacked[::every], "o", color="tab:orange", ms=5, label=nested)
     ax2.plot(x, c * x, color="gray", ls="--", lw=1, label=f"h(x) = {c:g} x")
-    ax2.set(xlabel="x", ylabel="output", title=f"linear activation, {layers} layers = 1 layer")
+    ax2.set(xlabel="x", ylabel=text["output"], title=text["linear"].format(layers=layers))
     ax2.legend(loc="upper left")
     ax2.grid(alpha=0.3)
 
-    ax3.plot(x, one_layer[:, 0], color="tab:blue", lw=2, label="one Affine layer ($W_1 W_2 W_3$)")
+    ax3.plot(x, one_layer[:, 0], color="tab:blue", lw=2, label=text["one_affine"])
+    stack_linear = text["stack_linear"].format(layers=layers)
+    ax3.plot(x[::every], linear_out[::every, 0], "o", color="tab:orange", ms=5, label=stack_linear)
     ax3.plot(
-        x[::every], linear_out[::every, 0], "o", color="tab:orange", ms=5, label="3 layers, linear"
+        x, relu_out[:, 0], color="tab:red", lw=2, label=text["stack_relu"].format(layers=layers)
     )
-    ax3.plot(x, relu_out[:, 0], color="tab:red", lw=2, label="3 layers, ReLU")
-    ax3.set(xlabel="x", ylabel="network output", title=f"1-{H}-{H}-1 network, random weights")
+    ax3.set(xlabel="x", ylabel=text["network_output"], title=text["network"].format(H=H))
     ax3.legend(loc="best", fontsize=8)
     ax3.grid(alpha=0.3)
     return fig

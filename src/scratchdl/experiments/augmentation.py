@@ -29,7 +29,7 @@ import numpy as np
 from ..augment import MAX_ROTATION, MAX_SHEAR, Augmenter
 from . import common
 from .common import Setting, count, positive
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "augmentation"
 CHAPTER = 8
@@ -54,8 +54,43 @@ SETTINGS = {
     "max_shear": Setting(0.0, low=0, high=MAX_SHEAR),  # degrees
 }
 
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "label": "label {t}",
+        "original": "original",
+        "variant": "variant {c}",
+        "suptitle": (
+            "Augmenter(rng={seed}): shift <= {shift:g} px, rotation <= {rotation:g}°, "
+            "scale {low:g}-{high:g}"
+        ),
+        "shear": ", shear <= {shear:g}°",
+    },
+    "ja": {
+        "title": "Data Augmentation（データ拡張）: MNIST の数字と、移動・回転・拡大縮小したコピー",
+        "label": "ラベル {t}",
+        "original": "元の画像",
+        "variant": "変形 {c}",
+        "suptitle": (
+            "Augmenter（シード {seed}）: 移動 ≤ {shift:g} ピクセル、回転 ≤ {rotation:g}°、"
+            "拡大縮小 {low:g}〜{high:g}"
+        ),
+        "shear": "、せん断 ≤ {shear:g}°",
+    },
+}
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
+    text = labels(LABELS, lang)
     opts = common.options(options, SETTINGS, NAME, quick=quick)
     common.check_order(NAME, opts, "scale_min", "scale_max")
     rows, variants = opts["rows"], opts["variants"]
@@ -98,10 +133,12 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "ink_ratio": float(ink.mean()),
     }
     images = augmented.reshape(rows, variants, 28, 28)
-    return common.save_result(out, NAME, _figure(originals[:, 0], images, numbers), numbers)
+    with language(lang):
+        fig = _figure(originals[:, 0], images, numbers, text)
+        return common.save_result(out, NAME, fig, numbers)
 
 
-def _figure(originals, images, numbers):
+def _figure(originals, images, numbers, text):
     plt = pyplot()
     rows, variants = images.shape[:2]
     fig, axes = plt.subplots(
@@ -117,19 +154,23 @@ def _figure(originals, images, numbers):
                 for spine in ax.spines.values():
                     spine.set_edgecolor("tab:red")
                     spine.set_linewidth(2)
-                ax.set_ylabel(f"label {numbers['labels'][r]}", fontsize=9)
+                ax.set_ylabel(text["label"].format(t=numbers["labels"][r]), fontsize=9)
             else:
                 for spine in ax.spines.values():
                     spine.set_edgecolor("0.8")  # the image's edge: shifts show against it
             if r == 0:
-                ax.set_title("original" if c == 0 else f"variant {c}", fontsize=9)
+                title = text["original"] if c == 0 else text["variant"].format(c=c)
+                ax.set_title(title, fontsize=9)
     s = numbers["settings"]
-    fig.suptitle(
-        f"Augmenter(rng={numbers['seed']}): shift <= {s['max_shift']:g} px, "
-        f"rotation <= {s['max_rotation']:g}°, scale {s['scale'][0]:g}-{s['scale'][1]:g}"
-        + (f", shear <= {s['max_shear']:g}°" if s["max_shear"] else ""),
-        fontsize=11,
-        fontweight="bold",
+    title = text["suptitle"].format(
+        seed=numbers["seed"],
+        shift=s["max_shift"],
+        rotation=s["max_rotation"],
+        low=s["scale"][0],
+        high=s["scale"][1],
     )
+    if s["max_shear"]:
+        title += text["shear"].format(shear=s["max_shear"])
+    fig.suptitle(title, fontsize=11, fontweight="bold")
     fig.tight_layout()
     return fig

@@ -34,7 +34,7 @@ from ..models import MultiLayerNet
 from ..optimizers import SGD
 from . import ch6, common
 from .common import Setting, count, positive
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "batchnorm"
 CHAPTER = 6
@@ -63,8 +63,46 @@ SETTINGS = {
 VARIANTS = ("batchnorm", "plain")
 LEARNED = 0.5  # a final training accuracy above this counts as "learned" (chance is 0.1)
 
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "with": "with batch norm",
+        "without": "without",
+        "train_acc": "train accuracy",
+        "epoch": "epoch",
+        "suptitle": (
+            "Training accuracy on {n} MNIST images, {layers} hidden ReLU layers, SGD lr {lr:g}"
+            "{quick}\ninitial weights N(0, w\u00b2); with (solid) and without (dashed) "
+            "batch normalization"
+        ),
+        "quick": " (quick)",
+    },
+    "ja": {
+        "title": "16 通りの重みの初期値のスケールでの、Batch Normalization あり・なしの学習",
+        "with": "Batch Normalization あり",
+        "without": "なし",
+        "train_acc": "訓練データの認識精度",
+        "epoch": "エポック",
+        "suptitle": (
+            "MNIST {n} 枚での訓練データの認識精度、ReLU の隠れ層 {layers} 層、SGD 学習率 {lr:g}"
+            "{quick}\n重みの初期値 N(0, w\u00b2)、Batch Normalization あり（実線）となし（破線）"
+        ),
+        "quick": "（短時間版）",
+    },
+}
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
+    text = labels(LABELS, lang)
     o = common.options(options, SETTINGS, NAME, quick=quick)
     common.check_order(NAME, o, "min_scale_exp", "max_scale_exp")
     (x_train, t_train), _ = common.mnist(quick=quick, progress=progress)
@@ -108,11 +146,12 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "mean_acc_over_epochs": {v: float(np.mean(curves[v])) for v in VARIANTS},
         "settings": {**o, "quick": quick, "seed": seed},
     }
-    fig = _draw(scales, curves, o, quick)
-    return common.save_result(out, NAME, fig, numbers)
+    with language(lang):
+        fig = _draw(scales, curves, o, quick, text)
+        return common.save_result(out, NAME, fig, numbers)
 
 
-def _draw(scales: np.ndarray, curves: dict, o: dict, quick: bool):
+def _draw(scales: np.ndarray, curves: dict, o: dict, quick: bool, text: dict):
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -132,22 +171,23 @@ def _draw(scales: np.ndarray, curves: dict, o: dict, quick: bool):
         ax.axis("off")
     for k, (ax, w) in enumerate(zip(axes.flat, scales, strict=False)):
         epochs = np.arange(len(curves["batchnorm"][k]))
-        ax.plot(epochs, curves["batchnorm"][k], color="tab:blue", label="with batch norm")
-        ax.plot(epochs, curves["plain"][k], "--", color="tab:orange", label="without")
+        ax.plot(epochs, curves["batchnorm"][k], color="tab:blue", label=text["with"])
+        ax.plot(epochs, curves["plain"][k], "--", color="tab:orange", label=text["without"])
         ax.set_title(f"w = {w:.2g}", fontsize=9)
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if k % cols == 0:
-            ax.set_ylabel("train accuracy", fontsize=8)
+            ax.set_ylabel(text["train_acc"], fontsize=8)
         if k // cols == rows - 1 or k + cols >= n:
-            ax.set_xlabel("epoch", fontsize=8)
+            ax.set_xlabel(text["epoch"], fontsize=8)
     axes.flat[0].legend(fontsize=7, loc="center right")
-    fig.suptitle(
-        f"Training accuracy on {o['train_size']} MNIST images, {o['hidden_layers']} hidden "
-        f"ReLU layers, SGD lr {o['lr']:g}" + (" (quick)" if quick else "") + "\n"
-        "initial weights N(0, w\u00b2); with (solid) and without (dashed) batch normalization",
-        fontsize=10,
+    title = text["suptitle"].format(
+        n=o["train_size"],
+        layers=o["hidden_layers"],
+        lr=o["lr"],
+        quick=text["quick"] if quick else "",
     )
+    fig.suptitle(title, fontsize=10)
     return fig

@@ -22,7 +22,7 @@ import numpy as np
 from ..models import Sequential
 from ..optimizers import Optimizer
 from . import common
-from .plots import pyplot, smooth
+from .plots import labels, pyplot, smooth
 
 SMOOTH_WINDOW = 50  # iterations in the moving average of the loss curves
 RECORD_EVERY = 10  # iterations between the points of a smoothed curve kept in the JSON
@@ -30,6 +30,38 @@ LAST = 100  # iterations averaged into the "final loss"
 GAP_EPOCHS = 10  # last epochs averaged into the final train/test accuracies and their gap
 MATCH_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9)  # training accuracies at which gaps are compared
 MATCH_WIDTH = 0.025  # epochs with train accuracy within this of a level count for it
+
+# The words of the shared figures, in each language (the experiments' ``lang``).
+LABELS = {
+    "en": {
+        "iteration": "iteration",
+        "loss": "loss (moving average of {window})",
+        "last": "mean loss of the last {last} iterations",
+        "no_gap": "test = train (no gap)",
+        "train_acc": "train accuracy",
+        "test_acc": "test accuracy",
+        "fit_vs_test": "test vs train accuracy, every epoch",
+        "train": "train",
+        "test": "test",
+        "epoch": "epoch",
+        "accuracy": "accuracy",
+        "final_gap": "{name}: final gap {gap:.3f}",
+    },
+    "ja": {
+        "iteration": "イテレーション",
+        "loss": "損失関数の値（{window} 回の移動平均）",
+        "last": "最後の {last} 回の損失関数の値の平均",
+        "no_gap": "テスト = 訓練（差なし）",
+        "train_acc": "訓練データの認識精度",
+        "test_acc": "テストデータの認識精度",
+        "fit_vs_test": "各エポックの認識精度: 訓練データとテストデータ",
+        "train": "訓練データ",
+        "test": "テストデータ",
+        "epoch": "エポック",
+        "accuracy": "認識精度",
+        "final_gap": "{name}: 最後の差 {gap:.3f}",
+    },
+}
 
 
 def batch_indices(rng: np.random.Generator, n: int, batch_size: int) -> np.ndarray:
@@ -105,15 +137,19 @@ def loss_summary(losses: np.ndarray) -> dict:
     }
 
 
-def plot_loss_curves(ax, curves: Mapping[str, dict], *, title: str, log: bool = True) -> None:
+def plot_loss_curves(
+    ax, curves: Mapping[str, dict], *, title: str, log: bool = True, lang: str = "en"
+) -> None:
     """Smoothed loss over iterations, one line per entry of ``curves`` (from loss_summary)."""
+    text = labels(LABELS, lang)
     for name, curve in curves.items():
         ax.plot(curve["iterations"], curve["smoothed"], label=f"{name}: {curve['final']:.3f}")
-    ax.set(xlabel="iteration", ylabel=f"loss (moving average of {SMOOTH_WINDOW})", title=title)
+    ylabel = text["loss"].format(window=SMOOTH_WINDOW)
+    ax.set(xlabel=text["iteration"], ylabel=ylabel, title=title)
     if log:
         ax.set_yscale("log")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(title=f"mean loss of the last {LAST} iterations", fontsize=9, title_fontsize=9)
+    ax.legend(title=text["last"].format(last=LAST), fontsize=9, title_fontsize=9)
 
 
 def accuracy_summary(results: list[tuple[float, float]]) -> dict:
@@ -149,46 +185,44 @@ def matched_gaps(train_acc: list[float], test_acc: list[float]) -> dict[str, flo
     return gaps
 
 
-def plot_fit_vs_test(ax, runs: Mapping[str, dict]) -> None:
+def plot_fit_vs_test(ax, runs: Mapping[str, dict], lang: str = "en") -> None:
     """Test accuracy against train accuracy, epoch by epoch, one line per run."""
+    text = labels(LABELS, lang)
     lo = min(min(r["train_acc"] + r["test_acc"]) for r in runs.values())
-    ax.plot([lo, 1], [lo, 1], ":", color="gray", lw=0.8, label="test = train (no gap)")
+    ax.plot([lo, 1], [lo, 1], ":", color="gray", lw=0.8, label=text["no_gap"])
     for i, (name, r) in enumerate(runs.items()):
         ax.plot(r["train_acc"], r["test_acc"], ".", ms=2.5, color=f"C{i + 2}", label=name)
-    ax.set(
-        xlabel="train accuracy",
-        ylabel="test accuracy",
-        title="test vs train accuracy, every epoch",
-    )
+    ax.set(xlabel=text["train_acc"], ylabel=text["test_acc"], title=text["fit_vs_test"])
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, markerscale=3)
 
 
-def plot_train_test(axes, runs: Mapping[str, dict]) -> None:
+def plot_train_test(axes, runs: Mapping[str, dict], lang: str = "en") -> None:
     """One panel per run: train and test accuracy per epoch, the final gap in the title."""
+    text = labels(LABELS, lang)
     for ax, (name, r) in zip(axes, runs.items(), strict=True):
         epochs = np.arange(len(r["train_acc"]))
-        ax.plot(epochs, r["train_acc"], color="tab:blue", label="train")
-        ax.plot(epochs, r["test_acc"], "--", color="tab:orange", label="test")
+        ax.plot(epochs, r["train_acc"], color="tab:blue", label=text["train"])
+        ax.plot(epochs, r["test_acc"], "--", color="tab:orange", label=text["test"])
         ax.fill_between(epochs, r["test_acc"], r["train_acc"], color="gray", alpha=0.15, lw=0)
         ax.set(
-            xlabel="epoch",
-            ylabel="accuracy",
+            xlabel=text["epoch"],
+            ylabel=text["accuracy"],
             ylim=(0, 1.02),
-            title=f"{name}: final gap {r['final_gap']:.3f}",
+            title=text["final_gap"].format(name=name, gap=r["final_gap"]),
         )
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
 
 
-def overfit_figure(runs: Mapping[str, dict], title: str):
+def overfit_figure(runs: Mapping[str, dict], title: str, lang: str = "en"):
     """Train/test accuracy of two runs side by side, and test against train accuracy."""
     plt = pyplot()
     fig, axes = plt.subplots(
         1, 3, figsize=(12.5, 4.2), layout="constrained", width_ratios=(1, 1, 0.9)
     )
-    plot_train_test(axes[:2], runs)
+    plot_train_test(axes[:2], runs, lang)
     axes[1].set_ylabel("")
-    plot_fit_vs_test(axes[2], runs)
+    plot_fit_vs_test(axes[2], runs, lang)
     fig.suptitle(title)
     return fig

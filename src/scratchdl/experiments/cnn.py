@@ -108,6 +108,15 @@ def trained_model(opts: dict, train_data, test_data, *, seed: int, progress: boo
     }
 
 
+def model_words(model: dict, text: dict) -> str:
+    """Where the network came from (``trained_model``'s description), in a figure's words:
+    ``text["from_file"]`` with its class and file name, or ``text["trained"]`` with its class
+    and epochs."""
+    if model["source"] == "file":
+        return text["from_file"].format(model=model["class"], file=Path(model["file"]).name)
+    return text["trained"].format(model=model["class"], epochs=model["epochs"])
+
+
 def scores(model, x: np.ndarray, *, progress: bool = False, desc: str = "scoring") -> np.ndarray:
     """``model.predict`` over ``x`` in batches of ``EVAL_BATCH``. Shape: (N, ...) -> (N, K)."""
     starts = range(0, len(x), EVAL_BATCH)

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import cnn, common
 from .common import count
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "filters"
 CHAPTER = 7
@@ -51,6 +51,30 @@ SETTINGS = {
 }
 RANDOM_ROUGHNESS = 2 / math.sqrt(math.pi)  # E|a - b| / sigma for independent normal a, b
 
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "before": "before training (random), roughness {r:.2f}",
+        "after": "after training (test acc. {acc:.3f}), roughness {r:.2f}",
+        "input": "input: test #{i}",
+        "filter": "filter {i}",
+        "response": "response",
+        "responses": "responses of learned filters (convolution output; light = strong positive)",
+        "suptitle": "{model}'s first-layer filters ({n} x {h}x{w}; dark = large weight)",
+    },
+    "ja": {
+        "title": "学習前と学習後の 1 層目のフィルターと、数字に対するその応答",
+        "before": "学習前（ランダム）、ざらつき {r:.2f}",
+        "after": "学習後（テストデータの認識精度 {acc:.3f}）、ざらつき {r:.2f}",
+        "input": "入力: テスト画像 #{i}",
+        "filter": "フィルター {i}",
+        "response": "応答",
+        "responses": "学習したフィルターの応答（畳み込み層の出力。明るい = 強い正の応答）",
+        "suptitle": "{model} の 1 層目のフィルター（{n} 個の {h}×{w}。暗い = 重みが大きい）",
+    },
+}
+
 
 def roughness(W: np.ndarray) -> np.ndarray:
     """Mean |difference of neighbouring weights| / std, per filter (and input channel).
@@ -72,9 +96,18 @@ def filter_stats(W: np.ndarray) -> dict:
     }
 
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
     from ..models import model_from_config
 
+    text = labels(LABELS, lang)
     opts = common.options(options, SETTINGS, NAME, quick=quick)
     (x_train, t_train), (x_test, t_test) = common.mnist(
         flatten=False, quick=quick, progress=progress
@@ -118,8 +151,10 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "example_label": int(t_test[example]),
         "shown_filters": [int(k) for k in chosen],
     }
-    fig = _figure(W_before, W_after, x_test[example, 0], response[chosen], chosen, numbers)
-    return common.save_result(out, NAME, fig, numbers)
+    with language(lang):
+        image, maps = x_test[example, 0], response[chosen]
+        fig = _figure(W_before, W_after, image, maps, chosen, numbers, text)
+        return common.save_result(out, NAME, fig, numbers)
 
 
 def _filter_panel(subfig, W: np.ndarray, title: str) -> None:
@@ -134,37 +169,26 @@ def _filter_panel(subfig, W: np.ndarray, title: str) -> None:
     subfig.suptitle(title, fontsize=11)
 
 
-def _figure(W_before, W_after, image, maps, chosen, numbers):
+def _figure(W_before, W_after, image, maps, chosen, numbers, text):
     plt = pyplot()
     fig = plt.figure(figsize=(12, 6.6), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[0.85, 1])
     left, right = top.subfigures(1, 2, wspace=0.04)
-    _filter_panel(
-        left, W_before, f"before training (random), roughness {numbers['roughness_before']:.2f}"
-    )
-    acc = numbers["test_accuracy"]
-    _filter_panel(
-        right,
-        W_after,
-        f"after training (test acc. {acc:.3f}), roughness {numbers['roughness_after']:.2f}",
-    )
+    _filter_panel(left, W_before, text["before"].format(r=numbers["roughness_before"]))
+    after = text["after"].format(acc=numbers["test_accuracy"], r=numbers["roughness_after"])
+    _filter_panel(right, W_after, after)
     axes = bottom.subplots(2, len(chosen) + 1, squeeze=False, height_ratios=[1, 3])
     for ax in axes.flat:
         ax.axis("off")
     axes[1, 0].imshow(image, cmap="gray_r", vmin=0, vmax=1)
-    axes[1, 0].set_title(f"input: test #{numbers['example_index']}", fontsize=9)
+    axes[1, 0].set_title(text["input"].format(i=numbers["example_index"]), fontsize=9)
     for k, (index, fmap) in enumerate(zip(chosen, maps, strict=True), start=1):
         axes[0, k].imshow(W_after[index, 0], cmap="gray_r", interpolation="nearest")
-        axes[0, k].set_title(f"filter {index}", fontsize=9)
+        axes[0, k].set_title(text["filter"].format(i=index), fontsize=9)
         axes[1, k].imshow(fmap, cmap="gray")
-        axes[1, k].set_title("response", fontsize=8)
-    bottom.suptitle(
-        "responses of learned filters (convolution output; light = strong positive)",
-        fontsize=11,
-    )
-    fig.suptitle(
-        "SimpleConvNet's first-layer filters (30 x 5x5; dark = large weight)",
-        fontsize=13,
-        fontweight="bold",
-    )
+        axes[1, k].set_title(text["response"], fontsize=8)
+    bottom.suptitle(text["responses"], fontsize=11)
+    FN, _, FH, FW = numbers["filter_shape"]
+    title = text["suptitle"].format(model=numbers["model"]["class"], n=FN, h=FH, w=FW)
+    fig.suptitle(title, fontsize=13, fontweight="bold")
     return fig

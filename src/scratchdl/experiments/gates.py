@@ -27,7 +27,7 @@ import numpy as np
 from ..perceptron import AND, NAND, OR, TRUTH_TABLE_INPUTS, XOR, find_perceptron
 from . import common
 from .common import count
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "gates"
 CHAPTER = 2
@@ -56,9 +56,46 @@ LOGIC = {  # what each gate must compute, from Python's operators, to check the 
 }
 LIMITS = (-0.5, 1.5)  # the unit square with a margin, so the lines are visible
 
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "decision_line": "decision line",
+        "gate": "{name}\nw=({w1:g}, {w2:g}), b={b:g}",
+        "nand_line": "NAND line",
+        "or_line": "OR line",
+        "xor": "XOR = AND(NAND, OR)\n({verdict})",
+        "separable": "one line suffices",
+        "not_separable": "no single line separates it",
+        "output": "output {value}",
+        "suptitle": "Perceptrons on the unit square (shaded: where the gate outputs 1)",
+    },
+    "ja": {
+        "title": "AND、NAND、OR は 1 つのパーセプトロン、XOR には 2 層が必要",
+        "decision_line": "境界の直線",
+        "gate": "{name}\nw=({w1:g}, {w2:g}), b={b:g}",
+        "nand_line": "NAND の直線",
+        "or_line": "OR の直線",
+        "xor": "XOR = AND(NAND, OR)\n（{verdict}）",
+        "separable": "1 本の直線で分けられる",
+        "not_separable": "1 本の直線では分けられない",
+        "output": "出力 {value}",
+        "suptitle": "単位正方形の上のパーセプトロン（色のついた側: ゲートが 1 を出力する領域）",
+    },
+}
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
     """Truth tables, decision lines and the separability search; writes gates.png/json."""
+    text = labels(LABELS, lang)
     opts = common.options(options, SETTINGS, NAME, quick=quick)
     n = opts["search_grid"]
     grid = np.linspace(-1.0, 1.0, n).round(12)  # 0.6, not 0.6000000000000001, in the JSON
@@ -85,11 +122,12 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "xor_layers": {"s1": s1.tolist(), "s2": s2.tolist(), "y": AND(s1, s2).tolist()},
         "search_grid": n,
     }
-    fig = _figure(tables, numbers["separable"])
-    return common.save_result(out, NAME, fig, numbers)
+    with language(lang):
+        fig = _figure(tables, numbers["separable"], text)
+        return common.save_result(out, NAME, fig, numbers)
 
 
-def _figure(tables: dict, separable: dict):
+def _figure(tables: dict, separable: dict, text: dict):
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(13, 4.4), sharey=True, layout="constrained")
     u = np.linspace(*LIMITS, 401)
@@ -101,14 +139,15 @@ def _figure(tables: dict, separable: dict):
         ax.contourf(g1, g2, region, levels=[-0.5, 0.5, 1.5], colors=["white", "#cfe3f7"])
         if name in GATES:
             slope, c = gate.decision_line()
-            ax.plot(line_x, slope * line_x + c, color="tab:blue", lw=2, label="decision line")
-            ax.set_title(f"{name}\nw=({gate.w[0]:g}, {gate.w[1]:g}), b={gate.b:g}", fontsize=10)
+            ax.plot(line_x, slope * line_x + c, color="tab:blue", lw=2, label=text["decision_line"])
+            title = text["gate"].format(name=name, w1=gate.w[0], w2=gate.w[1], b=gate.b)
+            ax.set_title(title, fontsize=10)
         else:
-            for p, style, label in ((NAND, "--", "NAND line"), (OR, ":", "OR line")):
+            for p, style, label in ((NAND, "--", text["nand_line"]), (OR, ":", text["or_line"])):
                 slope, c = p.decision_line()
                 ax.plot(line_x, slope * line_x + c, "k", ls=style, lw=1.5, label=label)
-            verdict = "one line suffices" if separable["XOR"] else "no single line separates it"
-            ax.set_title(f"XOR = AND(NAND, OR)\n({verdict})", fontsize=10)
+            verdict = text["separable"] if separable["XOR"] else text["not_separable"]
+            ax.set_title(text["xor"].format(verdict=verdict), fontsize=10)
         y = np.asarray(tables[name])
         for value, colour, marker in ((0, "tab:red", "o"), (1, "tab:green", "s")):
             sel = y == value
@@ -119,7 +158,7 @@ def _figure(tables: dict, separable: dict):
                 marker=marker,
                 edgecolors="k",
                 zorder=3,
-                label=f"output {value}",
+                label=text["output"].format(value=value),
             )
         ax.set(xlim=LIMITS, ylim=LIMITS, xlabel="$x_1$", aspect="equal")
         ax.set_xticks([0, 1])
@@ -129,6 +168,6 @@ def _figure(tables: dict, separable: dict):
     for ax in axes:  # one legend for all panels, below them, so no point is hidden
         for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, h)
-    fig.suptitle("Perceptrons on the unit square (shaded: where the gate outputs 1)")
+    fig.suptitle(text["suptitle"])
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=len(handles))
     return fig

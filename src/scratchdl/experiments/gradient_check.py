@@ -31,7 +31,7 @@ from ..gradient import numerical_gradient, relative_error
 from ..models import TwoLayerNet
 from . import common
 from .common import Setting, count, positive
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "gradient-check"
 CHAPTER = 5
@@ -61,6 +61,35 @@ SETTINGS = {
     "dtype": Setting("float64", choices=("float64", "float32", "float16")),
     "repeats": count(20),  # backprop is timed as the fastest of this many runs
 }
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "mean_abs": "mean |backprop - numerical|",
+        "relative": "relative error (max diff / max |grad|)",
+        "book": "the book's mean difference",
+        "difference": "difference",
+        "network": "TwoLayerNet({input}, {hidden}, {output}), {samples} images, {dtype}",
+        "backprop": "backprop",
+        "numerical": "numerical",
+        "seconds": "{s:.2g} s",
+        "time": "seconds for one gradient",
+        "faster": "time: backprop {speedup:,.0f}x faster ({params:,} params)",
+    },
+    "ja": {
+        "title": "勾配確認: TwoLayerNet での誤差逆伝播法と数値微分",
+        "mean_abs": "|誤差逆伝播法 − 数値微分| の平均",
+        "relative": "相対誤差（差の最大 / |勾配| の最大）",
+        "book": "本書の差の平均",
+        "difference": "差",
+        "network": "TwoLayerNet({input}, {hidden}, {output})、{samples} 枚、{dtype}",
+        "backprop": "誤差逆伝播法",
+        "numerical": "数値微分",
+        "seconds": "{s:.2g} 秒",
+        "time": "勾配 1 回の計算時間（秒）",
+        "faster": "時間: 誤差逆伝播法が {speedup:,.0f} 倍速い（パラメータ {params:,} 個）",
+    },
+}
 # What the book prints for TwoLayerNet(784, 50, 10) on x_train[:3] (section 5.7.3).
 BOOK_MEAN_ABS_DIFFERENCE = {
     "W1": 2.2232446644e-13,
@@ -70,8 +99,17 @@ BOOK_MEAN_ABS_DIFFERENCE = {
 }
 
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
     """Backprop vs numerical gradients of TwoLayerNet; writes gradient-check.png/json."""
+    text = labels(LABELS, lang)
     opts = common.options(options, SETTINGS, NAME, quick=quick)
     (x_train, t_train), _ = common.mnist(quick=quick, progress=progress)
     common.check_at_most(NAME, "samples", opts["samples"], len(x_train), "the training images")
@@ -126,10 +164,11 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "speedup": time_numerical / time_backprop,
         "book_mean_abs_difference": BOOK_MEAN_ABS_DIFFERENCE,
     }
-    return common.save_result(out, NAME, _figure(numbers), numbers)
+    with language(lang):
+        return common.save_result(out, NAME, _figure(numbers, text), numbers)
 
 
-def _figure(numbers: dict):
+def _figure(numbers: dict, text: dict):
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(
         1, 2, figsize=(11, 4.2), layout="constrained", width_ratios=(3, 2)
@@ -138,8 +177,8 @@ def _figure(numbers: dict):
     pos = np.arange(len(names))
     tiny = np.finfo(np.float64).tiny  # a zero difference cannot be drawn on a log scale
     for offset, key, label in (
-        (-0.2, "mean_abs_difference", "mean |backprop - numerical|"),
-        (0.2, "relative_error", "relative error (max diff / max |grad|)"),
+        (-0.2, "mean_abs_difference", text["mean_abs"]),
+        (0.2, "relative_error", text["relative"]),
     ):
         values = np.maximum([numbers[key][n] for n in names], tiny)
         bars = ax1.bar(pos + offset, values, width=0.4, label=label)
@@ -151,14 +190,17 @@ def _figure(numbers: dict):
     )
     if book_setting:  # the book's numbers only apply to its own network and images
         book = [numbers["book_mean_abs_difference"][n] for n in names]
-        ax1.plot(pos - 0.2, book, "k_", ms=28, mew=2, label="the book's mean difference")
+        ax1.plot(pos - 0.2, book, "k_", ms=28, mew=2, label=text["book"])
     ax1.set_yscale("log")
     ax1.set_xticks(pos, names)
     ax1.set(
-        ylabel="difference",
-        title=(
-            f"TwoLayerNet({numbers['input_size']}, {numbers['hidden_size']}, "
-            f"{numbers['output_size']}), {numbers['samples']} images, {numbers['dtype']}"
+        ylabel=text["difference"],
+        title=text["network"].format(
+            input=numbers["input_size"],
+            hidden=numbers["hidden_size"],
+            output=numbers["output_size"],
+            samples=numbers["samples"],
+            dtype=numbers["dtype"],
         ),
     )
     ax1.legend(loc="upper left", fontsize=8)
@@ -166,14 +208,14 @@ def _figure(numbers: dict):
     top = max(max(numbers["relative_error"].values()), max(numbers["mean_abs_difference"].values()))
     ax1.set_ylim(top=top * 1000)  # room above the bars for the legend
 
-    methods = ["backprop", "numerical"]
+    methods = [text["backprop"], text["numerical"]]
     seconds = [numbers["time_backprop_s"], numbers["time_numerical_s"]]
     bars = ax2.bar(methods, seconds, color=["tab:green", "tab:red"])
-    ax2.bar_label(bars, labels=[f"{s:.2g} s" for s in seconds], fontsize=8)
+    ax2.bar_label(bars, labels=[text["seconds"].format(s=s) for s in seconds], fontsize=8)
     ax2.set_yscale("log")
     ax2.set(
-        ylabel="seconds for one gradient",
-        title=f"time: backprop {numbers['speedup']:,.0f}x faster ({numbers['n_params']:,} params)",
+        ylabel=text["time"],
+        title=text["faster"].format(speedup=numbers["speedup"], params=numbers["n_params"]),
     )
     ax2.grid(alpha=0.3, axis="y")
     ax2.margins(y=0.3)

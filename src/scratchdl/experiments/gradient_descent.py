@@ -32,7 +32,7 @@ import numpy as np
 from ..gradient import gradient_descent, numerical_gradient
 from . import common
 from .common import Setting, count, positive
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "gradient-descent"
 CHAPTER = 4
@@ -60,14 +60,51 @@ SETTINGS = {
 RUNS = ("lr", "large_lr", "small_lr")
 FIELD = np.arange(-2.0, 2.5, 0.25)  # the book's grid for figure 4-9
 
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "field": "$-\\nabla f$ (numerical) of $f = x_0^2 + x_1^2$",
+        "lr": "lr = {lr:g}",
+        "small_lr": "lr = {lr:g} (end point: stays at the start)",
+        "descent": "descent from ({x0:g}, {x1:g}), {steps} steps",
+        "exact": "lr = {lr:g}, exact gradient",
+        "frozen": "x + h == x in float64:\nnumerical gradient = 0",
+        "step": "step",
+        "distance": "distance from the minimum (0, 0)",
+        "three": "three learning rates",
+    },
+    "ja": {
+        "title": "x0² + x1² の勾配と、3 つの学習率での勾配降下法",
+        "field": "$f = x_0^2 + x_1^2$ の $-\\nabla f$（数値微分）",
+        "lr": "学習率 {lr:g}",
+        "small_lr": "学習率 {lr:g}（終点: 出発点のまま）",
+        "descent": "({x0:g}, {x1:g}) から {steps} ステップの勾配降下法",
+        "exact": "学習率 {lr:g}、正確な勾配",
+        "frozen": "float64 では x + h == x:\n数値微分の勾配 = 0",
+        "step": "ステップ",
+        "distance": "最小値 (0, 0) からの距離",
+        "three": "3 つの学習率",
+    },
+}
+
 
 def function_2(x: np.ndarray) -> float:
     """The book's f(x0, x1) = x0**2 + x1**2."""
     return float(np.sum(x**2))
 
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
     """Gradient field and descent paths; writes gradient-descent.png/json."""
+    text = labels(LABELS, lang)
     opts = common.options(options, SETTINGS, NAME, quick=quick)
     init_x = np.array([opts["init_x0"], opts["init_x1"]])
     lrs = {key: opts[key] for key in RUNS}
@@ -101,11 +138,12 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "field": {"x0": FIELD, "x1": FIELD, "grad": grad.reshape(*x0.shape, 2)},
         "field_max_error": float(np.abs(grad - 2 * points).max()),
     }
-    fig = _figure(x0, x1, grad, paths, lrs, init_x, numbers["large_lr_frozen_from_step"])
-    return common.save_result(out, NAME, fig, numbers)
+    with language(lang):
+        fig = _figure(x0, x1, grad, paths, lrs, init_x, numbers["large_lr_frozen_from_step"], text)
+        return common.save_result(out, NAME, fig, numbers)
 
 
-def _figure(x0, x1, grad, paths, lrs, init_x, frozen):
+def _figure(x0, x1, grad, paths, lrs, init_x, frozen, text):
     plt = pyplot()
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4.5), layout="constrained")
     ax1.quiver(
@@ -117,7 +155,7 @@ def _figure(x0, x1, grad, paths, lrs, init_x, frozen):
         ylim=(-2.25, 2.25),
         xlabel="$x_0$",
         ylabel="$x_1$",
-        title="$-\\nabla f$ (numerical) of $f = x_0^2 + x_1^2$",
+        title=text["field"],
         aspect="equal",
     )
     ax1.grid(alpha=0.3)
@@ -125,13 +163,13 @@ def _figure(x0, x1, grad, paths, lrs, init_x, frozen):
     r = np.linspace(-4.5, 4.5, 200)
     g0, g1 = np.meshgrid(r, r)
     ax2.contour(g0, g1, g0**2 + g1**2, levels=np.arange(1, 6) ** 2, colors="gray", linewidths=0.7)
-    ax2.plot(*paths["lr"].T, "o-", color="tab:blue", ms=4, label=f"lr = {lrs['lr']:g}")
+    ax2.plot(*paths["lr"].T, "o-", color="tab:blue", ms=4, label=text["lr"].format(lr=lrs["lr"]))
     ax2.plot(
         *paths["small_lr"][-1],
         "s",
         color="tab:green",
         ms=7,
-        label=f"lr = {lrs['small_lr']:g} (end point: stays at the start)",
+        label=text["small_lr"].format(lr=lrs["small_lr"]),
     )
     ax2.plot(0, 0, "r+", ms=12, mew=2)
     ax2.set(
@@ -139,7 +177,7 @@ def _figure(x0, x1, grad, paths, lrs, init_x, frozen):
         ylim=(-4.5, 4.5),
         xlabel="$x_0$",
         ylabel="$x_1$",
-        title=f"descent from ({init_x[0]:g}, {init_x[1]:g}), {len(paths['lr']) - 1} steps",
+        title=text["descent"].format(x0=init_x[0], x1=init_x[1], steps=len(paths["lr"]) - 1),
         aspect="equal",
     )
     ax2.legend(loc="lower right", fontsize=8)
@@ -151,15 +189,15 @@ def _figure(x0, x1, grad, paths, lrs, init_x, frozen):
     }
     for key, path in paths.items():
         colour, style = styles[key]
-        ax3.semilogy(np.hypot(*path.T), style, color=colour, ms=4, label=f"lr = {lrs[key]:g}")
+        label = text["lr"].format(lr=lrs[key])
+        ax3.semilogy(np.hypot(*path.T), style, color=colour, ms=4, label=label)
     steps = np.arange(len(paths["large_lr"]))
     exact = np.hypot(*init_x) * abs(1 - 2 * lrs["large_lr"]) ** steps  # x -> (1 - 2 lr) x
-    ax3.semilogy(
-        steps, exact, ":", color="tab:red", label=f"lr = {lrs['large_lr']:g}, exact gradient"
-    )
+    label = text["exact"].format(lr=lrs["large_lr"])
+    ax3.semilogy(steps, exact, ":", color="tab:red", label=label)
     if frozen is not None:
         ax3.annotate(
-            "x + h == x in float64:\nnumerical gradient = 0",
+            text["frozen"],
             xy=(frozen + 3, np.hypot(*paths["large_lr"][-1])),
             xytext=(0.5, 0.3),
             textcoords="axes fraction",
@@ -167,7 +205,7 @@ def _figure(x0, x1, grad, paths, lrs, init_x, frozen):
             arrowprops={"arrowstyle": "->", "color": "tab:red"},
         )
     ax3.xaxis.get_major_locator().set_params(integer=True)
-    ax3.set(xlabel="step", ylabel="distance from the minimum (0, 0)", title="three learning rates")
+    ax3.set(xlabel=text["step"], ylabel=text["distance"], title=text["three"])
     ax3.grid(alpha=0.3, which="both")
     ax3.legend(loc="upper left", fontsize=8)
     return fig

@@ -36,7 +36,7 @@ import numpy as np
 
 from . import cnn, common
 from .common import count
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "half-float"
 CHAPTER = 8
@@ -59,6 +59,36 @@ DTYPES = ("float64", "float32", "float16")
 PAIRS = (("float32", "float64"), ("float16", "float64"), ("float16", "float32"))
 BATCH = 100
 
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "accuracy": "test accuracy (%)",
+        "on": "accuracy on {n} test images",
+        "seconds": "{dtype}\n({s:.1f} s to classify)",
+        "pair": "{a} vs {b}",
+        "agree": "{share:.2f} %  (max |score diff| {diff:.2g})",
+        "same": "same predicted class (%)",
+        "agreement": "agreement between dtypes",
+        "from_file": "{model} from {file}",
+        "trained": "{model} trained {epochs} epochs here",
+        "suptitle": "Half precision loses (almost) nothing: {what}",
+    },
+    "ja": {
+        "title": "半精度: float64、float32、float16 でのテストデータの認識精度",
+        "accuracy": "テストデータの認識精度（%）",
+        "on": "テスト画像 {n} 枚での認識精度",
+        "seconds": "{dtype}\n（分類に {s:.1f} 秒）",
+        "pair": "{a} と {b}",
+        "agree": "{share:.2f} %（スコアの差の最大 {diff:.2g}）",
+        "same": "予測したクラスが同じ割合（%）",
+        "agreement": "データ型の間での一致",
+        "from_file": "{file} の {model}",
+        "trained": "ここで {epochs} エポック学習した {model}",
+        "suptitle": "半精度でも（ほとんど）何も失わない: {what}",
+    },
+}
+
 
 def forward_in(model, x: np.ndarray) -> tuple[np.ndarray, set[str]]:
     """Scores of ``model`` for x, layer by layer; the dtypes of every layer's output.
@@ -73,10 +103,19 @@ def forward_in(model, x: np.ndarray) -> tuple[np.ndarray, set[str]]:
     return h, seen
 
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
     from ..files import load, save
     from ..models import model_from_config
 
+    text = labels(LABELS, lang)
     opts = common.options(options, SETTINGS, NAME, quick=quick)
     n = opts["images"]
     (x_train, t_train), (x_test, t_test) = common.mnist(
@@ -136,10 +175,11 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "layer_dtypes": seen,
         "seconds": seconds,
     }
-    return common.save_result(out, NAME, _figure(numbers), numbers)
+    with language(lang):
+        return common.save_result(out, NAME, _figure(numbers, text), numbers)
 
 
-def _figure(numbers):
+def _figure(numbers, text):
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
     acc = [100 * numbers["accuracy"][d] for d in DTYPES]
@@ -148,19 +188,21 @@ def _figure(numbers):
     ax1.bar_label(bars, fmt="%.2f %%", fontsize=10)
     low = min(acc)
     ax1.set_ylim(max(0.0, low - max(2.0, (100 - low) * 1.5)), 100)
-    ax1.set_ylabel("test accuracy (%)")
-    ax1.set_title(f"accuracy on {numbers['test_images']} test images")
+    ax1.set_ylabel(text["accuracy"])
+    ax1.set_title(text["on"].format(n=numbers["test_images"]))
     ax1.grid(axis="y", alpha=0.3)
     ax1.set_xticks(
-        range(len(DTYPES)), [f"{d}\n({numbers['seconds'][d]:.1f} s to classify)" for d in DTYPES]
+        range(len(DTYPES)),
+        [text["seconds"].format(dtype=d, s=numbers["seconds"][d]) for d in DTYPES],
     )
     keys = [f"{a}_vs_{b}" for a, b in PAIRS]
     agree = [100 * numbers["agreement"][k] for k in keys]
-    bars = ax2.barh([k.replace("_vs_", " vs ") for k in keys], agree, color="tab:gray")
+    pairs = [text["pair"].format(a=a, b=b) for a, b in PAIRS]
+    bars = ax2.barh(pairs, agree, color="tab:gray")
     ax2.bar_label(
         bars,
         labels=[
-            f"{a:.2f} %  (max |score diff| {numbers['max_abs_score_diff'][k]:.2g})"
+            text["agree"].format(share=a, diff=numbers["max_abs_score_diff"][k])
             for a, k in zip(agree, keys, strict=True)
         ],
         label_type="center",
@@ -168,14 +210,9 @@ def _figure(numbers):
         fontsize=9,
     )
     ax2.set_xlim(min(agree) - max(1.0, 100 - min(agree)), 100)
-    ax2.set_xlabel("same predicted class (%)")
-    ax2.set_title("agreement between dtypes")
+    ax2.set_xlabel(text["same"])
+    ax2.set_title(text["agreement"])
     ax2.invert_yaxis()
-    model = numbers["model"]
-    what = (
-        f"{model['class']} from {Path(model['file']).name}"
-        if model["source"] == "file"
-        else f"{model['class']} trained {model['epochs']} epochs here"
-    )
-    fig.suptitle(f"Half precision loses (almost) nothing: {what}", fontsize=13, fontweight="bold")
+    what = cnn.model_words(numbers["model"], text)
+    fig.suptitle(text["suptitle"].format(what=what), fontsize=13, fontweight="bold")
     return fig

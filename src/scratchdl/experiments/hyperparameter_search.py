@@ -38,7 +38,7 @@ from ..search.space import Range, sample_trials
 from ..search.trial import TRAIN_IMAGES, Data, Recipe
 from . import common
 from .common import Setting, count
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "hyperparameter-search"
 CHAPTER = 6
@@ -75,8 +75,53 @@ SETTINGS = {
 }
 MARGIN = 0.15  # decades shown beyond the sampled ranges, so that the top box stays visible
 
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "val_acc": "validation accuracy",
+        "top": "top {k}",
+        "lr": "learning rate",
+        "weight_decay": "weight decay \u03bb",
+        "trials": "{n} trials, the top {k} boxed",
+        "trial": "trial",
+        "chance": "chance (0.1)",
+        "against_lr": "validation accuracy against learning rate",
+        "suptitle": (
+            "Random search: {n} MNIST images ({rate:.0%} for validation), {layers} hidden ReLU "
+            "layers, SGD, {epochs} epochs"
+        ),
+        "quick": " (quick)",
+    },
+    "ja": {
+        "title": "検証データによる学習率と Weight decay（荷重減衰）のランダムサーチ",
+        "val_acc": "検証データの認識精度",
+        "top": "上位 {k} 個",
+        "lr": "学習率",
+        "weight_decay": "Weight decay（荷重減衰）\u03bb",
+        "trials": "{n} 回の試行、上位 {k} 個を枠で囲む",
+        "trial": "試行",
+        "chance": "当て推量（0.1）",
+        "against_lr": "学習率と検証データの認識精度",
+        "suptitle": (
+            "ランダムサーチ: MNIST {n} 枚（{rate:.0%} を検証データに）、ReLU の隠れ層 {layers} 層、"
+            "SGD、{epochs} エポック"
+        ),
+        "quick": "（短時間版）",
+    },
+}
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
+    text = labels(LABELS, lang)
     o = common.options(options, SETTINGS, NAME, quick=quick)
     common.check_order(NAME, o, "lr_min_exp", "lr_max_exp")
     common.check_order(NAME, o, "wd_min_exp", "wd_max_exp")
@@ -151,8 +196,9 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         },
     }
     print(_table(ranking[:5]))
-    fig = _draw(trials, top, o, quick)
-    return common.save_result(out, NAME, fig, numbers)
+    with language(lang):
+        fig = _draw(trials, top, o, quick, text)
+        return common.save_result(out, NAME, fig, numbers)
 
 
 def _table(rows: list[dict]) -> str:
@@ -167,7 +213,7 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _draw(trials: list[dict], top: list[dict], o: dict, quick: bool):
+def _draw(trials: list[dict], top: list[dict], o: dict, quick: bool, text: dict):
     plt = pyplot()
     from matplotlib.patches import Rectangle
 
@@ -177,7 +223,7 @@ def _draw(trials: list[dict], top: list[dict], o: dict, quick: bool):
     wd = np.array([r["weight_decay"] for r in trials])
     acc = np.array([np.nan if r["val_acc"] is None else r["val_acc"] for r in trials])
     sc = ax1.scatter(lr, wd, c=acc, cmap="viridis", vmin=0, vmax=1, s=30, edgecolors="none")
-    fig.colorbar(sc, ax=ax1, label="validation accuracy")
+    fig.colorbar(sc, ax=ax1, label=text["val_acc"])
     top_lr = np.array([r["lr"] for r in top])
     top_wd = np.array([r["weight_decay"] for r in top])
     ax1.scatter(
@@ -187,7 +233,7 @@ def _draw(trials: list[dict], top: list[dict], o: dict, quick: bool):
         facecolors="none",
         edgecolors="red",
         lw=1.2,
-        label=f"top {len(top)}",
+        label=text["top"].format(k=len(top)),
     )
     pad = 10 ** (MARGIN / 2)  # a little room around the box on the log axes
     x0, x1 = top_lr.min() / pad, top_lr.max() * pad
@@ -198,35 +244,34 @@ def _draw(trials: list[dict], top: list[dict], o: dict, quick: bool):
         yscale="log",
         xlim=lr_lim,
         ylim=(10 ** (o["wd_min_exp"] - MARGIN), 10 ** (o["wd_max_exp"] + MARGIN)),
-        xlabel="learning rate",
-        ylabel="weight decay \u03bb",
-        title=f"{len(trials)} trials, the top {len(top)} boxed",
+        xlabel=text["lr"],
+        ylabel=text["weight_decay"],
+        title=text["trials"].format(n=len(trials), k=len(top)),
     )
     ax1.legend(loc="lower left", fontsize=8)
 
-    ax2.scatter(lr, acc, s=18, color="tab:blue", label="trial")
+    ax2.scatter(lr, acc, s=18, color="tab:blue", label=text["trial"])
     ax2.scatter(
         top_lr,
         [r["val_acc"] for r in top],
         s=60,
         facecolors="none",
         edgecolors="red",
-        label=f"top {len(top)}",
+        label=text["top"].format(k=len(top)),
     )
-    ax2.axhline(0.1, color="gray", ls=":", lw=0.8, label="chance (0.1)")
+    ax2.axhline(0.1, color="gray", ls=":", lw=0.8, label=text["chance"])
     ax2.set(
         xscale="log",
         xlim=lr_lim,
         ylim=(0, 1),
-        xlabel="learning rate",
-        ylabel="validation accuracy",
-        title="validation accuracy against learning rate",
+        xlabel=text["lr"],
+        ylabel=text["val_acc"],
+        title=text["against_lr"],
     )
     ax2.grid(alpha=0.3)
     ax2.legend(loc="upper left", fontsize=8)
-    fig.suptitle(
-        f"Random search: {o['train_size']} MNIST images ({o['validation_rate']:.0%} for "
-        f"validation), {o['hidden_layers']} hidden ReLU layers, SGD, {o['epochs']} epochs"
-        + (" (quick)" if quick else "")
+    title = text["suptitle"].format(
+        n=o["train_size"], rate=o["validation_rate"], layers=o["hidden_layers"], epochs=o["epochs"]
     )
+    fig.suptitle(title + (text["quick"] if quick else ""))
     return fig

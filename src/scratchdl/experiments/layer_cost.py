@@ -37,7 +37,7 @@ import numpy as np
 
 from . import common
 from .common import count
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "layer-cost"
 CHAPTER = 8
@@ -66,6 +66,37 @@ COLORS = {
     "ReLU": "tab:green",
     "Affine": "tab:orange",
     "other": "tab:gray",
+}
+
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "other": "other",
+        "forward": "forward",
+        "backward": "backward",
+        "ms": "milliseconds per step (median)",
+        "per_type": "time per layer type: batch {batch_size}, float32, BLAS threads: {threads}",
+        "not_limited": "not limited",
+        "share": "share of the pass (%)",
+        "conv_share": "convolution: {simple:.0f} % (Simple), {deep:.0f} % (Deep) of the step",
+        "suptitle": "Where a training step's time goes (the book: convolution ~90 % in AlexNet)",
+    },
+    "ja": {
+        "title": "CNN の学習 1 ステップの時間の、レイヤの種類ごとの内訳",
+        "other": "その他",
+        "forward": "順伝播",
+        "backward": "逆伝播",
+        "ms": "1 ステップのミリ秒（中央値）",
+        "per_type": (
+            "レイヤの種類ごとの時間: バッチサイズ {batch_size}、float32、"
+            "BLAS のスレッド数 {threads}"
+        ),
+        "not_limited": "制限なし",
+        "share": "各パスに占める割合（%）",
+        "conv_share": ("畳み込み層の割合: SimpleConvNet {simple:.0f} %、DeepConvNet {deep:.0f} %"),
+        "suptitle": "学習 1 ステップの時間の内訳（本書: AlexNet では畳み込み層が約 90 %）",
+    },
 }
 
 
@@ -170,9 +201,18 @@ def _blas_threads(threads: int):
     return threadpool_limits(limits=threads, user_api="blas"), threads
 
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
     from ..models import DeepConvNet, SimpleConvNet
 
+    text = labels(LABELS, lang)
     opts = common.options(options, SETTINGS, NAME, quick=quick)
     batch, repeats, warmup, threads = (
         opts[k] for k in ("batch_size", "repeats", "warmup", "threads")
@@ -204,10 +244,11 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "dtype": "float32",
         "cpu_count": os.cpu_count(),
     }
-    return common.save_result(out, NAME, _figure(numbers), numbers)
+    with language(lang):
+        return common.save_result(out, NAME, _figure(numbers, text), numbers)
 
 
-def _figure(numbers):
+def _figure(numbers, text):
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
     rows = [
@@ -215,7 +256,7 @@ def _figure(numbers):
         for net in ("SimpleConvNet", "DeepConvNet")
         for phase in ("forward", "backward")
     ]
-    labels = [f"{net}\n{phase}" for net, phase in rows]
+    names = [f"{net}\n{text[phase]}" for net, phase in rows]
     y = np.arange(len(rows))[::-1]
     for ax, normalise in ((ax1, False), (ax2, True)):
         left = np.zeros(len(rows))
@@ -223,34 +264,29 @@ def _figure(numbers):
             ms = np.array([numbers["ms"][net][phase][kind] for net, phase in rows])
             totals = np.array([sum(numbers["ms"][net][phase].values()) for net, phase in rows])
             width = 100 * ms / totals if normalise else ms
-            ax.barh(y, width, left=left, color=COLORS[kind], label=kind, edgecolor="white")
+            label = text["other"] if kind == "other" else kind  # the rest are the book's names
+            ax.barh(y, width, left=left, color=COLORS[kind], label=label, edgecolor="white")
             for yi, li, wi in zip(y, left, width, strict=True):
                 if wi > (7 if normalise else 0.07 * _longest_bar(numbers)):
-                    text = f"{wi:.0f}%" if normalise else f"{wi:.1f}"
+                    value = f"{wi:.0f}%" if normalise else f"{wi:.1f}"
                     ax.text(
-                        li + wi / 2, yi, text, ha="center", va="center", fontsize=8, color="white"
+                        li + wi / 2, yi, value, ha="center", va="center", fontsize=8, color="white"
                     )
             left += width
-        ax.set_yticks(y, labels)
+        ax.set_yticks(y, names)
         ax.grid(axis="x", alpha=0.3)
-    ax1.set_xlabel("milliseconds per step (median)")
-    ax1.set_title(
-        f"time per layer type: batch {numbers['batch_size']}, float32, "
-        f"BLAS threads: {numbers['blas_threads']}"
-    )
-    ax2.set_xlabel("share of the pass (%)")
+    ax1.set_xlabel(text["ms"])
+    threads = numbers["blas_threads"]  # a number, or a note when it could not be limited
+    threads = threads if isinstance(threads, int) else text["not_limited"]
+    ax1.set_title(text["per_type"].format(batch_size=numbers["batch_size"], threads=threads))
+    ax2.set_xlabel(text["share"])
     ax2.set_xlim(0, 100)
     s = numbers["conv_share"]
     ax2.set_title(
-        f"convolution: {100 * s['SimpleConvNet']:.0f} % (Simple), "
-        f"{100 * s['DeepConvNet']:.0f} % (Deep) of the step"
+        text["conv_share"].format(simple=100 * s["SimpleConvNet"], deep=100 * s["DeepConvNet"])
     )
     ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=len(TYPES), fontsize=9)
-    fig.suptitle(
-        "Where a training step's time goes (the book: convolution ~90 % in AlexNet)",
-        fontsize=13,
-        fontweight="bold",
-    )
+    fig.suptitle(text["suptitle"], fontsize=13, fontweight="bold")
     return fig
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import cnn, common
 from .common import count
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "misclassified"
 CHAPTER = 8
@@ -44,8 +44,41 @@ SETTINGS = {
 }
 MOST_CONFUSED = 5
 
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "none": "no mistakes",
+        "from_file": "{model} from {file}",
+        "trained": "{model} trained {epochs} epochs here",
+        "suptitle": (
+            "{what}: accuracy {accuracy:.4f}, {wrong} of {n} test images wrong; the first "
+            "{shown} (true→predicted)"
+        ),
+    },
+    "ja": {
+        "title": "学習したネットワークが誤認識するテスト画像",
+        "none": "誤認識なし",
+        "from_file": "{file} の {model}",
+        "trained": "ここで {epochs} エポック学習した {model}",
+        "suptitle": (
+            "{what}: 認識精度 {accuracy:.4f}、テスト画像 {n} 枚中 {wrong} 枚を誤認識。"
+            "最初の {shown} 枚（正解→予測）"
+        ),
+    },
+}
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
+    text = labels(LABELS, lang)
     opts = common.options(options, SETTINGS, NAME, quick=quick)
     max_images, n = opts["max_images"], opts["images"]
     (x_train, t_train), (x_test, t_test) = common.mnist(
@@ -70,11 +103,12 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "most_confused": [[a, b, c] for (a, b), c in pairs.most_common(MOST_CONFUSED)],
         "shown": len(shown),
     }
-    fig = _figure(x_test[shown, 0], t_test[shown], y[shown], shown, numbers)
-    return common.save_result(out, NAME, fig, numbers)
+    with language(lang):
+        fig = _figure(x_test[shown, 0], t_test[shown], y[shown], shown, numbers, text)
+        return common.save_result(out, NAME, fig, numbers)
 
 
-def _figure(images, t, y, indices, numbers, cols: int = 10):
+def _figure(images, t, y, indices, numbers, text, cols: int = 10):
     plt = pyplot()
     n = max(len(images), 1)
     rows = (n + cols - 1) // cols
@@ -95,18 +129,14 @@ def _figure(images, t, y, indices, numbers, cols: int = 10):
             color="0.4",
         )
     if not len(images):
-        axes.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
-    model = numbers["model"]
-    if model["source"] == "file":
-        what = f"{model['class']} from {Path(model['file']).name}"
-    else:
-        what = f"{model['class']} trained {model['epochs']} epochs here"
-    fig.suptitle(
-        f"{what}: accuracy {numbers['accuracy']:.4f}, {numbers['n_misclassified']} of "
-        f"{numbers['test_images']} test images wrong; the first {numbers['shown']} "
-        "(true→predicted)",
-        fontsize=11,
-        fontweight="bold",
+        axes.flat[0].text(0.5, 0.5, text["none"], ha="center", va="center")
+    title = text["suptitle"].format(
+        what=cnn.model_words(numbers["model"], text),
+        accuracy=numbers["accuracy"],
+        wrong=numbers["n_misclassified"],
+        n=numbers["test_images"],
+        shown=numbers["shown"],
     )
+    fig.suptitle(title, fontsize=11, fontweight="bold")
     fig.tight_layout()
     return fig

@@ -25,7 +25,7 @@ from ..models import MultiLayerNet
 from ..optimizers import SGD, AdaGrad, Adam, Momentum
 from . import ch6, common
 from .common import count, positive
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "optimizer-compare"
 CHAPTER = 6
@@ -49,8 +49,33 @@ SETTINGS = {
     "adam_lr": positive(0.001),
 }
 
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "curve": "{name}, lr {lr:g}",
+        "axes": "MNIST, {layers}-layer ReLU network, batch {batch_size}",
+        "quick": " (quick: 2000-image sample)",
+    },
+    "ja": {
+        "title": "SGD、Momentum、AdaGrad、Adam による MNIST での 5 層のネットワークの学習",
+        "curve": "{name}、学習率 {lr:g}",
+        "axes": "MNIST、{layers} 層の ReLU ネットワーク、バッチサイズ {batch_size}",
+        "quick": "（短時間版: 2000 枚のサンプル）",
+    },
+}
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
+    text = labels(LABELS, lang)
     o = common.options(options, SETTINGS, NAME, quick=quick)
     (x_train, t_train), (x_test, t_test) = common.mnist(quick=quick, progress=progress)
     optimizers = {
@@ -91,12 +116,13 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "settings": {**o, "train_size": len(x_train), "quick": quick, "seed": seed},
     }
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(9, 5))
-    ch6.plot_loss_curves(
-        ax,
-        {f"{name}, lr {r['lr']:g}": r for name, r in results.items()},
-        title=f"MNIST, 5-layer ReLU network, batch {o['batch_size']}"
-        + (" (quick: 2000-image sample)" if quick else ""),
-    )
-    return common.save_result(out, NAME, fig, numbers)
+    with language(lang):
+        fig, ax = pyplot().subplots(figsize=(9, 5))
+        title = text["axes"].format(layers=o["hidden_layers"] + 1, batch_size=o["batch_size"])
+        ch6.plot_loss_curves(
+            ax,
+            {text["curve"].format(name=name, lr=r["lr"]): r for name, r in results.items()},
+            title=title + (text["quick"] if quick else ""),
+            lang=lang,
+        )
+        return common.save_result(out, NAME, fig, numbers)

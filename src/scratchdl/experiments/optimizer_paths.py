@@ -30,7 +30,7 @@ import numpy as np
 from ..optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 from . import common
 from .common import Setting, count, positive
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "optimizer-paths"
 CHAPTER = 6
@@ -65,6 +65,26 @@ OPTIMIZERS = {
     "Adam": Adam,
 }
 
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "panel": "{name} (lr={lr:g})\nd={d:.3g}, f={f:.2g}, vertical travel {travel:.1f}",
+        "suptitle": (
+            "{steps} steps from ({x:g}, {y:g}) on $f = x^2/20 + y^2$ "
+            "(square: start, +: minimum, d: final distance from it)"
+        ),
+    },
+    "ja": {
+        "title": "x²/20 + y² での SGD、Momentum、Nesterov、AdaGrad、RMSprop、Adam",
+        "panel": "{name}（学習率 {lr:g}）\nd={d:.3g}、f={f:.2g}、縦方向の移動 {travel:.1f}",
+        "suptitle": (
+            "$f = x^2/20 + y^2$ の上で ({x:g}, {y:g}) から {steps} ステップ"
+            "（四角: 出発点、+: 最小値、d: 最後の点の最小値からの距離）"
+        ),
+    },
+}
+
 
 def f(x, y):
     """The book's f(x, y) = x**2 / 20 + y**2."""
@@ -76,8 +96,17 @@ def df(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x / 10.0, 2.0 * y
 
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
     """Thirty steps of each optimizer from (-7, 2); writes optimizer-paths.png/json."""
+    text = labels(LABELS, lang)
     opts = common.options(options, SETTINGS, NAME, quick=quick)
     lrs = {name: opts[f"{name.lower()}_lr"] for name in OPTIMIZERS}
     optimizers = {name: cls(lr=lrs[name]) for name, cls in OPTIMIZERS.items()}
@@ -101,7 +130,8 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "closest_to_minimum": min(distance, key=distance.get),
         "closer_than_sgd": {name: d < distance["SGD"] for name, d in distance.items()},
     }
-    return common.save_result(out, NAME, _figure(paths, numbers, optimizers), numbers)
+    with language(lang):
+        return common.save_result(out, NAME, _figure(paths, numbers, text), numbers)
 
 
 def _path(optimizer, opts: dict) -> np.ndarray:
@@ -115,7 +145,7 @@ def _path(optimizer, opts: dict) -> np.ndarray:
     return np.array(path)
 
 
-def _figure(paths: dict, numbers: dict, optimizers: dict):
+def _figure(paths: dict, numbers: dict, text: dict):
     plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True, sharey=True, layout="constrained")
     gx, gy = np.meshgrid(np.linspace(-10, 10, 201), np.linspace(-5, 5, 101))
@@ -125,20 +155,19 @@ def _figure(paths: dict, numbers: dict, optimizers: dict):
         ax.plot(*path.T, "o-", color="tab:red", ms=3, lw=1.2)
         ax.plot(*path[0], "ks", ms=6)
         ax.plot(0, 0, "b+", ms=12, mew=2)
-        ax.set_title(
-            f"{name} (lr={numbers['learning_rates'][name]:g})\n"
-            f"d={numbers['final_distance'][name]:.3g}, "
-            f"f={numbers['final_f'][name]:.2g}, "
-            f"vertical travel {numbers['vertical_travel'][name]:.1f}",
-            fontsize=10,
+        title = text["panel"].format(
+            name=name,
+            lr=numbers["learning_rates"][name],
+            d=numbers["final_distance"][name],
+            f=numbers["final_f"][name],
+            travel=numbers["vertical_travel"][name],
         )
+        ax.set_title(title, fontsize=10)
         ax.set(xlim=(-10, 10), ylim=(-5, 5), xticks=range(-10, 11, 5))
     for ax in axes[-1]:
         ax.set_xlabel("x")
     for ax in axes[:, 0]:
         ax.set_ylabel("y")
-    fig.suptitle(
-        f"{numbers['steps']} steps from ({numbers['init'][0]:g}, {numbers['init'][1]:g}) "
-        "on $f = x^2/20 + y^2$ (square: start, +: minimum, d: final distance from it)"
-    )
+    x, y = numbers["init"]
+    fig.suptitle(text["suptitle"].format(steps=numbers["steps"], x=x, y=y))
     return fig

@@ -31,6 +31,7 @@ from ..models import MultiLayerNet
 from ..optimizers import SGD
 from . import ch6, common
 from .common import Setting, count, positive
+from .plots import labels, language
 
 NAME = "overfit-weight-decay"
 CHAPTER = 6
@@ -55,8 +56,41 @@ SETTINGS = {
     "hidden_layers": count(6),
 }
 
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "plain": "without weight decay",
+        "decay": "weight decay \u03bb = {lam:g}",
+        "suptitle": (
+            "{n} MNIST training images, {layers} hidden ReLU layers, SGD lr {lr:g}, "
+            "batch {batch_size}"
+        ),
+        "quick": " (quick)",
+    },
+    "ja": {
+        "title": "300 枚の訓練データでの過学習: Weight decay（荷重減衰）なしとあり（λ 0.1）",
+        "plain": "Weight decay なし",
+        "decay": "Weight decay（荷重減衰）\u03bb = {lam:g}",
+        "suptitle": (
+            "MNIST の訓練データ {n} 枚、ReLU の隠れ層 {layers} 層、SGD 学習率 {lr:g}、"
+            "バッチサイズ {batch_size}"
+        ),
+        "quick": "（短時間版）",
+    },
+}
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
+    text = labels(LABELS, lang)
     o = common.options(options, SETTINGS, NAME, quick=quick)
     (x_train, t_train), (x_test, t_test) = common.mnist(quick=quick, progress=progress)
     common.check_at_most(NAME, "train_size", o["train_size"], len(x_train), "the training images")
@@ -93,12 +127,16 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         },
         "settings": {**o, "test_size": len(x_test), "quick": quick, "seed": seed},
     }
-    fig = ch6.overfit_figure(
-        {
-            "without weight decay": runs["plain"],
-            f"weight decay \u03bb = {o['weight_decay_lambda']:g}": runs["weight_decay"],
-        },
-        f"{o['train_size']} MNIST training images, {o['hidden_layers']} hidden ReLU layers, "
-        f"SGD lr {o['lr']:g}, batch {o['batch_size']}" + (" (quick)" if quick else ""),
+    title = text["suptitle"].format(
+        n=o["train_size"], layers=o["hidden_layers"], lr=o["lr"], batch_size=o["batch_size"]
     )
-    return common.save_result(out, NAME, fig, numbers)
+    with language(lang):
+        fig = ch6.overfit_figure(
+            {
+                text["plain"]: runs["plain"],
+                text["decay"].format(lam=o["weight_decay_lambda"]): runs["weight_decay"],
+            },
+            title + (text["quick"] if quick else ""),
+            lang,
+        )
+        return common.save_result(out, NAME, fig, numbers)

@@ -1,11 +1,16 @@
 """Figures shared by the command line and the experiments: learning curves, confusion
-matrices and image grids. Every figure is written atomically as a PNG."""
+matrices and image grids, and the fonts of a figure's language (``language``). Every figure
+is written atomically as a PNG."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import os
 import sys
+import warnings
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -13,6 +18,27 @@ from ..atomic import atomic_write
 
 MAX_TICKS = 40  # more classes than this on an axis: matplotlib's own ticks, not one per class
 MAX_ANNOTATED = 900  # confusion-matrix cells (30 x 30) beyond which counts are unreadable
+
+LANGS = ("en", "ja")  # the languages a figure's titles, axis labels and legends come in
+LATIN_FONT = "DejaVu Sans"  # matplotlib's own font: the glyphs a Japanese font lacks
+# Fonts with Japanese glyphs that a system may have, tried when matplotlib-fontja is missing.
+JAPANESE_FONTS = (
+    "IPAexGothic",
+    "IPAGothic",
+    "Noto Sans CJK JP",
+    "Noto Sans JP",
+    "Source Han Sans JP",
+    "TakaoGothic",
+    "VL Gothic",
+    "Hiragino Sans",
+    "Yu Gothic",
+    "MS Gothic",
+)
+FONT_HINT = (
+    "日本語のフォントが見つかりません。図の日本語を表示するには "
+    "pip install 'scratchdl[notebooks]' で matplotlib-fontja を入れてください"
+    "（いまは代わりのフォントで描くので、日本語の文字は表示されません）"
+)
 
 
 def pyplot():
@@ -27,6 +53,87 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def check_lang(lang: object) -> str:
+    """``lang`` if it is one of ``LANGS``; ValueError naming the choices otherwise."""
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {', '.join(LANGS)}, got {lang!r}")
+    return lang
+
+
+def labels(table: Mapping[str, Mapping[str, str]], lang: str) -> Mapping[str, str]:
+    """The strings of ``lang`` from an experiment's table ``{"en": {...}, "ja": {...}}``."""
+    return table[check_lang(lang)]
+
+
+def japanese_font() -> str | None:
+    """The family name of a font with Japanese glyphs: matplotlib-fontja's IPAexGothic when it
+    is installed, else the first of ``JAPANESE_FONTS`` that the system has; None if none."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    try:
+        # importing it sets the global font (matplotlib.rc); the caller's settings are kept
+        with matplotlib.rc_context():
+            import matplotlib_fontja
+    except ImportError:
+        pass
+    else:
+        path = matplotlib_fontja.get_font_ttf_path()
+        font_manager.fontManager.addfont(path)  # done by its import too; harmless twice
+        return font_manager.FontProperties(fname=path).get_name()
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return next((name for name in JAPANESE_FONTS if name in installed), None)
+
+
+@contextlib.contextmanager
+def language(lang: str) -> Iterator[None]:
+    """Draw and save figures inside this block with the fonts of ``lang``.
+
+    English leaves matplotlib's settings as they are. Japanese puts a font with Japanese
+    glyphs first and LATIN_FONT after it, for the symbols it lacks; without one it prints
+    FONT_HINT (once) and draws with LATIN_FONT alone: the figure is still written, its
+    Japanese characters as empty boxes. Text takes its font when it is created, so the
+    figure is built inside the block as well as saved.
+    """
+    import matplotlib
+
+    if check_lang(lang) == "en":
+        yield
+        return
+    family = japanese_font()
+    with contextlib.ExitStack() as stack:
+        if family is None:
+            show_font_hint()
+            stack.enter_context(warnings.catch_warnings())
+            # one hint says it all; not one warning per missing character
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from")
+        fonts = [family, LATIN_FONT] if family else [LATIN_FONT]
+        stack.enter_context(matplotlib.rc_context({"font.family": fonts}))
+        stack.enter_context(_quiet_font_manager())
+        yield
+
+
+@contextlib.contextmanager
+def _quiet_font_manager() -> Iterator[None]:
+    """Japanese fonts often come in one weight: a bold title is drawn in the regular one,
+    which matplotlib's font manager would report on stderr for every figure."""
+    import logging
+
+    log = logging.getLogger("matplotlib.font_manager")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+@functools.cache  # once per process, not once per figure
+def show_font_hint() -> None:
+    """Print FONT_HINT to stderr, the first time only."""
+    print(FONT_HINT, file=sys.stderr)
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import cnn, common
 from .common import count
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "pooling-shift"
 CHAPTER = 7
@@ -61,6 +61,55 @@ SETTINGS = {
 TOL = 1e-5  # relative to the largest value: float32 rounding, never a real change
 DIRECTIONS = ("right", "down")
 
+# The figure's words, in each language (``run(lang=...)``); the English ``features_*`` are
+# also the JSON's ``features_from``.
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "features_file": "the first Convolution of {file}, trained",
+        "features_random": "random He-initialised Convolution(30 x 5x5), not trained",
+        "digit": "test digit",
+        "shifted": "shifted {s} px right",
+        "map": "feature map (channel {c})",
+        "map_change": "|change| of the map",
+        "pooled": "max-pooled {p}x{p}",
+        "pooled_change": "|change| after pooling",
+        "changed": "{a} of {b} changed",
+        "pixels": "raw pixels",
+        "features": "conv + ReLU\nfeature maps",
+        "unchanged_share": "share of active entries unchanged",
+        "relative": "sum |change| / sum |value|",
+        "unpooled": "unpooled",
+        "pooled_bars": "max-pooled {p}x{p}, stride {p}",
+        "unchanged_title": "unchanged after a {s}-pixel shift (higher = more robust)",
+        "relative_title": "relative change (lower = more robust)",
+        "bottom": "{n} test digits, each shifted right and down; features: {features}",
+        "suptitle": "Max pooling absorbs a {s}-pixel shift",
+    },
+    "ja": {
+        "title": "Max プーリングは入力の小さなずれに頑健",
+        "features_file": "{file} の 1 層目の Convolution（学習済み）",
+        "features_random": "He の初期値によるランダムな Convolution（30 個の 5×5、学習なし）",
+        "digit": "テスト画像の数字",
+        "shifted": "右に {s} ピクセルずらしたもの",
+        "map": "特徴マップ（チャンネル {c}）",
+        "map_change": "マップの |変化|",
+        "pooled": "{p}×{p} の Max プーリング後",
+        "pooled_change": "プーリング後の |変化|",
+        "changed": "{b} 個中 {a} 個が変化",
+        "pixels": "生の画素",
+        "features": "畳み込み + ReLU\nの特徴マップ",
+        "unchanged_share": "変わらない活性な要素の割合",
+        "relative": "Σ|変化| / Σ|値|",
+        "unpooled": "プーリング前",
+        "pooled_bars": "{p}×{p} の Max プーリング、ストライド {p}",
+        "unchanged_title": "{s} ピクセルずらしても変わらない割合（高いほど頑健）",
+        "relative_title": "相対的な変化（低いほど頑健）",
+        "bottom": "テスト画像 {n} 枚、それぞれ右と下にずらす。特徴: {features}",
+        "suptitle": "Max プーリングは {s} ピクセルのずれを吸収する",
+    },
+}
+
 
 def shifted(x: np.ndarray, shift: int, direction: str) -> np.ndarray:
     """Move images ``shift`` pixels right or down, filling with zeros. Shape: (N, C, H, W)."""
@@ -85,10 +134,19 @@ def _counts(a: np.ndarray, b: np.ndarray, base: np.ndarray, tol: float) -> np.nd
     )
 
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
     from .. import init
     from ..layers import Convolution, Pooling, Relu
 
+    text = labels(LABELS, lang)
     opts = common.options(options, SETTINGS, NAME, quick=quick)
     shift, pool, n = opts["shift"], opts["pool"], opts["images"]
     (_, _), (x_test, _) = common.mnist(flatten=False, quick=quick, progress=progress)
@@ -99,12 +157,15 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         from ..files import load
 
         conv = cnn.first_convolution(load(opts["model"], rng=seed), opts["model"])
-        features_from = f"the first Convolution of {Path(opts['model']).name}, trained"
+        file = Path(opts["model"]).name
+        features_from = LABELS["en"]["features_file"].format(file=file)
+        features_shown = text["features_file"].format(file=file)
     else:
         rng = np.random.default_rng(seed)
         W = init.he((30, 1, 5, 5), 25, rng=rng, dtype=np.float32)
         conv = Convolution(W, np.zeros(30, dtype=np.float32))
-        features_from = "random He-initialised Convolution(30 x 5x5), not trained"
+        features_from = LABELS["en"]["features_random"]
+        features_shown = text["features_random"]
     relu = Relu()
 
     def features(images):
@@ -166,22 +227,24 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         pooled(maps)[0, channel],
         np.abs(pooled(maps_s)[0, channel] - pooled(maps)[0, channel]),
     )
-    return common.save_result(out, NAME, _figure(panels, numbers), numbers)
+    with language(lang):
+        fig = _figure(panels, numbers, text, features_shown)
+        return common.save_result(out, NAME, fig, numbers)
 
 
-def _figure(panels, numbers):
+def _figure(panels, numbers, text, features):
     plt = pyplot()
     fig = plt.figure(figsize=(12, 7), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.3])
     axes = top.subplots(1, 6)
     s, p = numbers["shift"], numbers["pool"]
     titles = (
-        "test digit",
-        f"shifted {s} px right",
-        f"feature map (channel {numbers['example_channel']})",
-        "|change| of the map",
-        f"max-pooled {p}x{p}",
-        "|change| after pooling",
+        text["digit"],
+        text["shifted"].format(s=s),
+        text["map"].format(c=numbers["example_channel"]),
+        text["map_change"],
+        text["pooled"].format(p=p),
+        text["pooled_change"],
     )
     vmax = float(panels[2].max()) or 1.0
     for k, (ax, img, title) in enumerate(zip(axes, panels, titles, strict=True)):
@@ -193,37 +256,33 @@ def _figure(panels, numbers):
         ax.set_xticks([])
         ax.set_yticks([])
     cells = np.count_nonzero(panels[3] > TOL * vmax), np.count_nonzero(panels[5] > TOL * vmax)
-    axes[3].set_xlabel(f"{cells[0]} of {panels[3].size} changed", fontsize=8)
-    axes[5].set_xlabel(f"{cells[1]} of {panels[5].size} changed", fontsize=8)
+    axes[3].set_xlabel(text["changed"].format(a=cells[0], b=panels[3].size), fontsize=8)
+    axes[5].set_xlabel(text["changed"].format(a=cells[1], b=panels[5].size), fontsize=8)
 
     ax1, ax2 = bottom.subplots(1, 2)
     groups = ("pixels", "features")
-    labels = ("raw pixels", "conv + ReLU\nfeature maps")
+    names = (text["pixels"], text["features"])
     xs = np.arange(len(groups))
     width = 0.36
     for ax, key, ylabel in (
-        (ax1, "unchanged_fraction", "share of active entries unchanged"),
-        (ax2, "relative_change", "sum |change| / sum |value|"),
+        (ax1, "unchanged_fraction", text["unchanged_share"]),
+        (ax2, "relative_change", text["relative"]),
     ):
         for offset, stage, color in (
             (-width / 2, "unpooled", "tab:gray"),
             (width / 2, "pooled", "tab:blue"),
         ):
             values = [numbers[key][g][stage] for g in groups]
-            label = "unpooled" if stage == "unpooled" else f"max-pooled {p}x{p}, stride {p}"
+            label = text["unpooled"] if stage == "unpooled" else text["pooled_bars"].format(p=p)
             bars = ax.bar(xs + offset, values, width, label=label, color=color)
             ax.bar_label(bars, fmt="%.2f", fontsize=9)
-        ax.set_xticks(xs, labels)
+        ax.set_xticks(xs, names)
         ax.set_ylabel(ylabel)
         ax.set_ylim(0, max(1.0, ax.get_ylim()[1] * 1.1))
         ax.grid(axis="y", alpha=0.3)
         ax.legend(loc="upper right", fontsize=9)
-    ax1.set_title(f"unchanged after a {s}-pixel shift (higher = more robust)")
-    ax2.set_title("relative change (lower = more robust)")
-    bottom.suptitle(
-        f"{numbers['images']} test digits, each shifted right and down; features: "
-        f"{numbers['features_from']}",
-        fontsize=9,
-    )
-    fig.suptitle(f"Max pooling absorbs a {s}-pixel shift", fontsize=13, fontweight="bold")
+    ax1.set_title(text["unchanged_title"].format(s=s))
+    ax2.set_title(text["relative_title"])
+    bottom.suptitle(text["bottom"].format(n=numbers["images"], features=features), fontsize=9)
+    fig.suptitle(text["suptitle"].format(s=s), fontsize=13, fontweight="bold")
     return fig

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import common
 from .common import count
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "receptive-field"
 CHAPTER = 8
@@ -53,6 +53,46 @@ KEY_NUMBERS = (
 )
 
 SETTINGS = {"channels": count(16), "size": count(28, low=5)}  # size: room for a 5x5 window
+
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "input": "input",
+        "middle": "middle",
+        "output": "output",
+        "one_conv": "one 5x5 convolution",
+        "two_conv": "two 3x3 convolutions",
+        "5x5": "one 5x5",
+        "two_3x3": "two 3x3",
+        "measured": "{stack}: measured field {h}x{w}",
+        "gradient": "|d output / d input| around the window (9x9)",
+        "counts": "{weights:,} weights\n+ {biases} biases\nfor {C}->{C} channels",
+        "per_pair": "weights per (input, output) channel pair",
+        "parameters": (
+            "parameters; output {h}x{w} for both\non a {size}x{size} input without padding"
+        ),
+        "suptitle": "Same receptive field, fewer weights: two 3x3 convolutions vs one 5x5",
+    },
+    "ja": {
+        "title": "3×3 の畳み込み 2 つは、5×5 の 1 つより少ない重みで 5×5 の領域を見る",
+        "input": "入力",
+        "middle": "中間",
+        "output": "出力",
+        "one_conv": "5×5 の畳み込み 1 つ",
+        "two_conv": "3×3 の畳み込み 2 つ",
+        "5x5": "5×5 が 1 つ",
+        "two_3x3": "3×3 が 2 つ",
+        "measured": "{stack}: 測った受容野 {h}×{w}",
+        "gradient": "窓のまわり（9×9）の |∂出力 / ∂入力|",
+        "counts": "重み {weights:,} 個\n+ バイアス {biases} 個\n（{C}→{C} チャンネル）",
+        "per_pair": "（入力, 出力）チャンネルの組 1 つあたりの重み",
+        "parameters": (
+            "パラメータ数。パディングなしの {size}×{size} の入力で\n出力はどちらも {h}×{w}"
+        ),
+        "suptitle": "同じ受容野を少ない重みで: 3×3 の畳み込み 2 つと 5×5 の 1 つ",
+    },
+}
 
 
 def _stack(filter_sizes: tuple[int, ...], channels: int, rng: np.random.Generator) -> list:
@@ -107,7 +147,16 @@ def measure(filter_sizes: tuple[int, ...], channels: int, size: int, rng) -> dic
     }
 
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
+    text = labels(LABELS, lang)
     opts = common.options(options, SETTINGS, NAME, quick=quick)
     channels, size = opts["channels"], opts["size"]
     rng = np.random.default_rng(seed)
@@ -129,7 +178,9 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "channels": channels,
         "size": size,
     }
-    return common.save_result(out, NAME, _figure(numbers, one["dx"], two["dx"]), numbers)
+    with language(lang):
+        fig = _figure(numbers, one["dx"], two["dx"], text)
+        return common.save_result(out, NAME, fig, numbers)
 
 
 def _grid(ax, x0: float, yc: float, n: int, lit: tuple[int, int], color: str, label: str):
@@ -167,30 +218,28 @@ def _link(ax, a: tuple, b: tuple) -> None:
         )
 
 
-def _diagram(ax) -> None:
+def _diagram(ax, text: dict) -> None:
     """The two stacks as grids: a 7x7 input, the window one output cell depends on."""
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.text(0, 9.6, "one 5x5 convolution", fontsize=10, fontweight="bold")
-    window = _grid(ax, 0, 5, 7, (1, 6), "tab:orange", "input")
-    _link(ax, window, _grid(ax, 12.5, 5, 1, (0, 1), "tab:red", "output"))
-    ax.text(0, -0.4, "two 3x3 convolutions", fontsize=10, fontweight="bold")
-    window = _grid(ax, 0, -5, 7, (1, 6), "tab:orange", "input")
-    middle = _grid(ax, 9, -5, 5, (1, 4), "tab:green", "middle")
+    ax.text(0, 9.6, text["one_conv"], fontsize=10, fontweight="bold")
+    window = _grid(ax, 0, 5, 7, (1, 6), "tab:orange", text["input"])
+    _link(ax, window, _grid(ax, 12.5, 5, 1, (0, 1), "tab:red", text["output"]))
+    ax.text(0, -0.4, text["two_conv"], fontsize=10, fontweight="bold")
+    window = _grid(ax, 0, -5, 7, (1, 6), "tab:orange", text["input"])
+    middle = _grid(ax, 9, -5, 5, (1, 4), "tab:green", text["middle"])
     _link(ax, window, middle)
-    _link(ax, middle, _grid(ax, 16.5, -5, 1, (0, 1), "tab:red", "output"))
+    _link(ax, middle, _grid(ax, 16.5, -5, 1, (0, 1), "tab:red", text["output"]))
     ax.set_xlim(-0.5, 18)
     ax.set_ylim(-10, 10.3)
 
 
-def _figure(numbers, dx_one, dx_two):
+def _figure(numbers, dx_one, dx_two, text):
     plt = pyplot()
     fig = plt.figure(figsize=(12, 5), layout="constrained")
     gs = fig.add_gridspec(2, 3, width_ratios=[1.5, 0.8, 1.1])
-    _diagram(fig.add_subplot(gs[:, 0]))
-    for row, (dx, key, title) in enumerate(
-        ((dx_one, "5x5", "one 5x5"), (dx_two, "two_3x3", "two 3x3"))
-    ):
+    _diagram(fig.add_subplot(gs[:, 0]), text)
+    for row, (dx, key) in enumerate(((dx_one, "5x5"), (dx_two, "two_3x3"))):
         ax = fig.add_subplot(gs[row, 1])
         rows, cols = np.flatnonzero(dx.any(axis=1)), np.flatnonzero(dx.any(axis=0))
         ci, cj = (rows[0] + rows[-1]) // 2, (cols[0] + cols[-1]) // 2  # the field's centre
@@ -201,11 +250,11 @@ def _figure(numbers, dx_one, dx_two):
         ax.grid(which="minor", color="0.8", lw=0.5)
         ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
         rf = numbers[f"receptive_field_{key}"]
-        ax.set_title(f"{title}: measured field {rf[0]}x{rf[1]}", fontsize=9)
+        ax.set_title(text["measured"].format(stack=text[key], h=rf[0], w=rf[1]), fontsize=9)
         if row == 1:
-            ax.set_xlabel("|d output / d input| around the window (9x9)", fontsize=8)
+            ax.set_xlabel(text["gradient"], fontsize=8)
     ax = fig.add_subplot(gs[:, 2])
-    names = ("one 5x5", "two 3x3")
+    names = (text["5x5"], text["two_3x3"])
     per_pair = (numbers["params_5x5"], numbers["params_two_3x3"])
     bars = ax.bar(names, per_pair, color=("tab:orange", "tab:green"))
     ax.bar_label(bars, fontsize=10)
@@ -214,24 +263,18 @@ def _figure(numbers, dx_one, dx_two):
         ax.text(
             k,
             per_pair[k] / 2,
-            f"{numbers[f'weights_{key}']:,} weights\n+ {numbers[f'biases_{key}']} biases\n"
-            f"for {C}->{C} channels",
+            text["counts"].format(
+                weights=numbers[f"weights_{key}"], biases=numbers[f"biases_{key}"], C=C
+            ),
             ha="center",
             va="center",
             fontsize=8,
             color="white",
         )
-    ax.set_ylabel("weights per (input, output) channel pair")
+    ax.set_ylabel(text["per_pair"])
     shape = numbers["output_shape_5x5"][2:]
-    ax.set_title(
-        f"parameters; output {shape[0]}x{shape[1]} for both\n"
-        f"on a {numbers['size']}x{numbers['size']} input without padding",
-        fontsize=10,
-    )
+    title = text["parameters"].format(h=shape[0], w=shape[1], size=numbers["size"])
+    ax.set_title(title, fontsize=10)
     ax.set_ylim(0, max(per_pair) * 1.15)
-    fig.suptitle(
-        "Same receptive field, fewer weights: two 3x3 convolutions vs one 5x5",
-        fontsize=13,
-        fontweight="bold",
-    )
+    fig.suptitle(text["suptitle"], fontsize=13, fontweight="bold")
     return fig

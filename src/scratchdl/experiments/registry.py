@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..atomic import atomic_write
 from .common import plain
+from .plots import check_lang, labels
 
 EXPERIMENTS = (
     "gates",
@@ -58,9 +59,11 @@ def parse_sets(pairs: list[str] | None) -> dict[str, str]:
     return result
 
 
-def run_one(name: str, out: Path, *, seed: int, quick: bool, progress: bool, **options) -> dict:
+def run_one(
+    name: str, out: Path, *, seed: int, quick: bool, progress: bool, lang: str = "en", **options
+) -> dict:
     module = load(name)
-    numbers = module.run(out, seed=seed, quick=quick, progress=progress, **options)
+    numbers = module.run(out, seed=seed, quick=quick, progress=progress, lang=lang, **options)
     return plain(numbers)  # as written to the JSON file: lists, not numpy arrays
 
 
@@ -73,7 +76,12 @@ def main(args) -> int:
         print(f"{'all':<{width}}  every experiment, and OUT/index.html showing them")
         return 0
     out = Path(args.out)
-    run_args = dict(seed=args.seed, quick=args.quick, progress=not getattr(args, "quiet", False))
+    run_args = dict(
+        seed=args.seed,
+        quick=args.quick,
+        progress=not getattr(args, "quiet", False),
+        lang=check_lang(getattr(args, "lang", "en")),
+    )
     options = parse_sets(getattr(args, "set", None))
     if args.model:
         options["model"] = args.model
@@ -98,7 +106,7 @@ def main(args) -> int:
         run_one(name, out, **run_args)
         seconds[name] = time.perf_counter() - start
         print(f"{name}: done in {seconds[name]:.1f} s", flush=True)
-    write_index(out, seconds, quick=args.quick)
+    write_index(out, seconds, quick=args.quick, lang=run_args["lang"])
     print(f"wrote {out / 'index.html'}")
     return 0
 
@@ -119,37 +127,47 @@ def _format(value) -> str:
     return str(value)
 
 
-def write_index(out: Path, seconds: dict[str, float] | None = None, *, quick: bool = False) -> None:
+def write_index(
+    out: Path, seconds: dict[str, float] | None = None, *, quick: bool = False, lang: str = "en"
+) -> None:
     """A gallery page, ``out/index.html``: each figure with its explanation and key numbers.
 
     Reads the experiments' JSON files in ``out`` (those present, in the book's order);
-    ``seconds`` adds how long each took.
+    ``seconds`` adds how long each took. In Japanese (``lang="ja"``) the headings are the
+    experiments' Japanese titles; the explanations are in docs/experiments.ja.md.
     """
     out = Path(out)
+    page_text = labels(PAGE, lang)
     names = [n for n in EXPERIMENTS if (out / f"{n}.json").exists()]
     if not names:
         raise ValueError(f"no experiment results (NAME.json) in {out}")
     sections = []
     for name in names:
         module = load(name)
+        title = html.escape(labels(module.LABELS, lang)["title"])
         numbers = json.loads((out / f"{name}.json").read_text())
         rows = "".join(
             f"<tr><th>{html.escape(k)}</th><td>{html.escape(_format(v))}</td></tr>"
             for k, v in _key_numbers(module, numbers).items()
         )
-        took = f"{seconds[name]:.1f} s; " if seconds and name in seconds else ""
+        took = page_text["took"].format(seconds[name]) if seconds and name in seconds else ""
+        command = f"scratchdl experiment {name}" + ("" if lang == "en" else f" --lang {lang}")
+        explanation = " ".join(module.EXPLANATION.split()) if lang == "en" else page_text["read"]
         sections.append(
-            f'<section id="{name}"><h2>{html.escape(module.TITLE)} '
-            f"<small>(chapter {module.CHAPTER}, <code>scratchdl experiment {name}</code>)</small>"
-            f'</h2><img src="{name}.png" alt="{html.escape(module.TITLE)}">'
-            f"<p>{html.escape(' '.join(module.EXPLANATION.split()))}</p>"
-            f'<table>{rows}</table><p class="meta">{took}numbers in '
+            f'<section id="{name}"><h2>{title} '
+            f"<small>({page_text['chapter'].format(module.CHAPTER)}, <code>{command}</code>)"
+            f'</small></h2><img src="{name}.png" alt="{title}">'
+            f"<p>{html.escape(explanation)}</p>"
+            f'<table>{rows}</table><p class="meta">{took}{page_text["numbers"]} '
             f'<a href="{name}.json">{name}.json</a></p></section>'
         )
-    toc = "".join(f'<li><a href="#{n}">{html.escape(load(n).TITLE)}</a></li>' for n in names)
-    mode = " (quick mode: small settings, not the book's)" if quick else ""
+    toc = "".join(
+        f'<li><a href="#{n}">{html.escape(labels(load(n).LABELS, lang)["title"])}</a></li>'
+        for n in names
+    )
+    mode = page_text["quick"] if quick else ""
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>scratchdl: the book's experiments</title>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{page_text["title"]}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
        color: #222; }}
@@ -159,9 +177,32 @@ table {{ border-collapse: collapse; font-size: 90%; }}
 th, td {{ text-align: left; padding: 2px 10px; border-bottom: 1px solid #eee; }}
 small, .meta {{ color: #666; font-weight: normal; }}
 </style></head><body>
-<h1>The experiments of <i>Deep Learning from Scratch</i>{html.escape(mode)}</h1>
+<h1>{page_text["heading"]}{html.escape(mode)}</h1>
 <ol>{toc}</ol>
 {"".join(sections)}
 </body></html>
 """
     atomic_write(out / "index.html", page.encode())
+
+
+# The gallery page's own words, in each language of the figures.
+PAGE = {
+    "en": {
+        "title": "scratchdl: the book's experiments",
+        "heading": "The experiments of <i>Deep Learning from Scratch</i>",
+        "quick": " (quick mode: small settings, not the book's)",
+        "chapter": "chapter {}",
+        "took": "{:.1f} s; ",
+        "numbers": "numbers in",
+        "read": "",
+    },
+    "ja": {
+        "title": "scratchdl: 本書の実験",
+        "heading": "『ゼロから作る Deep Learning』の実験",
+        "quick": "（短時間版: 本書より小さな設定）",
+        "chapter": "第{}章",
+        "took": "{:.1f} 秒、",
+        "numbers": "数値は",
+        "read": "図の読み方と本書との比較は docs/experiments.ja.md にあります。",
+    },
+}

@@ -35,7 +35,7 @@ import numpy as np
 from ..gradient import numerical_diff
 from . import common
 from .common import Setting
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "tangent-line"
 CHAPTER = 4
@@ -63,6 +63,30 @@ BOOK_SLOPES = {5.0: 0.1999999999990898, 10.0: 0.2999999999986347}  # gradient_1d
 # on AVX2 and more such values on AVX-512, which the JSON would then report
 SWEEP_H = tuple(float(f"1e-{k}") for k in range(1, 16))
 
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "tangent": "tangent, slope {slope!r}",
+        "tangent_at": "tangent at x = {x:g} (numerical_diff, h = {h:g})",
+        "forward": "forward (f(x+h) - f(x)) / h",
+        "central": "central (f(x+h) - f(x-h)) / 2h",
+        "book_h": "the book's h = 1e-4",
+        "error": "|slope - exact| at x = {x:g}",
+        "error_title": "error of the numerical derivative",
+    },
+    "ja": {
+        "title": "数値微分: 0.01x² + 0.1x の x = 5 と 10 での接線",
+        "tangent": "接線、傾き {slope!r}",
+        "tangent_at": "x = {x:g} での接線（numerical_diff、h = {h:g}）",
+        "forward": "前方差分 (f(x+h) - f(x)) / h",
+        "central": "中心差分 (f(x+h) - f(x-h)) / 2h",
+        "book_h": "本書の h = 1e-4",
+        "error": "x = {x:g} での |傾き - 真の値|",
+        "error_title": "数値微分の誤差",
+    },
+}
+
 SETTINGS = {
     "x_a": Setting(5.0, X_RANGE[0], X_RANGE[1]),  # the book's first tangent point
     "x_b": Setting(10.0, X_RANGE[0], X_RANGE[1]),  # the book's second
@@ -85,8 +109,17 @@ def forward_diff(f, x: float, h: float) -> float:
     return (f(x + h) - f(x)) / h
 
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
     """f, its two tangent lines and the error against h; writes tangent-line.png/json."""
+    text = labels(LABELS, lang)
     opts = common.options(options, SETTINGS, NAME, quick=quick)
     h = opts["h"]
     points = [opts["x_a"], opts["x_b"]]
@@ -128,11 +161,12 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "h_sweep": sweep,
         "best_h_central": float(SWEEP_H[int(np.argmin(sweep["central_error"]))]),
     }
-    fig = _figure(x, lines, sweep, h)
-    return common.save_result(out, NAME, fig, numbers)
+    with language(lang):
+        fig = _figure(x, lines, sweep, h, text)
+        return common.save_result(out, NAME, fig, numbers)
 
 
-def _figure(x, lines, sweep, h):
+def _figure(x, lines, sweep, h, text):
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.3), layout="constrained")
     for ax, line in zip(axes[:2], lines, strict=True):
@@ -143,13 +177,13 @@ def _figure(x, lines, sweep, h):
             color="tab:orange",
             ls="--",
             lw=1.5,
-            label=f"tangent, slope {line['slope']!r}",
+            label=text["tangent"].format(slope=line["slope"]),
         )
         ax.plot(line["x"], line["f"], "o", color="tab:red", ms=6)
         ax.set(
             xlabel="x",
             ylabel="f(x)",
-            title=f"tangent at x = {line['x']:g} (numerical_diff, h = {h:g})",
+            title=text["tangent_at"].format(x=line["x"], h=h),
             xlim=(x[0], x[-1] + X_STEP),
         )
         ax.legend(loc="upper left", fontsize=9)
@@ -158,13 +192,13 @@ def _figure(x, lines, sweep, h):
     ax = axes[2]
     floor = np.finfo(np.float64).eps * exact_diff(sweep["x"]) / 10  # where an error of 0 is drawn
     for key, style, label in (
-        ("forward_error", "s-", "forward (f(x+h) - f(x)) / h"),
-        ("central_error", "o-", "central (f(x+h) - f(x-h)) / 2h"),
+        ("forward_error", "s-", text["forward"]),
+        ("central_error", "o-", text["central"]),
     ):
         ax.loglog(sweep["h"], np.maximum(sweep[key], floor), style, ms=4, label=label)
     ax.axvline(BOOK_H, color="gray", ls=":", lw=1)
     ax.annotate(
-        "the book's h = 1e-4",
+        text["book_h"],
         xy=(BOOK_H, 1e-9),
         xytext=(-4, 0),
         textcoords="offset points",
@@ -174,8 +208,8 @@ def _figure(x, lines, sweep, h):
     ax.invert_xaxis()  # h shrinks to the right, as in "take h to 0"
     ax.set(
         xlabel="h",
-        ylabel=f"|slope - exact| at x = {sweep['x']:g}",
-        title="error of the numerical derivative",
+        ylabel=text["error"].format(x=sweep["x"]),
+        title=text["error_title"],
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right", fontsize=8)

@@ -24,7 +24,7 @@ from ..models import MultiLayerNet
 from ..optimizers import SGD
 from . import ch6, common
 from .common import count, positive
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "weight-init-compare"
 CHAPTER = 6
@@ -45,8 +45,35 @@ SETTINGS = {
 }
 INITS = {"std=0.01": 0.01, "Xavier": "xavier", "He": "he"}
 
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "axes": "MNIST, {layers}-layer ReLU network, SGD lr {lr:g}, batch {batch_size}",
+        "quick": " (quick: 2000-image sample)",
+        "uniform": "ln 10: a uniform guess",
+    },
+    "ja": {
+        "title": "重みの初期値 std 0.01、Xavier、He からの 5 層の ReLU ネットワークの学習",
+        "axes": (
+            "MNIST、{layers} 層の ReLU ネットワーク、SGD 学習率 {lr:g}、バッチサイズ {batch_size}"
+        ),
+        "quick": "（短時間版: 2000 枚のサンプル）",
+        "uniform": "ln 10: 一様な当て推量",
+    },
+}
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
+    text = labels(LABELS, lang)
     o = common.options(options, SETTINGS, NAME, quick=quick)
     (x_train, t_train), (x_test, t_test) = common.mnist(quick=quick, progress=progress)
     hidden = [o["hidden_size"]] * o["hidden_layers"]
@@ -81,23 +108,22 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "settings": {**o, "train_size": len(x_train), "quick": quick, "seed": seed},
     }
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(9, 5))
-    ch6.plot_loss_curves(
-        ax,
-        results,
-        title=f"MNIST, 5-layer ReLU network, SGD lr {o['lr']:g}, batch {o['batch_size']}"
-        + (" (quick: 2000-image sample)" if quick else ""),
-        log=False,
-    )
-    ax.set_ylim(0, 2.5)  # the book's scale
-    ax.axhline(np.log(10), color="gray", lw=0.8, ls=":")
-    ax.annotate(
-        "ln 10: a uniform guess",
-        (0, np.log(10)),
-        xytext=(4, 4),
-        textcoords="offset points",
-        fontsize=8,
-        color="gray",
-    )
-    return common.save_result(out, NAME, fig, numbers)
+    with language(lang):
+        fig, ax = pyplot().subplots(figsize=(9, 5))
+        title = text["axes"].format(
+            layers=o["hidden_layers"] + 1, lr=o["lr"], batch_size=o["batch_size"]
+        )
+        ch6.plot_loss_curves(
+            ax, results, title=title + (text["quick"] if quick else ""), log=False, lang=lang
+        )
+        ax.set_ylim(0, 2.5)  # the book's scale
+        ax.axhline(np.log(10), color="gray", lw=0.8, ls=":")
+        ax.annotate(
+            text["uniform"],
+            (0, np.log(10)),
+            xytext=(4, 4),
+            textcoords="offset points",
+            fontsize=8,
+            color="gray",
+        )
+        return common.save_result(out, NAME, fig, numbers)

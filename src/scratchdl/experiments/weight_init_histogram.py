@@ -31,7 +31,7 @@ import numpy as np
 from ..functions import relu, sigmoid, tanh
 from . import common
 from .common import count
-from .plots import pyplot
+from .plots import labels, language, pyplot
 
 NAME = "weight-init-histogram"
 CHAPTER = 6
@@ -54,6 +54,45 @@ ACTIVATIONS = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu}
 INIT_NAMES = ("std=1", "std=0.01", "Xavier", "He")
 FLAT = 0.1  # "saturated": the activation's derivative is below this fraction of its maximum
 RELU_RANGE_QUANTILE = 99.0  # the ReLU rows' histogram range ends at this percentile
+
+# The figure's words, in each language (``run(lang=...)``).
+LABELS = {
+    "en": {
+        "title": TITLE,
+        "sigmoid": "sigmoid",
+        "tanh": "tanh",
+        "relu": "ReLU",
+        "stats": "std {std:.2g}\n{what} {share:.0%}",
+        "zero": "zero",
+        "saturated": "sat.",
+        "layer": "layer {k}",
+        "heading": "{activation}: histograms of the {shown}",
+        "positive": "positive activations",
+        "all": "activations",
+        "suptitle": (
+            "Activations of {layers} layers x {units} units for {samples} random inputs, by "
+            "initial weight scale (y: fraction of all activations per bin)"
+        ),
+    },
+    "ja": {
+        "title": "重みの初期値 std 1、std 0.01、Xavier、He での 5 層のアクティベーション分布",
+        "sigmoid": "シグモイド関数",
+        "tanh": "tanh",
+        "relu": "ReLU",
+        "stats": "標準偏差 {std:.2g}\n{what} {share:.0%}",
+        "zero": "0 の割合",
+        "saturated": "飽和",
+        "layer": "{k} 層目",
+        "heading": "{activation}: {shown}のヒストグラム",
+        "positive": "正のアクティベーション",
+        "all": "アクティベーション",
+        "suptitle": (
+            "ランダムな入力 {samples} 個に対する {layers} 層 × {units} ユニットの"
+            "アクティベーション分布、重みの初期値別\n"
+            "（縦軸: 全アクティベーションに占めるビンごとの割合）"
+        ),
+    },
+}
 
 
 def init_std(name: str, fan_in: int) -> float:
@@ -88,7 +127,16 @@ def forward(x: np.ndarray, weights: list[np.ndarray], activation: str) -> list[n
     return outs
 
 
-def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True, **options) -> dict:
+def run(
+    out: Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+    lang: str = "en",
+    **options,
+) -> dict:
+    text = labels(LABELS, lang)
     o = common.options(options, SETTINGS, NAME, quick=quick)
     n, units, layers, bins = o["samples"], o["units"], o["layers"], o["bins"]
     rng = np.random.default_rng(seed)
@@ -134,11 +182,12 @@ def run(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = True,
         "init_std": {name: init_std(name, units) for name in INIT_NAMES},
         "settings": {**o, "quick": quick, "seed": seed},
     }
-    fig = _draw(numbers, n * units, bins)
-    return common.save_result(out, NAME, fig, numbers)
+    with language(lang):
+        fig = _draw(numbers, n * units, bins, text)
+        return common.save_result(out, NAME, fig, numbers)
 
 
-def _draw(numbers: dict, total: int, bins: int):
+def _draw(numbers: dict, total: int, bins: int, text: dict):
     plt = pyplot()
     stats, ranges = numbers["activations"], numbers["hist_range"]
     layers = len(next(iter(stats["sigmoid"].values()))["std"])
@@ -148,6 +197,8 @@ def _draw(numbers: dict, total: int, bins: int):
     ratios = []
     for a in range(len(stats)):
         ratios += ([0.7] if a else []) + [1.0] * n_init
+    o = numbers["settings"]
+    title = text["suptitle"].format(layers=o["layers"], units=o["units"], samples=o["samples"])
     fig = plt.figure(figsize=(11, 14))
     grid = fig.add_gridspec(
         len(ratios),
@@ -157,7 +208,7 @@ def _draw(numbers: dict, total: int, bins: int):
         wspace=0.12,
         left=0.07,
         right=0.99,
-        top=0.925,
+        top=0.925 - 0.012 * title.count("\n"),  # room for every line of the title
         bottom=0.025,
     )
     for a, (activation, by_init) in enumerate(stats.items()):
@@ -171,11 +222,11 @@ def _draw(numbers: dict, total: int, bins: int):
                 row_axes.append(ax)
                 fractions = np.asarray(s["hist"][k]) / total
                 ax.stairs(fractions, edges, fill=True, color=f"C{r}")
-                label = "zero" if activation == "relu" else "sat."
+                what = text["zero"] if activation == "relu" else text["saturated"]
                 ax.text(
                     0.97,
                     0.95,
-                    f"std {s['std'][k]:.2g}\n{label} {s['frac_saturated'][k]:.0%}",
+                    text["stats"].format(std=s["std"][k], what=what, share=s["frac_saturated"][k]),
                     transform=ax.transAxes,
                     ha="right",
                     va="top",
@@ -190,19 +241,15 @@ def _draw(numbers: dict, total: int, bins: int):
                 else:
                     ax.set_ylabel(name, fontsize=9)
                 if r == 0:
-                    ax.set_title(f"layer {k + 1}", fontsize=9)
+                    ax.set_title(text["layer"].format(k=k + 1), fontsize=9)
                     if k == layers // 2:
-                        shown = "positive activations" if activation == "relu" else "activations"
+                        shown = text["positive"] if activation == "relu" else text["all"]
                         ax.annotate(
-                            f"{activation}: histograms of the {shown}",
+                            text["heading"].format(activation=text[activation], shown=shown),
                             (0.5, 1.5),
                             xycoords="axes fraction",
                             ha="center",
                             fontweight="bold",
                         )
-    fig.suptitle(
-        "Activations of 5 layers x 100 units for 1000 random inputs, by initial weight scale "
-        "(y: fraction of all activations per bin)",
-        fontsize=11,
-    )
+    fig.suptitle(title, fontsize=11)
     return fig
