@@ -154,3 +154,24 @@ def test_errors_name_files_relative_to_what_the_client_was_given(tmp_path):
     assert listed.json()["root"] == "runs"
     assert run.json()["state"] == "unreadable"
     assert run.json()["reason"].startswith("ModelFileError: broken/checkpoint.safetensors")
+
+
+# -- HEAD ---------------------------------------------------------------------------------
+
+
+def test_head_answers_every_get_route_as_get_does_without_the_body(client):
+    concrete = {"{name}": "done", "{path:path}": "app.js"}
+    paths = []
+    for route in client.app.routes:
+        if "GET" in getattr(route, "methods", ()) or route.path == "/static":
+            path = route.path + ("/{path:path}" if route.path == "/static" else "")
+            for param, value in concrete.items():
+                path = path.replace(param, value)
+            paths.append(path)
+    assert {"/", "/api/health", "/api/runs/done", "/static/app.js"} <= set(paths)
+    for path in paths:
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code != 405, path
+        assert get.status_code < 300 and head.content == b"", path
+        assert head.headers.get("content-type") == get.headers.get("content-type"), path
+        assert head.headers.get("content-length") == get.headers.get("content-length"), path

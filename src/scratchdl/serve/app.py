@@ -7,6 +7,7 @@
 - ``POST /api/predict?model=ID&layers=1``: the body is an image's bytes or JSON pixels.
 - ``GET /api/testset?model=ID&count=N&mistakes=1``: test images with their predictions.
 - ``GET /api/runs``, ``GET /api/runs/{name}``: the training runs under ``--runs``.
+- ``/api/jobs`` and ``/api/presets``: the Train tab's jobs (jobs_api.py), given a JobManager.
 
 The app answers only its own Host names (middleware.AllowedHosts: loopback, the listen
 address, ``--allow-host``); the routes that make it work refuse pages of other origins (403);
@@ -31,7 +32,9 @@ from starlette.requests import ClientDisconnect
 
 from . import inference
 from .inference import MnistTestImages, Models, Pool
-from .middleware import AllowedHosts, SecurityHeaders, allowed_hosts, same_origin
+from .jobs import JobManager
+from .jobs_api import jobs_router
+from .middleware import AllowedHosts, HeadAsGet, SecurityHeaders, allowed_hosts, same_origin
 from .runs import list_runs, read_run
 from .safety import IMAGE_TYPES, MAX_BODY_BYTES, Bodies, ClientError, body_type, read_input
 
@@ -91,11 +94,13 @@ def create_app(
     pool: Pool | None = None,
     hosts: frozenset[str] | None = None,
     bodies: Bodies | None = None,
+    jobs: JobManager | None = None,
 ) -> FastAPI:
     """The app, serving ``models`` (by id), the runs under ``runs_dir`` and ``test_images``
     (default: MnistTestImages.find()); inference on ``pool`` (default: a new Pool); only to
     the Host names ``hosts`` (default: middleware.allowed_hosts(), this machine's); request
-    bodies read through ``bodies`` (default: a new safety.Bodies, its limits)."""
+    bodies read through ``bodies`` (default: a new safety.Bodies, its limits); the Train tab's
+    training jobs on ``jobs`` (default: none, and no /api/jobs)."""
     test_images = test_images or MnistTestImages.find()
     pool = pool or Pool()
     bodies = bodies or Bodies()
@@ -113,6 +118,7 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
+    app.add_middleware(HeadAsGet)
     app.add_middleware(AllowedHosts, names=hosts or allowed_hosts())
     app.add_middleware(SecurityHeaders)  # added last, so outermost: on the 400s above too
     add_error_handlers(app)
@@ -198,6 +204,9 @@ def create_app(
     @app.get("/api/runs/{name}", summary="A run's learning curves", responses=ERRORS)
     async def run(name: str) -> dict:
         return {"name": name, **await run_in_threadpool(read_run, runs_dir, name[: MAX_ID + 1])}
+
+    if jobs is not None:
+        app.include_router(jobs_router(jobs, bodies))
 
     schema = app.openapi
 

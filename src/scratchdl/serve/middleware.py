@@ -1,11 +1,12 @@
 """The layers around the app that every request passes: which Host names it answers to, the
-security headers, and where a request that starts work may come from.
+security headers, HEAD, and where a request that starts work may come from.
 
 - ``AllowedHosts``: a request whose Host header is not one of the server's names gets 400.
   A web page on another site can point a name of its own at 127.0.0.1 (DNS rebinding); the
   browser then sends that name as the Host, so answering only our own names keeps such a
   page from reading the runs, curves and models.
 - ``SecurityHeaders``: the page runs only its own files, in no frame of another site.
+- ``HeadAsGet``: HEAD on any GET route answers as GET does, without the body.
 - ``same_origin``: a request that makes the server work (a prediction, a pass over the test
   set) from a page of another origin gets 403, so no web site can make it compute.
 """
@@ -102,6 +103,25 @@ class AllowedHosts:
                 )
                 return await refused(scope, receive, send)
         await self.app(scope, receive, send)
+
+
+class HeadAsGet:
+    """ASGI middleware: HEAD answered as GET is, without the body (RFC 9110, 9.3.2); the
+    app's routes are declared for GET alone, and answered HEAD with 405."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def head_only(message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}  # the headers keep GET's content-length
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, head_only)
 
 
 class SecurityHeaders:
