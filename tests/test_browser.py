@@ -247,3 +247,21 @@ def test_the_page_works_at_a_phones_width(browser, server, shots):
     assert overflow <= 0, f"with the layers shown, the page is {overflow} px too wide"
     screenshot(page, shots, "phone.png", full_page=True)
     page.context.close()
+
+
+def test_a_run_of_300_000_epochs_is_drawn(browser, server, shots):
+    long = server["runs"] / "long-run"  # Math.min(...accs) overflowed the call stack here
+    long.mkdir()
+    acc = np.round(np.linspace(0.5, 0.99, 300_000), 3).tolist()
+    history = {"loss": [2.0, 1.0], "train_acc": acc, "test_acc": acc, "final_test_acc": 0.99}
+    (long / "history.json").write_text(json.dumps(history))
+    page = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.click("#tabs button[data-view=runs]")
+    page.click("#runs-table td:text-is('long-run')", timeout=WAIT_MS)
+    expect(page.locator("#run-title")).to_contain_text("long-run: finished", timeout=WAIT_MS)
+    expect(page.locator("#runs-summary")).not_to_contain_text("stack", timeout=WAIT_MS)
+    assert blank_canvases(page, "#view-runs") == (1, 0) and not errors, errors
+    screenshot(page, shots, "runs-long.png", full_page=True)
+    page.context.close()

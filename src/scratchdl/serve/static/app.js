@@ -367,11 +367,10 @@ function drawRun(run) {
   ctx.font = "12px sans-serif";
   const n = Math.max(1, run.iterations);
   const epochs = Math.max(1, run.epochs || run.test_acc.length);
-  const loss = run.loss.filter((v) => v != null);
-  const top = Math.max(1e-6, ...loss);
+  const top = extreme(run.loss, 1e-6, Math.max);
   // accuracy from a round tenth below its lowest value to 1: curves near 0.99 stay apart
-  const accs = [...run.train_acc, ...run.test_acc].filter((v) => v != null);
-  const low = Math.max(0, Math.min(0.9, Math.floor(10 * Math.min(1, ...accs)) / 10));
+  const lowest = extreme(run.test_acc, extreme(run.train_acc, 1, Math.min), Math.min);
+  const low = Math.max(0, Math.min(0.9, Math.floor(10 * lowest) / 10));
   const x = (iteration) => L + ((W - L - R) * iteration) / n;
   const yLoss = (v) => H - B - ((H - T - B) * v) / top;
   const yAcc = (v) => H - B - ((H - T - B) * (v - low)) / (1 - low);
@@ -392,6 +391,15 @@ function drawRun(run) {
   ctx.fillText("train", W - R - 130, 14);
   ctx.fillStyle = "#d50";
   ctx.fillText("test", W - R - 90, 14);
+}
+
+// The extreme (pick: Math.min or Math.max) of start and the values that are not null, in a
+// loop: Math.min(...values) passes every value as an argument, and a run of 300 000 epochs
+// overflows the call stack.
+function extreme(values, start, pick) {
+  let found = start;
+  for (const v of values) if (v != null) found = pick(found, v);
+  return found;
 }
 
 function line(ctx, colour, points, dots = false) {
