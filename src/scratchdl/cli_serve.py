@@ -1,14 +1,15 @@
 """``scratchdl serve``: the web page that looks inside the networks (scratchdl.serve).
 
     scratchdl serve [--model PATH ...] [--runs DIR] [--host 127.0.0.1] [--port 8000]
-                    [--allow-host NAME ...]
+                    [--allow-host NAME ...] [--max-jobs N]
 
 With no arguments it serves the SimpleConvNet shipped in the package, offline. It listens on
 127.0.0.1 unless told otherwise; another --host prints a warning, since the server has no
 login. It answers only to the Host names of this machine and the listen address, plus those
 given with --allow-host (middleware.AllowedHosts: against DNS rebinding). The socket is bound
 here, before uvicorn starts, so that a port in use ends in one line and exit status 2 like
-every other user error (cli.main); Ctrl-C stops it cleanly.
+every other user error (cli.main); Ctrl-C stops it cleanly, and the training jobs of the
+Train tab (serve.jobs) with their checkpoints written.
 
 Part of the command line: ``cli.py`` holds the parser and ``main``; FastAPI, uvicorn and
 Pillow are imported only when the command runs.
@@ -37,6 +38,17 @@ def port_number(text: str) -> int:
     """An argparse type: a TCP port, 0 (any free one) to 65535."""
     if not text.strip().isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text!r}")
+    return int(text)
+
+
+def job_count(text: str) -> int:
+    """An argparse type: --max-jobs, 0 (no training from the page) to jobs.MAX_JOBS_LIMIT."""
+    from .serve.jobs import MAX_JOBS_LIMIT
+
+    if not text.strip().isdigit() or int(text) > MAX_JOBS_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be a number from 0 to {MAX_JOBS_LIMIT}, got {text!r}"
+        )
     return int(text)
 
 
@@ -77,6 +89,13 @@ def add_command(sub) -> None:
         metavar="NAME",
         help="a Host name the server also answers to (repeatable); by default only "
         "localhost, 127.0.0.1, [::1] and the --host address, against DNS rebinding",
+    )
+    p.add_argument(
+        "--max-jobs",
+        type=job_count,
+        metavar="N",
+        help="training jobs of the Train tab that run at once (default: the cores, at most 4; "
+        "0: no training from the page)",
     )
     p.set_defaults(func=cmd_serve)
 
@@ -163,6 +182,7 @@ def cmd_serve(args) -> int:
 
     from .serve.app import create_app
     from .serve.inference import Models, Pool
+    from .serve.jobs import JobManager
     from .serve.middleware import allowed_hosts
     from .serve.runs import runs_root
 
@@ -172,9 +192,18 @@ def cmd_serve(args) -> int:
     models = Models(args.model)  # a bad file stops here, before the port is taken
     pool = Pool()  # closed here, not by the app's lifespan: see lifespan="off" in server_config
     hosts = allowed_hosts(args.host, args.allow_host)
-    app = create_app(models, runs_root(args.runs), pool=pool, hosts=hosts)
+    jobs = None if args.max_jobs == 0 else JobManager(runs_root(args.runs), max_jobs=args.max_jobs)
+    app = create_app(models, runs_root(args.runs), pool=pool, hosts=hosts, jobs=jobs)
     sock = listen(args.host, args.port)
     server = server_config(app)
+    if jobs is not None:  # the first Ctrl-C also ends the jobs' live streams, which uvicorn
+        exit_server = server.handle_exit  # would otherwise wait for; the jobs stop below
+
+        def handle_exit(sig, frame) -> None:
+            jobs.begin_close()
+            exit_server(sig, frame)
+
+        server.handle_exit = handle_exit
     print(
         f"scratchdl serve: {url(sock)}  (models: {', '.join(models.entries)}; Ctrl-C to stop)",
         flush=True,
@@ -188,5 +217,13 @@ def cmd_serve(args) -> int:
             pass
         finally:
             pool.close()
+            stopped = jobs.close() if jobs is not None else []
+    if stopped:
+        names = ", ".join(f"{jobs.runs_dir.name}/{job.id}" for job in stopped)
+        print(
+            f"scratchdl serve: training stopped with checkpoints in {names}; resume on the "
+            "Train tab",
+            flush=True,
+        )
     print("scratchdl serve: stopped", flush=True)
     return 0
