@@ -21,9 +21,9 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from scratchdl import DeepConvNet, SimpleConvNet
-from scratchdl.conv_bands import Workspace, pad_batch_last
-from scratchdl.im2col import conv_output_size
+from scratchdl import DeepConvNet, SimpleConvNet, conv_output_size
+from scratchdl.engine import ConvEngine
+from scratchdl.engine.bands import pad_batch_last
 from scratchdl.layers import Convolution
 
 PEAK_SIZE = 1024
@@ -51,7 +51,7 @@ def layer_rows(conv: Convolution, x: np.ndarray, repeats: int, top: float) -> li
     N, _, H, W_in = x.shape
     s, p = conv.stride, conv.pad
     OH, OW = conv_output_size(H, FH, s, p), conv_output_size(W_in, FW, s, p)
-    work = Workspace()
+    work = ConvEngine()
     xp = pad_batch_last(x, p)
     tiles = work.tiles(OH, OW, N, C * FH * FW, x.dtype)
     bands = [work.band(xp, FH, FW, s, tile, OW).copy() for tile in tiles]

@@ -1,16 +1,16 @@
 """Per-layer time of one training step (forward + backward) of SimpleConvNet and DeepConvNet.
 
 Walks the model's stages: the fused Convolution -> ReLU (-> pooling) blocks as the model
-runs them, or, with ``--plain``, every layer on its own. Reports both wall time (BLAS threads
-as configured) and, with ``--cpu``, CPU time with one BLAS thread, which is steadier on a
-shared machine. Batch 100, float32, random MNIST-shaped
-input. Used to decide what to optimise; see benchmarks/RESULTS.md.
+runs them, or, with ``--plain``, the book's code, every layer on its own. Reports wall
+time (BLAS threads as configured) and, with ``--cpu``, CPU time with one BLAS thread, which
+is steadier on a shared machine. Batch 100, float32, random MNIST-shaped input. Used to
+decide what to optimise; see benchmarks/RESULTS.md.
 
     python benchmarks/profile_layers.py [--cpu] [--repeats 10] [--batch 100] [--plain]
 
 The layers are called one by one on the whole batch, so models do not split it over threads
 here. ``--cpu --batch 50`` shows what one thread does with its half of a batch of 100 in a
-threaded training step (see scratchdl/threads.py).
+threaded training step (see scratchdl/engine/threads.py).
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from scratchdl.optimizers import Adam
 
 
 def profile(model, x, t, repeats: int, clock) -> dict[str, list[float]]:
-    """Milliseconds per stage (a layer, or a fused block: ``model.fuse``): {repr: [forward,
-    backward]}, mean over ``repeats`` steps."""
+    """Milliseconds per stage (a layer, or a fused block: ``model.plan.stages``): {repr:
+    [forward, backward]}, mean over ``repeats`` steps."""
     opt = Adam()
     for _ in range(2):  # warm-up: buffers allocated, BLAS threads started
         opt.update(model.params, model.gradient(x, t))
-    stages = model._stages()
+    stages = model.plan.stages(model.layers)
     times = [[0.0, 0.0] for _ in stages]
     for _ in range(repeats):
         h = x.astype(model.dtype, copy=False)
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--cpu", action="store_true", help="CPU time with one BLAS thread")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--batch", type=int, default=100, help="images per step")
-    parser.add_argument("--plain", action="store_true", help="layers one by one, no fused blocks")
+    parser.add_argument("--plain", action="store_true", help="the book's code, layer by layer")
     args = parser.parse_args()
     limit = contextlib.nullcontext()
     if args.cpu:
@@ -73,7 +73,7 @@ def main() -> None:
     with limit:
         for make in (SimpleConvNet, DeepConvNet):
             model = make(rng=0)
-            model.fuse = not args.plain
+            model.reference = args.plain
             rows = profile(model, x, t, args.repeats, clock)
             kinds: dict[str, list[float]] = {}
             print(f"{make.__name__} ({'CPU ms, 1 BLAS thread' if args.cpu else 'wall ms'})")

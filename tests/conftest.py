@@ -67,3 +67,31 @@ def mnist_slice(flatten: bool = False):
     from scratchdl.datasets import load_mnist_sample
 
     return load_mnist_sample(flatten=flatten)
+
+
+def held_arrays(obj) -> list[np.ndarray]:
+    """The arrays an object of the library keeps in its public attributes, and those of the
+    library objects it holds (a fused layer's layers, an engine and its memory), but for a
+    layer's reference to its input ``x`` (only read; a stale one may overlap a newer pass's
+    input, which is harmless)."""
+    found: list[np.ndarray] = []
+    seen: set[int] = set()
+
+    def walk(value, name: str = "") -> None:
+        if id(value) in seen or name == "x" or name.startswith("_"):
+            return
+        seen.add(id(value))
+        if isinstance(value, np.ndarray):
+            found.append(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, str(key))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+        elif type(value).__module__.startswith("scratchdl") and hasattr(value, "__dict__"):
+            for key, item in vars(value).items():
+                walk(item, key)
+
+    walk(obj)
+    return found

@@ -1,13 +1,13 @@
-"""conv_bands: the batch-last bands equal the book's im2col columns, their adjoint is exact,
-and bands that do not fit are refused."""
+"""engine.bands: the batch-last bands equal the book's im2col columns, the window add is their
+exact adjoint, bands that do not fit are refused, and scratch memory stays with its thread."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from scratchdl.conv_bands import band_col2im_add, band_im2col, pad_batch_last
-from scratchdl.im2col import conv_output_size, im2col
+from scratchdl import conv_output_size, im2col
+from scratchdl.engine.bands import Memory, add_windows, band_im2col, pad_batch_last, scratch
 
 RNG = np.random.default_rng(7)
 
@@ -21,7 +21,7 @@ BAND_CASES = [
 ]
 
 
-def test_pad_batch_last_moves_the_batch_last_and_zeroes_only_a_border():
+def test_pad_batch_last_moves_the_batch_last_and_fills_only_a_border():
     x = RNG.standard_normal((3, 2, 4, 5))
     xp = pad_batch_last(x, 2)
     assert xp.shape == (2, 8, 9, 3) and xp.flags.c_contiguous
@@ -30,6 +30,13 @@ def test_pad_batch_last_moves_the_batch_last_and_zeroes_only_a_border():
     assert not xp.any()
     # any memory order in, the same values out
     np.testing.assert_array_equal(pad_batch_last(np.asfortranarray(x), 1), pad_batch_last(x, 1))
+    # a border of any value, written into memory that held something else
+    out = np.full((2, 6, 7, 3), 7.0)
+    assert pad_batch_last(x, 1, value=-np.inf, out=out) is out
+    np.testing.assert_array_equal(out[:, 1:5, 1:6].transpose(3, 0, 1, 2), x)
+    assert np.isneginf(out).sum() == out.size - x.size
+    with pytest.raises(ValueError, match="out must be"):
+        pad_batch_last(x, 1, out=np.empty((2, 6, 7, 4)))
 
 
 @pytest.mark.parametrize("shape,FH,FW,stride,pad", BAND_CASES)
@@ -49,7 +56,7 @@ def test_bands_of_batch_last_columns_are_the_books_columns_reordered(shape, FH, 
 
 
 @pytest.mark.parametrize("shape,FH,FW,stride,pad", BAND_CASES)
-def test_band_col2im_add_is_the_adjoint_of_band_im2col(shape, FH, FW, stride, pad):
+def test_add_windows_is_the_adjoint_of_band_im2col(shape, FH, FW, stride, pad):
     N, C, H, W = shape
     OH, OW = conv_output_size(H, FH, stride, pad), conv_output_size(W, FW, stride, pad)
     xp = pad_batch_last(RNG.standard_normal(shape), pad)
@@ -60,7 +67,7 @@ def test_band_col2im_add_is_the_adjoint_of_band_im2col(shape, FH, FW, stride, pa
     c = RNG.standard_normal(col.shape)
     start = RNG.standard_normal(xp.shape)
     dxp = start.copy()
-    band_col2im_add(c, dxp, FH, FW, stride, rows)  # adds onto what is there
+    add_windows(c.reshape(C, FH, FW, OH - rows[0], OW, N), dxp, stride, rows[0])  # adds onto it
     np.testing.assert_allclose(np.sum(col * c), np.sum(xp * (dxp - start)), rtol=1e-12)
 
 
@@ -79,8 +86,6 @@ def test_band_im2col_refuses_rows_or_widths_outside_the_image():
 def test_scratch_memory_is_reused_within_a_thread_and_never_shared_between_threads():
     import threading
 
-    from scratchdl.conv_bands import scratch
-
     a = scratch("test band", (3, 4), np.float32)
     b = scratch("test band", (2, 5), np.float32)  # smaller: the same memory again
     assert np.shares_memory(a, b) and b.shape == (2, 5) and b.flags.c_contiguous
@@ -91,3 +96,12 @@ def test_scratch_memory_is_reused_within_a_thread_and_never_shared_between_threa
     thread.start()
     thread.join()
     assert not np.shares_memory(seen[0], scratch("test band", (3, 4), np.float64))
+
+
+def test_memory_hands_out_the_same_array_for_a_name_and_grows_it_when_needed():
+    memory = Memory()
+    a = memory.take("cell", (4, 3), np.uint8)
+    assert memory.take("cell", (2, 6), np.uint8).base is a.base  # the same memory again
+    bigger = memory.take("cell", (5, 5), np.uint8)
+    assert bigger.shape == (5, 5) and not np.shares_memory(bigger, a)
+    assert memory.take("cell", (5, 5), np.float32).dtype == np.float32  # a new dtype: new memory

@@ -1,11 +1,11 @@
-"""im2col / col2im: layout, exact adjointness, and bad input."""
+"""im2col / col2im, the book's (ch7.4.3): layout, exact adjointness, and bad input."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from scratchdl.im2col import col2im, conv_output_size, im2col
+from scratchdl import col2im, conv_output_size, im2col
 
 RNG = np.random.default_rng(7)
 
@@ -79,3 +79,13 @@ def test_dtype_is_kept(dtype):
     col = im2col(x, 3, 3, pad=1)
     assert col.dtype == dtype
     assert col2im(col, x.shape, 3, 3, pad=1).dtype == dtype
+
+
+def test_the_package_gives_the_books_functions_by_their_names():
+    # ``from scratchdl import im2col`` once gave the module: calling it raised TypeError
+    import scratchdl
+
+    x = RNG.standard_normal((1, 1, 3, 3))
+    assert callable(scratchdl.im2col) and callable(scratchdl.col2im)
+    np.testing.assert_array_equal(scratchdl.im2col(x, 3, 3), x.reshape(1, 9))
+    np.testing.assert_array_equal(scratchdl.col2im(x.reshape(1, 9), x.shape, 3, 3), x)

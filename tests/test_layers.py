@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from scratchdl import layers as L
+from scratchdl.engine import ConvEngine
 from tests.conftest import check_layer_gradients
 
 RNG = np.random.default_rng(1234)
@@ -75,6 +76,18 @@ CASES = [
         None,
     ),
     ("AvgPooling", lambda: L.AvgPooling(2, 2, stride=2), lambda: randn(2, 3, 4, 4), None),
+    (  # the fused block: convolution, ReLU and max pooling in one pass over the bands
+        "ConvReluPool",
+        lambda: L.ConvReluPool(conv_layer(pad=1), L.Relu(), L.Pooling(2, 2, stride=2)),
+        lambda: randn(2, 2, 4, 6),
+        None,
+    ),
+    (
+        "ConvReluPool-no-pool",
+        lambda: L.ConvReluPool(conv_layer(stride=2), L.Relu()),
+        lambda: randn(2, 2, 5, 5),
+        None,
+    ),
     (
         "AvgPooling-gaps",
         lambda: L.AvgPooling(2, 1, stride=3),
@@ -435,7 +448,7 @@ def test_a_model_leaves_the_layers_it_is_given_usable_on_their_own(make, shape):
 @pytest.mark.parametrize("pad", [0, 1, 2])
 @pytest.mark.parametrize("FN,C", [(2, 4), (4, 2)])  # dx by full convolution / by col2im
 def test_convolution_dx_equals_col2im_of_dout_times_W(pad, FN, C):
-    from scratchdl.im2col import col2im
+    from scratchdl import col2im
 
     layer = conv_layer(FN=FN, C=C, pad=pad)
     x = randn(2, C, 6, 5)
@@ -456,19 +469,19 @@ def test_convolution_in_small_tiles_equals_one_tile(FN, C, stride, pad, chunk_by
     x = randn(5, C, 7, 7)
     whole, tiled = conv_layer(FN=FN, C=C, stride=stride, pad=pad), None
     tiled = L.Convolution(whole.params["W"], whole.params["b"], stride=stride, pad=pad)
-    whole.work.chunk_bytes = whole.work.shared_chunk_bytes = 1 << 30
-    tiled.work.chunk_bytes = tiled.work.shared_chunk_bytes = chunk_bytes  # whatever BLAS's threads
+    whole.engine = ConvEngine(band_bytes=1 << 30, shared_band_bytes=1 << 30)
+    tiled.engine = ConvEngine(band_bytes=chunk_bytes, shared_band_bytes=chunk_bytes)  # any BLAS
     y = whole.forward(x)
     np.testing.assert_allclose(tiled.forward(x), y, rtol=1e-12, atol=1e-12)
     dout = randn(*y.shape)
     np.testing.assert_allclose(tiled.backward(dout), whole.backward(dout), rtol=1e-12, atol=1e-12)
     for k in whole.grads:
         np.testing.assert_allclose(tiled.grads[k], whole.grads[k], rtol=1e-12, atol=1e-12)
-    assert len(tiled.work.tiles(*y.shape[2:], 5, C * 9, x.dtype)) > (chunk_bytes < 2000)
+    assert len(tiled.engine.tiles(*y.shape[2:], 5, C * 9, x.dtype)) > (chunk_bytes < 2000)
 
 
 def test_convolution_output_is_batch_last_and_pooling_keeps_the_input_order():
-    # the memory order that keeps the copies fast (conv_bands.band_im2col) flows through the
+    # the memory order that keeps the copies fast (engine.bands.band_im2col) flows through the
     # conv stack: convolution output (C, H, W, N) in memory; pooling keeps its input's order
     y = conv_layer(FN=3, C=2, pad=1).forward(randn(4, 2, 6, 6))
     assert y.transpose(1, 2, 3, 0).flags.c_contiguous

@@ -8,7 +8,9 @@ installed package's (pyproject.toml's ``version``, the one place it is written).
 from importlib import metadata as _metadata
 
 from .augment import Augmenter
+from .columns import col2im, conv_output_size, im2col
 from .datasets import load_fashion_mnist, load_mnist
+from .engine.threads import get_num_threads, set_num_threads
 from .functions import (
     cross_entropy_error,
     identity,
@@ -20,6 +22,7 @@ from .functions import (
     tanh,
 )
 from .gradient import gradient_check, gradient_descent, numerical_diff, numerical_gradient
+from .graph import AddLayer, MulLayer
 from .layers import (
     Affine,
     AvgPooling,
@@ -34,10 +37,16 @@ from .layers import (
     SoftmaxWithLoss,
     Tanh,
 )
-from .models import DeepConvNet, MultiLayerNet, Sequential, SimpleConvNet, TwoLayerNet
+from .models import (
+    DeepConvNet,
+    MultiLayerNet,
+    MultiLayerNetExtend,
+    Sequential,
+    SimpleConvNet,
+    TwoLayerNet,
+)
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
 from .perceptron import AND, NAND, OR, XOR, Perceptron
-from .threads import get_num_threads, set_num_threads
 from .trainer import Trainer, TrainingDiverged
 
 try:
@@ -54,6 +63,7 @@ __all__ = [
     "XOR",
     "AdaGrad",
     "Adam",
+    "AddLayer",
     "Affine",
     "Augmenter",
     "AvgPooling",
@@ -64,7 +74,9 @@ __all__ = [
     "Flatten",
     "IdentityWithLoss",
     "Momentum",
+    "MulLayer",
     "MultiLayerNet",
+    "MultiLayerNetExtend",
     "Nesterov",
     "Perceptron",
     "Pooling",
@@ -78,12 +90,15 @@ __all__ = [
     "Trainer",
     "TrainingDiverged",
     "TwoLayerNet",
+    "col2im",
+    "conv_output_size",
     "cross_entropy_error",
     "get_num_threads",
     "get_optimizer",
     "gradient_check",
     "gradient_descent",
     "identity",
+    "im2col",
     "load_fashion_mnist",
     "load_mnist",
     "numerical_diff",

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..im2col import conv_output_size
+from ..columns import conv_output_size
 from ..layers import (
     Affine,
     AvgPooling,

@@ -1,12 +1,14 @@
 """Layers with forward and backward passes (ch5-7), one file per section of the book.
 
-The contract every layer keeps is in ``scratchdl.layers.base``.
+The contract every layer keeps is in ``scratchdl.layers.base``. ``ConvReluPool``
+(``fused.py``) is the book's block Convolution -> ReLU (-> max pooling) as one layer.
 """
 
 from .activation import Relu, Sigmoid, Tanh
 from .affine import Affine, Flatten
 from .base import Layer
 from .convolution import Convolution
+from .fused import ConvReluPool
 from .loss import LOSS_LAYERS, IdentityWithLoss, SoftmaxWithLoss
 from .pooling import AvgPooling, Pooling
 from .regularization import BN_EPS, BatchNormalization, Dropout
@@ -17,6 +19,7 @@ __all__ = [
     "Affine",
     "AvgPooling",
     "BatchNormalization",
+    "ConvReluPool",
     "Convolution",
     "Dropout",
     "Flatten",

@@ -12,6 +12,9 @@ Contract (every layer):
   sample alone, so that a model may run parts of a batch through ``twin()`` copies of the
   layer on threads (the twins share ``params`` and ``buffers``). False unless a class
   declares it. This is the one place a layer says so.
+- ``reference``: where a layer has a fast path in ``scratchdl.engine`` (Convolution, Pooling),
+  True runs the book's code instead (im2col, one product, reshape); the tests hold the fast
+  path to it. Layers with one path ignore it.
 - A layer's output may be a view in another memory order (the convolution stack keeps images
   batch-last): use order-keeping operations (``np.empty_like``, ``copy(order="K")``,
   ``dout * self.mask``).
@@ -33,6 +36,8 @@ class Layer:
     # of a batch equals the forward passes of its parts, stacked (and so for backward);
     # Sequential then may run parts of a batch on threads. False unless a class says so.
     per_sample = False
+    # True: the book's code, where the layer also has a fast path (see the module docstring)
+    reference = False
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}

@@ -6,10 +6,12 @@ from .networks import (
     MODELS,
     DeepConvNet,
     MultiLayerNet,
+    MultiLayerNetExtend,
     SimpleConvNet,
     TwoLayerNet,
     model_from_config,
 )
+from .plan import Plan
 from .sequential import Sequential
 
 __all__ = [
@@ -18,6 +20,8 @@ __all__ = [
     "MODELS",
     "DeepConvNet",
     "MultiLayerNet",
+    "MultiLayerNetExtend",
+    "Plan",
     "Sequential",
     "SimpleConvNet",
     "TwoLayerNet",

@@ -15,7 +15,7 @@ from ..checks import (
     check_sizes,
     float_dtype,
 )
-from ..im2col import conv_output_size as out_len
+from ..columns import conv_output_size as out_len
 from ..layers import (
     Affine,
     BatchNormalization,
@@ -63,7 +63,7 @@ class TwoLayerNet(Sequential):
         dtype = float_dtype(dtype)
         rng = as_rng(rng)
         std = check_positive("weight_init_std", weight_init_std)
-        self._config = dict(
+        config = dict(
             input_size=sizes[0],
             hidden_size=sizes[1],
             output_size=sizes[2],
@@ -75,7 +75,7 @@ class TwoLayerNet(Sequential):
             Relu(),
             Affine(init.std_normal(sizes[1:], std, rng=rng, dtype=dtype), _zeros(sizes[2], dtype)),
         ]
-        super().__init__(layers, input_shape=(sizes[0],), dtype=dtype)
+        super().__init__(layers, input_shape=(sizes[0],), dtype=dtype, config=config)
 
 
 class MultiLayerNet(Sequential):
@@ -114,7 +114,7 @@ class MultiLayerNet(Sequential):
             weight_init_std = check_positive("weight_init_std", weight_init_std)
         dtype = float_dtype(dtype)
         rng = as_rng(rng)
-        self._config = dict(
+        config = dict(
             input_size=input_size,
             hidden_size_list=hidden,
             output_size=output_size,
@@ -147,6 +147,7 @@ class MultiLayerNet(Sequential):
             input_shape=(input_size,),
             weight_decay_lambda=weight_decay_lambda,
             dtype=dtype,
+            config=config,
         )
 
 
@@ -188,7 +189,7 @@ class SimpleConvNet(Sequential):
         std = check_positive("weight_init_std", weight_init_std)
         dtype = float_dtype(dtype)
         rng = as_rng(rng)
-        self._config = dict(
+        config = dict(
             input_dim=[C, H, W],
             conv_param=cp,
             hidden_size=hidden_size,
@@ -219,7 +220,7 @@ class SimpleConvNet(Sequential):
                 _zeros(output_size, dtype),
             ),
         ]
-        super().__init__(layers, input_shape=(C, H, W), dtype=dtype)
+        super().__init__(layers, input_shape=(C, H, W), dtype=dtype, config=config)
 
 
 DEEP_CONV_PARAMS = (
@@ -268,7 +269,7 @@ class DeepConvNet(Sequential):
         output_size = check_positive_int("output_size", output_size)
         dtype = float_dtype(dtype)
         rng = as_rng(rng)
-        self._config = dict(
+        config = dict(
             input_dim=[C, H, W],
             **{f"conv_param_{i + 1}": cp for i, cp in enumerate(cps)},
             hidden_size=hidden_size,
@@ -301,8 +302,13 @@ class DeepConvNet(Sequential):
             ),
             Dropout(dropout_ratio, rng=rng),
         ]
-        super().__init__(layers, input_shape=(C, H, W), dtype=dtype)
+        super().__init__(layers, input_shape=(C, H, W), dtype=dtype, config=config)
 
+
+# The book's name for MultiLayerNet with its options (batch norm, dropout, weight decay; ch6).
+# One class: a model file names it MultiLayerNet. The book's ``dropout_ration`` is spelled
+# ``dropout_ratio`` here.
+MultiLayerNetExtend = MultiLayerNet
 
 MODELS = {cls.__name__: cls for cls in (TwoLayerNet, MultiLayerNet, SimpleConvNet, DeepConvNet)}
 

@@ -5,13 +5,11 @@
 ``numerical_gradient``. The book's networks (``scratchdl.models.networks``) only decide which
 layers to stack.
 
-Threads: a network with convolutions runs its leading per-sample layers (everything up to
-the first dropout or training-mode batch norm) on parts of the batch at once, one thread per
-part (``scratchdl.threads.BatchParts``); the parameter gradients are the sums over the parts.
-
-Fusion: the book's block Convolution -> ReLU (-> max pooling) runs as one stage
-(``models/stages.py``, computed by ``conv_fused``); ``fuse = False`` runs every layer on its
-own, which is the reference the fused stages are tested against.
+How the layers run is the ``plan``'s (``models/plan.py``): the book's block Convolution ->
+ReLU (-> max pooling) as one ``ConvReluPool``, and the leading per-sample layers of a
+network with convolutions on parts of the batch at once, one thread a part (the parameter
+gradients are the sums over the parts). ``reference = True`` runs the book's code, every
+layer on its own: what the tests hold the fast path to.
 """
 
 from __future__ import annotations
@@ -23,10 +21,9 @@ import numpy as np
 
 from .. import functions as F
 from .. import gradient as G
-from .. import threads
 from ..checks import check_finite, check_positive, check_positive_int, float_dtype
-from ..layers import Convolution, Dropout, Layer, SoftmaxWithLoss
-from . import stages
+from ..layers import Dropout, Layer, SoftmaxWithLoss
+from .plan import Plan
 
 
 class Sequential:
@@ -42,8 +39,6 @@ class Sequential:
     Shape: x (N, *input_shape) -> scores (N, K).
     """
 
-    _config: dict = {}  # the book's networks set the constructor arguments that rebuild them
-
     def __init__(
         self,
         layers: list[Layer],
@@ -52,6 +47,7 @@ class Sequential:
         input_shape: tuple[int, ...] | None = None,
         weight_decay_lambda: float = 0.0,
         dtype=np.float32,
+        config: dict | None = None,
     ) -> None:
         self.layers = list(layers)
         self.last_layer = loss_layer if loss_layer is not None else SoftmaxWithLoss()
@@ -62,14 +58,11 @@ class Sequential:
         self.dtype = float_dtype(dtype)
         self.params: dict[str, np.ndarray] = {}
         self.buffers: dict[str, np.ndarray] = {}
-        self._owner: dict[str, tuple[Layer, str]] = {}  # global name -> (layer, local name)
+        # the constructor arguments that rebuild a book's network (a hand-built one has none)
+        self._config = dict(config or {})
+        self._owner: dict[str, tuple[Layer, str]] = {}  # parameter name -> (layer, its key)
         self.last_loss: float | None = None  # the loss computed by the latest gradient()
-        self._parts = threads.BatchParts()  # runs the leading layers on parts of a batch
-        self._split = 0  # how many leading layers the latest forward ran in parts (0: none)
-        self.fuse = True  # run Convolution -> ReLU (-> pooling) as one stage (see stages.py)
-        self._stage_key: tuple = ()  # the layers (and fuse) that _stage_list was made for
-        self._stage_list: list = []
-        self._split_stages = 0  # how many leading stages the latest forward ran in parts
+        self.plan = Plan()  # how the layers run: fused blocks, batch parts on threads
         counters = {"W": 0, "gamma": 0}
         for layer in self.layers:
             group = "W" if "W" in layer.params else "gamma" if "gamma" in layer.params else None
@@ -80,7 +73,23 @@ class Sequential:
                 for key, array in table.items():
                     name = f"{key}{counters[group]}"
                     target[name] = array
-                    self._owner[name] = (layer, key)
+                    if table is layer.params:
+                        self._owner[name] = (layer, key)
+
+    @property
+    def reference(self) -> bool:
+        """Whether the layers run the book's code, each on its own, in the calling thread
+        (True), or the engine's fast path (False, the default). Setting it sets every
+        layer's ``reference`` flag too."""
+        return self.plan.reference
+
+    @reference.setter
+    def reference(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"reference must be True or False, got {value!r}")
+        self.plan.reference = bool(value)
+        for layer in self.layers:
+            layer.reference = bool(value)
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -134,61 +143,21 @@ class Sequential:
 
     def predict(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         """Scores before the output function (softmax is in the loss). Shape: (N, ...) -> (N, K)."""
-        return self._forward(self._check_x(x), train)
-
-    def _forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        run = self._stages()
-        k = self._split = self._plan(x.shape[0], train)
-        s, covered = 0, 0  # the stages that stand for the first k layers
-        while s < len(run) and covered + stages.layer_count(run[s]) <= k:
-            covered += stages.layer_count(run[s])
-            s += 1
-        self._split_stages = s
-        if s:  # the first s stages on parts of the batch, one thread each
-            x = self._parts.forward(run[:s], x, train)
-        elif x.shape[0] < threads.get_num_threads():  # a batch too small to split
-            with threads.one_blas_thread():
-                for stage in run:
-                    x = stage.forward(x, train=train)
-            return x
-        for stage in run[s:]:
-            x = stage.forward(x, train=train)
-        return x
-
-    def _stages(self) -> list:
-        """The stages that run the layers (see stages.py), made again when the layers or
-        ``fuse`` changed."""
-        key = (self.fuse, *map(id, self.layers))
-        if key != self._stage_key:
-            self._stage_list = stages.stages(self.layers) if self.fuse else list(self.layers)
-            self._stage_key = key
-        return self._stage_list
-
-    def _plan(self, N: int, train: bool) -> int:
-        """How many leading layers run on parts of a batch of N (0: none, one thread).
-
-        The layers up to the first that is not ``splittable``; and only where a convolution
-        is among them: for an MLP's small products, handing work to threads costs more than
-        it saves.
-        """
-        k = 0
-        while k < len(self.layers) and self.layers[k].splittable(train):
-            k += 1
-        if threads.threads_for(N) == 1:
-            return 0
-        return k if any(isinstance(layer, Convolution) for layer in self.layers[:k]) else 0
+        return self.plan.forward(self.layers, self._check_x(x), train)
 
     def loss(self, x: np.ndarray, t: np.ndarray, train: bool = True) -> float:
         """Loss of the batch, weight decay included."""
         x = self._check_x(x)
         t = self._check_t(x, t)
-        loss = self.last_layer.forward(self._forward(x, train), t)
+        loss = self.last_layer.forward(self.plan.forward(self.layers, x, train), t)
         if self.weight_decay_lambda:
-            lam = self.weight_decay_lambda
-            loss += sum(
-                0.5 * lam * float(np.sum(W.astype(np.float64) ** 2)) for W in self._weights()
-            )
+            loss += self.weight_decay_loss()
         return loss
+
+    def weight_decay_loss(self) -> float:
+        """weight_decay_lambda * 0.5 * sum(W**2) over the weights, in float64."""
+        lam = self.weight_decay_lambda
+        return sum(0.5 * lam * float(np.sum(W.astype(np.float64) ** 2)) for W in self._weights())
 
     def _weights(self) -> list[np.ndarray]:
         return [a for k, a in self.params.items() if k.startswith("W")]
@@ -208,25 +177,25 @@ class Sequential:
         return correct / x.shape[0]
 
     def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
-        """Gradients of ``loss(x, t, train=True)`` by backpropagation, named like ``params``."""
-        self.last_loss = self.loss(x, t, train=True)
-        dout = self.last_layer.backward(1.0)
-        run, s = self._stage_list, self._split_stages  # those of the forward in loss()
-        for stage in reversed(run[max(s, 1) :]):
-            dout = stage.backward(dout)
-        if s:  # back through the first s stages on the parts of the batch forward used
-            self._parts.backward(dout)
-        elif run:  # the input data needs no gradient
-            run[0].backward_params(dout)
-        grads = {
-            name: layer.grads[key]
-            for name, (layer, key) in self._owner.items()
-            if name in self.params
-        }
+        """Gradients of ``loss(x, t, train=True)`` by backpropagation, named like ``params``
+        (the book's ``MultiLayerNetExtend.gradient``: forward, loss, backward, collect)."""
+        x = self._check_x(x)
+        t = self._check_t(x, t)
+        # forward
+        loss = self.last_layer.forward(self.plan.forward(self.layers, x, train=True), t)
         if self.weight_decay_lambda:
-            for name in grads:
-                if name.startswith("W"):
-                    grads[name] = grads[name] + self.weight_decay_lambda * self.params[name]
+            loss += self.weight_decay_loss()
+        self.last_loss = loss
+        # backward
+        dout = self.last_layer.backward(1.0)
+        self.plan.backward(dout)
+        # collect
+        lam = self.weight_decay_lambda
+        grads = {}
+        for name, (layer, key) in self._owner.items():
+            grads[name] = layer.grads[key]
+            if lam and name.startswith("W"):
+                grads[name] = grads[name] + lam * self.params[name]
         return grads
 
     def numerical_gradient(

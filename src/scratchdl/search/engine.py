@@ -41,7 +41,7 @@ def usable_cores() -> int:
 def worker_environment(workers: int) -> dict[str, str]:
     """The environment of the embedded workers: each holds the CNNs' batch threads to its
     share of the cores, and BLAS to one thread (see ``trial.hold_threads``)."""
-    from ..threads import ENV_THREADS
+    from ..engine.threads import ENV_THREADS
 
     share = max(1, usable_cores() // workers)
     return {ENV_THREADS: str(share), **dict.fromkeys(BLAS_VARIABLES, "1")}

@@ -2,7 +2,7 @@
 hyperparameters (``run_trial``), which returns a small record.
 
 A worker process loads the images once (``load_split`` keeps them for the trials that
-follow) and holds its threads, BLAS's and the CNNs' (``scratchdl.threads``), to its share of
+follow) and holds its threads, BLAS's and the CNNs' (``engine.threads``), to its share of
 the machine's cores. Nothing here imports Dask: the function runs as well in this process
 as on a worker, which is how the tests check that a worker's result is the one expected.
 """
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import threads
 from ..datasets.mnist import IMAGE_SHAPE
+from ..engine import threads
 from ..trainer import Trainer, TrainingDiverged
 from .space import training_rng
 
@@ -154,7 +154,7 @@ def thread_share() -> int | None:
 @functools.lru_cache(maxsize=1)
 def hold_threads(n: int) -> None:
     """Give a trial ``n`` threads in this process (once: it lasts): the CNNs split their
-    batches over ``n`` threads (``scratchdl.threads``), and BLAS runs on one. The search's
+    batches over ``n`` threads (``engine.threads``), and BLAS runs on one. The search's
     matrix products are small (a batch of 100 x 784 x 100), where BLAS threads only wait for
     each other: the quick hyperparameter-search experiment took 42 s on one worker with two
     BLAS threads, and 8 s with one (2 cores). One BLAS thread also keeps a trial's result

@@ -6,10 +6,9 @@ parameter arrays, caches of its own), and sums the parameter gradients over the 
 
 numpy lets go of the GIL while it copies arrays and while BLAS multiplies them, so Python
 threads over disjoint parts of a batch run truly in parallel. For the book's CNNs that beats
-BLAS's own threads, which only help inside the matrix products: a third of a training step
-is im2col copies, ReLU and pooling, which numpy runs on one core, and a convolution's
-products are many small ones (one per band of rows, see ``Convolution``), each too small to
-split well.
+BLAS's own threads, which only help inside the matrix products: the im2col copies, ReLU and
+pooling run on one core, and a convolution's products are many small ones (one per band of
+rows, ``conv.ConvEngine``), each too small to split well.
 
 Two threads that each call a multi-threaded BLAS oversubscribe the cores, so while the parts
 run, BLAS is held to one thread per caller with threadpoolctl (in the ``cli`` extra).
@@ -72,15 +71,16 @@ def get_num_threads() -> int:
     return _num_threads
 
 
-def set_num_threads(n: int) -> None:
-    """Split CNN batches over ``n`` threads (an int >= 1) from now on; 1 turns threads off.
+def set_num_threads(n: int | None) -> None:
+    """Split CNN batches over ``n`` threads (an int >= 1) from now on; 1 turns threads off;
+    None goes back to the default (``$SCRATCHDL_NUM_THREADS``, else the cores), read anew.
 
     Results depend on ``n`` only through the order of floating-point sums: a parameter's
     gradient is the sum of one partial gradient per part.
     """
     global _num_threads, _pool
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"the number of threads must be an int >= 1, got {n!r}")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"the number of threads must be an int >= 1 or None, got {n!r}")
     if _pool is not None and n != _num_threads:
         _pool.shutdown(wait=True)
         _pool = None
@@ -128,10 +128,9 @@ def split(N: int, n: int) -> list[tuple[int, int]]:
 
 def one_blas_thread() -> contextlib.AbstractContextManager:
     """A context that holds BLAS to one thread: for a batch too small to split, whose
-    products are too small to share too. Two OpenBLAS threads on a 1-image DeepConvNet
-    forward took 1.3 ms on a quiet machine and 10-80 ms beside other work (their waits
-    spin), one thread 1.0 ms either way. Nothing to do without threadpoolctl or when BLAS
-    already runs one thread."""
+    products are too small to share too (BLAS's idle threads spin while they wait, and take
+    the CPU from other work; benchmarks/RESULTS.md). Nothing to do without threadpoolctl or
+    when BLAS already runs one thread."""
     controller = _blas_controller()
     if not controller or blas_threads() == 1:
         return contextlib.nullcontext()

@@ -1,6 +1,10 @@
-"""Threads over parts of the batch (scratchdl.threads and Sequential's split forward/backward)."""
+"""Threads over parts of the batch: scratchdl.engine.threads and the plan's split forward and
+backward, through public names only."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,13 +17,12 @@ from scratchdl import (
     get_num_threads,
     set_num_threads,
 )
-from scratchdl import threads as parallel
+from scratchdl.engine import ConvEngine, threads
 from scratchdl.layers import Convolution, Layer, Relu
 from scratchdl.optimizers import Adam
+from tests.conftest import held_arrays
 
-pytest.importorskip(
-    "threadpoolctl"
-)  # a dependency of the package: present wherever it is installed
+threadpoolctl = pytest.importorskip("threadpoolctl")  # a dependency wherever scratchdl is
 
 RNG = np.random.default_rng(7)
 
@@ -49,7 +52,7 @@ def batch(model, N=7, seed=None):
     return x, t
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", None])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_set_num_threads_refuses_what_is_not_a_count(bad):
     with pytest.raises(ValueError, match="int >= 1"):
         set_num_threads(bad)
@@ -57,21 +60,23 @@ def test_set_num_threads_refuses_what_is_not_a_count(bad):
 
 @pytest.mark.parametrize("value", ["0", "-2", "two", ""])
 def test_a_bad_thread_count_in_the_environment_names_the_variable(monkeypatch, value):
-    monkeypatch.setenv(parallel.ENV_THREADS, value)
-    monkeypatch.setattr(parallel, "_num_threads", None)
-    with pytest.raises(ValueError, match=parallel.ENV_THREADS):
+    monkeypatch.setenv(threads.ENV_THREADS, value)
+    set_num_threads(None)  # the default again, read from the environment on next use
+    with pytest.raises(ValueError, match=threads.ENV_THREADS):
         get_num_threads()
 
 
 def test_the_environment_sets_the_default(monkeypatch):
-    monkeypatch.setenv(parallel.ENV_THREADS, "3")
-    monkeypatch.setattr(parallel, "_num_threads", None)
+    monkeypatch.setenv(threads.ENV_THREADS, "3")
+    set_num_threads(None)
     assert get_num_threads() == 3
+    set_num_threads(2)  # a setting wins over the environment
+    assert get_num_threads() == 2
 
 
 @pytest.mark.parametrize("N,n", [(1, 1), (7, 2), (100, 3), (5, 5)])
 def test_split_covers_the_batch_in_near_equal_contiguous_parts(N, n):
-    parts = parallel.split(N, n)
+    parts = threads.split(N, n)
     assert len(parts) == n and parts[0][0] == 0 and parts[-1][1] == N
     assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
     sizes = [hi - lo for lo, hi in parts]
@@ -89,35 +94,28 @@ def test_run_all_returns_results_in_order_and_waits_for_every_task():
 
         return run
 
-    assert parallel.run_all([task(i) for i in range(3)]) == [0, 1, 4]
+    assert threads.run_all([task(i) for i in range(3)]) == [0, 1, 4]
     assert sorted(done) == [0, 1, 2]
 
 
-def test_blas_threads_is_one_inside_the_parts_and_blas_own_setting_elsewhere(monkeypatch):
-    from threadpoolctl import threadpool_limits
-
+def test_blas_threads_is_one_inside_the_parts_and_blas_own_setting_elsewhere():
     set_num_threads(2)
-    assert parallel.run_all([parallel.blas_threads] * 2) == [1, 1]
-    with threadpool_limits(limits=1, user_api="blas"):
-        assert parallel.blas_threads() == 1
-    with threadpool_limits(limits=2, user_api="blas"):
-        assert parallel.blas_threads() == 2  # not a reading cached from before
-    monkeypatch.setattr(parallel, "_controller", False)  # as if threadpoolctl were missing
-    assert parallel.blas_threads() == parallel._usable_cores()  # OpenBLAS's default
+    assert threads.run_all([threads.blas_threads] * 2) == [1, 1]
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        assert threads.blas_threads() == 1
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        assert threads.blas_threads() == 2  # not a reading cached from before
 
 
 def test_convolution_bands_are_small_in_parts_and_large_where_blas_shares_a_product():
     # in a part BLAS has one thread: cache-sized bands; where BLAS splits each product over
-    # several threads, bands as large as shared_chunk_bytes (RESULTS.md, third round)
-    from threadpoolctl import threadpool_limits
-
-    work = Convolution(np.ones((16, 16, 3, 3)), np.zeros(16), pad=1).work
-    work.chunk_bytes, work.shared_chunk_bytes = 144 * 28 * 8, 1 << 30  # a row; all rows
+    # several threads, bands as large as shared_band_bytes
+    engine = ConvEngine(band_bytes=144 * 28 * 8, shared_band_bytes=1 << 30)  # a row; all rows
     set_num_threads(2)
-    in_part = parallel.run_all([lambda: len(work.tiles(28, 28, 1, 144, np.float64))] * 2)
+    in_part = threads.run_all([lambda: len(engine.tiles(28, 28, 1, 144, np.float64))] * 2)
     assert in_part == [28, 28]
-    with threadpool_limits(limits=2, user_api="blas"):
-        assert len(work.tiles(28, 28, 1, 144, np.float64)) == 1
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        assert len(engine.tiles(28, 28, 1, 144, np.float64)) == 1
 
 
 def test_run_all_reraises_a_failure_after_the_other_tasks_finish():
@@ -134,25 +132,24 @@ def test_run_all_reraises_a_failure_after_the_other_tasks_finish():
         finished.append(True)
 
     with pytest.raises(ValueError, match="part 0 failed"):
-        parallel.run_all([fail, slow])
+        threads.run_all([fail, slow])
     assert finished == [True]
 
 
 @pytest.mark.parametrize("make", [small_simple, small_deep], ids=["simple", "deep"])
-@pytest.mark.parametrize("threads", [2, 3])
-def test_split_gradient_loss_and_scores_equal_the_single_thread_ones(make, threads):
+@pytest.mark.parametrize("n", [2, 3])
+def test_split_gradient_loss_and_scores_equal_the_single_thread_ones(make, n):
     model = make()
     x, t = batch(model)
     set_num_threads(1)
     model.loss(x, t, train=True)  # draws the dropout masks; hold them for both runs
-    for layer in model.layers:
-        if hasattr(layer, "hold_mask"):
-            layer.hold_mask = True
+    model.set_dropout_mask_hold(True)
     g1 = {k: v.copy() for k, v in model.gradient(x, t).items()}
     loss1 = model.last_loss
-    set_num_threads(threads)
+    assert model.plan.split == 0
+    set_num_threads(n)
     g2, loss2 = model.gradient(x, t), model.last_loss
-    assert model._split > 0 and len(model._parts.parts) == threads  # it did split
+    assert model.plan.split > 0 and len(model.plan.parts.parts) == n  # it did split
     assert loss2 == pytest.approx(loss1, rel=1e-13)
     for name in g1:
         np.testing.assert_allclose(g2[name], g1[name], rtol=1e-11, atol=1e-14, err_msg=name)
@@ -166,23 +163,24 @@ def test_split_gradient_matches_the_numerical_gradient():
     model = small_simple()
     x, t = batch(model, N=4)
     grads = model.gradient(x, t)
-    assert model._split == len(model.layers)  # no dropout: the whole network is split
+    assert model.plan.split == len(model.plan.stages(model.layers))  # no dropout: all split
     numeric = model.numerical_gradient(x, t)
     for name, g in grads.items():
         np.testing.assert_allclose(g, numeric[name], rtol=1e-5, atol=1e-7, err_msg=name)
 
 
-def test_which_layers_are_split():
+def test_which_stages_are_split():
     set_num_threads(2)
     deep = small_deep()
-    first_dropout = next(i for i, l in enumerate(deep.layers) if type(l).__name__ == "Dropout")
-    assert deep._plan(8, train=True) == first_dropout
-    assert deep._plan(8, train=False) == len(deep.layers)  # dropout is the identity
-    assert deep._plan(1, train=False) == 0  # one sample: nothing to split
+    stages = deep.plan.stages(deep.layers)
+    first_dropout = next(i for i, s in enumerate(stages) if type(s).__name__ == "Dropout")
+    assert deep.plan.leading(deep.layers, 8, train=True) == first_dropout
+    assert deep.plan.leading(deep.layers, 8, train=False) == len(stages)  # dropout: identity
+    assert deep.plan.leading(deep.layers, 1, train=False) == 0  # one sample: nothing to split
     mlp = MultiLayerNet(6, [5, 4], 3, rng=0)
-    assert mlp._plan(8, train=False) == 0  # no convolution: not worth threads
+    assert mlp.plan.leading(mlp.layers, 8, train=False) == 0  # no convolution: not worth it
     set_num_threads(1)
-    assert deep._plan(8, train=False) == 0
+    assert deep.plan.leading(deep.layers, 8, train=False) == 0
 
 
 def test_a_layer_that_does_not_declare_per_sample_is_never_split():
@@ -196,9 +194,9 @@ def test_a_layer_that_does_not_declare_per_sample_is_never_split():
     set_num_threads(2)
     conv = Convolution(RNG.standard_normal((2, 1, 3, 3)), np.zeros(2))
     model = Sequential([Mixer(), conv, Relu()], input_shape=(1, 5, 5), dtype=np.float64)
-    assert model._plan(6, train=False) == 0
+    assert model.plan.leading(model.layers, 6, train=False) == 0
     model = Sequential([conv, Relu(), Mixer()], input_shape=(1, 5, 5), dtype=np.float64)
-    assert model._plan(6, train=False) == 2
+    assert model.plan.leading(model.layers, 6, train=False) == 1  # the fused conv-relu
 
 
 def test_copies_share_parameters_so_updates_reach_every_part():
@@ -207,8 +205,8 @@ def test_copies_share_parameters_so_updates_reach_every_part():
     x, t = batch(model, N=6)
     opt = Adam(lr=0.01)
     opt.update(model.params, model.gradient(x, t))
-    copy = model._parts.stacks[1]  # the stages of part 1 (a fused block holds three layers)
-    for mine, theirs in zip(model._parts.stacks[0], copy, strict=True):
+    own, copy = model.plan.parts.stacks  # the stages of parts 0 and 1
+    for mine, theirs in zip(own, copy, strict=True):
         assert mine is not theirs
         for key in mine.params:
             assert theirs.params[key] is mine.params[key]
@@ -231,18 +229,25 @@ def test_training_with_threads_is_deterministic():
     np.testing.assert_array_equal(run(), run())
 
 
-def test_without_threadpoolctl_everything_runs_in_one_thread(monkeypatch):
-    set_num_threads(2)
-    monkeypatch.setattr(parallel, "_controller", False)  # as if threadpoolctl were missing
-    model = small_simple()
-    x, t = batch(model)
-    model.gradient(x, t)
-    assert model._split == 0
+def test_without_threadpoolctl_everything_runs_in_one_thread():
+    # a fresh interpreter where threadpoolctl cannot be imported
+    code = (
+        "import sys; sys.modules['threadpoolctl'] = None\n"
+        "import numpy as np, scratchdl\n"
+        "from scratchdl.engine import threads\n"
+        "scratchdl.set_num_threads(2)\n"
+        "m = scratchdl.SimpleConvNet((1, 8, 8), {'filter_num': 2, 'filter_size': 3, 'pad': 0,"
+        " 'stride': 1}, 4, 3, rng=0)\n"
+        "m.gradient(np.zeros((6, 1, 8, 8)), np.zeros(6, int))\n"
+        "print(m.plan.split, threads.threads_for(6), threads.blas_threads() >= 1)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "1", "True"]
 
 
-def test_copies_made_later_do_not_share_the_buffers_of_earlier_passes():
-    # Convolution reuses its im2col buffer when the shape repeats: parts of 4 with two
-    # threads, then three parts of 4 with three threads, must each get their own buffer
+def test_copies_made_later_do_not_share_the_memory_of_earlier_passes():
+    # every engine reuses its memory when the shape repeats: parts of 4 with two threads,
+    # then three parts of 4 with three threads, must each get memory of their own
     model = small_deep()
     set_num_threads(2)
     x, t = batch(model, N=8)
@@ -252,36 +257,20 @@ def test_copies_made_later_do_not_share_the_buffers_of_earlier_passes():
     y3 = model.predict(x)
     set_num_threads(1)
     np.testing.assert_allclose(y3, model.predict(x), rtol=1e-13, atol=1e-15)
-    # and structurally: no cache of one part's layers shares memory with another part's
+    set_num_threads(3)
+    model.predict(x)
+    # and structurally: no array one part's stages keep shares memory with another part's
     shared = {id(a) for a in (*model.params.values(), *model.buffers.values())}
-    stages = model._parts.stacks[0]  # a fused block (stages.ConvBlock) holds three layers
-    for i in range(len(stages)):
-        caches = [_caches(stack[i], shared) for stack in model._parts.stacks]
-        if hasattr(stages[i], "conv") or isinstance(stages[i], Convolution):
-            assert all(len(c) >= 1 for c in caches)  # its workspace is seen: the padded input
-        for a in range(len(caches)):
-            for b in range(a + 1, len(caches)):
-                for u in caches[a]:
-                    assert not any(np.shares_memory(u, v) for v in caches[b]), stages[i]
-
-
-def _caches(stage, shared: set) -> list:
-    """The arrays a stage keeps (its layers', their workspaces', a fused block's state),
-    but for the model's parameters and ``x`` (a layer's reference to its input, only read:
-    a stale one may overlap a newer pass's input, which is harmless)."""
-    holders = [stage, *getattr(stage, "layers", ()), getattr(stage, "state", None)]
-    found = []
-    for holder in (h for h in holders if h is not None):
-        for k, v in (*vars(holder).items(), *_workspace(holder).items()):
-            if isinstance(v, np.ndarray) and id(v) not in shared and k != "x":
-                found.append(v)
-    return found
-
-
-def _workspace(layer) -> dict:
-    """The arrays a layer keeps in a workspace object (Convolution), by name."""
-    work = getattr(layer, "work", None)
-    return vars(work) if work is not None else {}
+    stacks = model.plan.parts.stacks
+    assert len(stacks) == 3
+    for i, stage in enumerate(stacks[0]):
+        kept = [[a for a in held_arrays(stack[i]) if id(a) not in shared] for stack in stacks]
+        if hasattr(stage, "engine"):  # a convolution's: the padded input at least
+            assert all(len(k) >= 1 for k in kept), stage
+        for a in range(len(kept)):
+            for b in range(a + 1, len(kept)):
+                for u in kept[a]:
+                    assert not any(np.shares_memory(u, v) for v in kept[b]), stage
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
@@ -304,7 +293,7 @@ def test_a_batch_too_small_to_split_runs_its_products_on_one_blas_thread():
         seen: list = []
 
         def forward(self, x, train=False):
-            Probe.seen.append(parallel.blas_threads())
+            Probe.seen.append(threads.blas_threads())
             return x
 
         def backward(self, dout):
@@ -313,8 +302,8 @@ def test_a_batch_too_small_to_split_runs_its_products_on_one_blas_thread():
     set_num_threads(2)
     conv = Convolution(RNG.standard_normal((2, 1, 3, 3)), np.zeros(2))
     model = Sequential([conv, Relu(), Probe()], input_shape=(1, 5, 5), dtype=np.float64)
-    with parallel._blas_controller().limit(limits=2, user_api="blas"):
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         model.predict(RNG.standard_normal((1, 1, 5, 5)))  # one image: nothing to split
         model.predict(RNG.standard_normal((4, 1, 5, 5)))  # split: each part on one thread
-        assert parallel.blas_threads() == 2  # given back after each forward
+        assert threads.blas_threads() == 2  # given back after each forward
     assert Probe.seen == [1, 1, 1]

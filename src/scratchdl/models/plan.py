@@ -1,0 +1,94 @@
+"""How a ``Sequential`` runs its layers: one object holds the whole plan.
+
+- Which layers run fused: each Convolution -> ReLU (-> max pooling) runs as one
+  ``ConvReluPool`` (``layers.fused.fuse``), every other layer on its own.
+- Which leading layers run on parts of the batch, one thread a part
+  (``engine.threads.BatchParts``): those up to the first that is not ``splittable``, and only
+  where a convolution is among them (for an MLP's small products, handing work to threads
+  costs more than it saves).
+- A batch too small to split runs its forward products on one BLAS thread.
+
+``reference = True`` runs every layer on its own in the calling thread: with each layer's
+``reference`` flag set (``Sequential.reference``), the book's code, which the tests hold the
+fast path to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..engine import threads
+from ..layers import Convolution, ConvReluPool, Layer
+from ..layers.fused import fuse
+
+
+class Plan:
+    """The stages a model's layers run as, and which of them run in parts of the batch.
+
+    ``forward`` runs a batch and remembers how (the stages, how many ran in parts); ``backward``
+    goes back through that same forward: the first stage computes no input gradient (the
+    model's input data needs none).
+    """
+
+    def __init__(self) -> None:
+        self.reference = False
+        self.parts = threads.BatchParts()  # runs the leading stages on parts of a batch
+        self.made_for: tuple = ()  # the layers (and reference) that ``made`` was made for
+        self.made: tuple[list[Layer], dict[bool, int]] = ([], {})  # stages, leading by train
+        self.stages_run: list[Layer] = []  # the latest forward's stages, for backward
+        self.split = 0  # how many of them the latest forward ran in parts (0: none)
+
+    def stages(self, layers: Sequence[Layer]) -> list[Layer]:
+        """The layers as they run: fused blocks, or the layers themselves for reference."""
+        return self._made(layers)[0]
+
+    def leading(self, layers: Sequence[Layer], N: int, train: bool) -> int:
+        """How many leading stages run on parts of a batch of ``N`` (0: all in this thread)."""
+        k = self._made(layers)[1][train]
+        return k if k and threads.threads_for(N) > 1 else 0
+
+    def _made(self, layers: Sequence[Layer]) -> tuple[list[Layer], dict[bool, int]]:
+        key = (self.reference, *map(id, layers), *[layer.reference for layer in layers])
+        if key != self.made_for:
+            stages = list(layers) if self.reference else fuse(layers)
+            lead = {t: 0 if self.reference else _splittable(stages, t) for t in (False, True)}
+            self.made, self.made_for = (stages, lead), key
+        return self.made
+
+    def forward(self, layers: Sequence[Layer], x: np.ndarray, train: bool) -> np.ndarray:
+        """``x`` through the layers, as planned. Shape: (N, ...) -> the last layer's output."""
+        stages = self.stages_run = self.stages(layers)
+        s = self.split = self.leading(layers, len(x), train)
+        if s:
+            x = self.parts.forward(stages[:s], x, train)
+        elif not self.reference and len(x) < threads.get_num_threads():  # too small to split
+            with threads.one_blas_thread():  # its products too small to share as well
+                return _forward(stages, x, train)
+        return _forward(stages[s:], x, train)
+
+    def backward(self, dout: np.ndarray) -> None:
+        """Back through the latest forward's stages, filling their ``grads``."""
+        stages, s = self.stages_run, self.split
+        for stage in reversed(stages[max(s, 1) :]):
+            dout = stage.backward(dout)
+        if s:  # the first s stages, on the parts of the batch that forward used
+            self.parts.backward(dout)
+        elif stages:
+            stages[0].backward_params(dout)
+
+
+def _forward(stages: Sequence[Layer], x: np.ndarray, train: bool) -> np.ndarray:
+    for stage in stages:
+        x = stage.forward(x, train=train)
+    return x
+
+
+def _splittable(stages: Sequence[Layer], train: bool) -> int:
+    """The leading stages that may run on parts of a batch, if a convolution is among them."""
+    k = 0
+    while k < len(stages) and stages[k].splittable(train):
+        k += 1
+    convs = any(isinstance(stage, (Convolution, ConvReluPool)) for stage in stages[:k])
+    return k if convs else 0
