@@ -130,7 +130,18 @@ def test_a_trial_is_a_function_of_its_settings_and_a_diverged_one_is_recorded():
 
 
 def record(index: int, val_acc: float) -> dict:
-    return dict.fromkeys(RECORD_KEYS) | {"trial": index, "params": {}, "val_acc": val_acc}
+    """A record as ``run_trial`` returns it (the journal checks every value it reads)."""
+    return dict.fromkeys(RECORD_KEYS) | {
+        "trial": index,
+        "params": {"lr": 0.01},
+        "val_acc": val_acc,
+        "train_acc": val_acc,
+        "diverged": False,
+        "seconds": 1.0,
+        "worker": "local:test",
+        "val_acc_curve": [val_acc],
+        "train_acc_curve": [val_acc],
+    }
 
 
 def test_the_journal_keeps_whole_lines_and_refuses_other_settings(tmp_path):
@@ -139,8 +150,12 @@ def test_the_journal_keeps_whole_lines_and_refuses_other_settings(tmp_path):
     journal.append(record(1, 0.6))
     with open(tmp_path / "trials.jsonl", "a") as f:
         f.write('{"trial": 2, "val_')  # killed while writing
-    assert set(Journal.open(tmp_path, {"--seed": 0}).finished) == {0, 1}
-    assert (tmp_path / "trials.jsonl").read_text().endswith("}\n")  # the torn line is cut
+    torn = (tmp_path / "trials.jsonl").read_bytes()
+    reopened = Journal.open(tmp_path, {"--seed": 0})
+    assert set(reopened.finished) == {0, 1} and reopened.torn == b'{"trial": 2, "val_'
+    assert (tmp_path / "trials.jsonl").read_bytes() == torn  # reading changes nothing
+    reopened.append(record(2, 0.7))  # the torn line is cut off first
+    assert [r["trial"] for r in journal_lines(tmp_path)] == [0, 1, 2]
     with pytest.raises(ValueError, match="other settings .--seed 0 there, 1 here"):
         Journal.open(tmp_path, {"--seed": 1})
     whole = json.dumps(record(0, 0.5))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
+from .journal import naming
 from .space import Range
 
 BEST_FILE = "best.json"
@@ -35,22 +36,33 @@ def summary(record: dict) -> dict:
     return {k: v for k, v in record.items() if not k.endswith("_curve")}
 
 
+def best(ranked: list[dict]) -> dict | None:
+    """The best trial that finished without diverging; None when every trial diverged (a
+    diverged trial has no accuracy, so it cannot be the best)."""
+    return next((r for r in ranked if not r["diverged"]), None)
+
+
 def write_best(out: Path, ranked: list[dict], settings: dict, top: int) -> Path:
-    """``out/best.json``: the best trial, the ``top`` best, counts and the settings."""
+    """``out/best.json``: the best trial (null when none finished without diverging), the
+    ``top`` best, counts and the settings; strict JSON (no NaN, no Infinity)."""
     path = out / BEST_FILE
+    winner = best(ranked)
     numbers = {
-        "best": summary(ranked[0]) if ranked else None,
+        "best": None if winner is None else summary(winner),
         "top": [summary(r) for r in ranked[:top]],
         "finished": len(ranked),
         "diverged": sum(r["diverged"] for r in ranked),
         "settings": settings,
     }
-    atomic_write(path, json.dumps(numbers, indent=1).encode())
+    text = json.dumps(numbers, indent=1, allow_nan=False)
+    with naming(path):
+        atomic_write(path, text.encode())
     return path
 
 
 def table(ranked: list[dict], top: int) -> str:
-    """The ``top`` best trials as a text table."""
+    """The ``top`` best trials as a text table, and a last line saying so when no trial
+    finished without diverging."""
     names = [k for k in (ranked[0]["params"] if ranked else {})]
     head = "rank  val acc  train acc  " + "".join(f"{n:>13}" for n in names)
     lines = [head + "  trial  seconds  worker"]
@@ -62,6 +74,8 @@ def table(ranked: list[dict], top: int) -> str:
             f"{r['rank']:>4}  {val:>7}  {train:>9}  {values}  {r['trial']:>5}  "
             f"{r['seconds']:7.1f}  {r['worker']}"
         )
+    if best(ranked) is None:
+        lines.append(f"no trial finished: all {len(ranked)} diverged, so there is no best")
     return "\n".join(lines)
 
 
@@ -152,4 +166,5 @@ def save(fig, path: Path) -> None:
     """Write the figure as a PNG (atomically)."""
     from ..experiments.plots import save_figure
 
-    save_figure(fig, path)
+    with naming(path):
+        save_figure(fig, path)
