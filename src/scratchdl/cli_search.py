@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 from pathlib import Path
 
@@ -37,6 +38,7 @@ SETTINGS = {
     "optimizer": Setting("sgd", choices=tuple(OPTIMIZERS)),
 }
 WRITTEN = ("trials.jsonl", "best.json", "search.png")
+PARAMS_RTOL = 1e-12  # a resumed trial's values match the drawn ones this closely (same_params)
 
 
 def add_command(sub) -> None:
@@ -182,13 +184,24 @@ def search(args, recipe: Recipe, space: tuple, trials: int, settings: dict, out:
     journal = Journal.open(out, settings)
     sampled = sample_trials(space, args.seed, trials)
     for i, record in journal.finished.items():
-        if i < trials and record["params"] != sampled[i]:
+        if i < trials and not same_params(record["params"], sampled[i]):
             raise ValueError(
                 f"{journal.path}: trial {i} was run with {record['params']}, but this search "
                 f"draws {sampled[i]} for it: the journal is another search's; use another --out"
             )
+    if journal.torn:
+        print(
+            f"search: the last line of {journal.path} was cut short (a search stopped while "
+            "writing it); it is set aside and its trial runs again",
+            file=sys.stderr,
+        )
     todo = [(i, params) for i, params in enumerate(sampled) if i not in journal.finished]
-    where = args.scheduler or f"{args.workers or engine.usable_cores()} local workers"
+    workers = None
+    if args.scheduler is None and todo:
+        workers = engine.worker_count(args.workers, len(todo))
+        if args.workers and workers < args.workers:
+            print(f"search: --workers {args.workers} capped at {workers}: {capped(workers)}")
+    where = args.scheduler or f"{workers} local workers"
     if todo:
         kept = f"; {trials - len(todo)} already in {journal.path}" if len(todo) < trials else ""
         if args.scheduler is None:  # fails here, once, not in every worker: the data is found
@@ -196,7 +209,7 @@ def search(args, recipe: Recipe, space: tuple, trials: int, settings: dict, out:
 
             load_split(recipe.data)
         try:
-            with engine.connect(args.scheduler, args.workers, timeout=args.timeout) as client:
+            with engine.connect(args.scheduler, workers, timeout=args.timeout) as client:
                 print(f"search: {len(todo)} of {trials} trials of {recipe.model} on {where}{kept}")
                 engine.run_trials(
                     client,
@@ -229,6 +242,25 @@ def search(args, recipe: Recipe, space: tuple, trials: int, settings: dict, out:
         f"{out / report.FIGURE_FILE}"
     )
     return 0
+
+
+def same_params(saved: dict, drawn: dict) -> bool:
+    """Whether a journal's trial was run with the values this search draws for it, up to
+    the last bits: they come from libm's pow and log10, which may round differently on the
+    machine that resumes the search; another search's values differ in every digit."""
+    return saved.keys() == drawn.keys() and all(
+        math.isclose(saved[k], drawn[k], rel_tol=PARAMS_RTOL, abs_tol=0.0) for k in drawn
+    )
+
+
+def capped(workers: int) -> str:
+    """Why ``engine.worker_count`` gave ``workers``: the trials left, or the cores."""
+    from .search import engine
+
+    cores = engine.usable_cores()
+    if workers == engine.WORKERS_PER_CORE * cores:
+        return f"{engine.WORKERS_PER_CORE} per usable core ({cores} cores)"
+    return f"the trials left to run ({workers})"
 
 
 def title(recipe: Recipe, trials: int) -> str:

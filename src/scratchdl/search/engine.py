@@ -28,6 +28,9 @@ from .trial import Recipe, run_trial
 DEFAULT_TIMEOUT = 10.0  # seconds to reach a scheduler, and for it to have a worker
 BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 QUIET = logging.CRITICAL  # Dask's log level while a search runs: its messages are for Dask's
+# embedded workers per usable core at most: a trial is one process of one thread, so more
+# only share the cores (1000 workers on 2 cores started for minutes and ran nothing)
+WORKERS_PER_CORE = 2
 
 
 def usable_cores() -> int:
@@ -36,6 +39,13 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def worker_count(requested: int | None, trials: int) -> int:
+    """The embedded workers for ``trials`` trials left to run: ``requested`` (default: the
+    usable cores), at most one per trial and WORKERS_PER_CORE per usable core."""
+    cores = usable_cores()
+    return max(1, min(requested or cores, trials, WORKERS_PER_CORE * cores))
 
 
 def worker_environment(workers: int) -> dict[str, str]:
@@ -88,6 +98,7 @@ def connect(scheduler: str | None, workers: int | None = None, *, timeout: float
             stack.callback(client.close)
         else:
             try:
+                check_scheduler(scheduler, timeout)
                 client = Client(scheduler, timeout=timeout)
             except Exception as e:  # OSError, TimeoutError, ValueError for a bad address
                 reason = " ".join(str(e).split()) or type(e).__name__
@@ -106,6 +117,35 @@ def connect(scheduler: str | None, workers: int | None = None, *, timeout: float
                     f"start some with `dask worker {scheduler}`"
                 ) from None
         yield client
+
+
+def check_scheduler(address: str, timeout: float) -> None:
+    """Ask ``address`` who it is, all within ``timeout`` seconds: OSError unless a Dask
+    scheduler answers.
+
+    ``Client`` alone waits forever on a port that accepts a connection and then says nothing
+    Dask understands (an HTTP server, a dashboard: distributed's handshake reads without a
+    timeout), so this asks first, under a deadline of its own.
+    """
+    import asyncio
+
+    from distributed.comm import connect as dask_connect
+
+    async def identity():
+        comm = await dask_connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(asyncio.wait_for(identity(), timeout))
+    except asyncio.TimeoutError:
+        raise OSError(f"no Dask answer in {timeout:g} s") from None
+    kind = reply.get("type") if isinstance(reply, dict) else None
+    if kind != "Scheduler":
+        raise OSError(f"it answers as {kind or 'something else'}, not as a scheduler")
 
 
 def dask_setup(worker) -> None:

@@ -142,7 +142,7 @@ def thread_share() -> int | None:
         slots = get_worker().state.nthreads
     except (ImportError, ValueError):  # not on a worker
         return None
-    if os.environ.get(threads.ENV_THREADS):
+    if threads.ENV_THREADS in os.environ:  # set, even to "": refused there, as by the CLI
         return threads.get_num_threads()  # checks the value
     try:
         cores = len(os.sched_getaffinity(0))
