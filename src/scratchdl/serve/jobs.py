@@ -26,16 +26,14 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import re
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomic import atomic_write
-from ..files import load_tensors
-from . import job_settings, job_worker
+from . import job_records, job_worker
+from .job_records import ENDED, RESUMABLE, Job, new_folder, slug, write_job_file
+from .job_worker import CHECKPOINT
 from .safety import ClientError
 
 MAX_JOBS_CAP = 4  # jobs at once by default: one per core, at most this many
@@ -43,18 +41,11 @@ MAX_JOBS_LIMIT = 32  # what --max-jobs accepts
 QUEUE_LIMIT = 8  # jobs that may wait; one more gets 429
 MAX_KEPT = 50  # jobs remembered; beyond, the oldest ended one is forgotten (its run stays)
 MAX_EVENTS = 4000  # the stream's backlog; a client further behind gets a new snapshot
-MAX_POINTS = 2000  # loss points of a job in a snapshot (means over equal spans)
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # a resumed run's restored history: 100 000 losses
-MAX_JOB_FILE_BYTES = 64 * 1024
 MESSAGES_PER_ROUND = 200  # a chatty worker cannot starve the others
 STOP_SECONDS = 30.0  # a worker told to stop writes its checkpoint within this, or is killed
 WATCH_SECONDS = 0.5
-JOB_FILE = "job.json"
 log = logging.getLogger("scratchdl.serve")
-RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # as runs.py lists them
-ENDED = ("stopped", "finished", "diverged", "failed")
-RESUMABLE = ("stopped", "diverged", "failed")
-EMPTY_CURVES = {"loss": [], "loss_iterations": [], "train_acc": [], "test_acc": []}
 
 
 def usable_cores() -> int:
@@ -66,88 +57,6 @@ def usable_cores() -> int:
 
 def default_max_jobs() -> int:
     return min(usable_cores(), MAX_JOBS_CAP)
-
-
-@dataclass(eq=False)
-class Job:
-    """One training run started from the page or the API, and what it has reported."""
-
-    id: str  # the run folder's name
-    settings: dict
-    label: str
-    group: str  # the jobs one request started (a preset's runs) share it
-    created: float
-    state: str = "queued"
-    message: str = ""
-    resume: bool = False
-    epoch: int = 0
-    iterations_per_epoch: int = 0
-    parameters: int = 0
-    loss: list = field(default_factory=list)
-    train_acc: list = field(default_factory=list)
-    test_acc: list = field(default_factory=list)
-    histograms: dict | None = None
-    filters: dict | None = None
-    final_test_acc: float | None = None
-    checkpoint: bool = False
-    end: dict | None = None  # the worker's last message
-    process: object = None
-    conn: object = None
-    stop: object = None
-    closed_by_server: bool = False
-
-    def summary(self, position: int | None = None) -> dict:
-        per_epoch, planned = job_settings.iterations(self.settings)
-        return {
-            "id": self.id,
-            "label": self.label,
-            "group": self.group,
-            "state": self.state,
-            "message": self.message,
-            "queue_position": position,
-            "settings": self.settings,
-            "created": self.created,
-            "epoch": self.epoch,
-            "epochs": self.settings["epochs"],
-            "iteration": len(self.loss),
-            "iterations": planned,
-            "iterations_per_epoch": per_epoch,
-            "parameters": self.parameters or job_settings.parameter_count(self.settings),
-            "train_acc": self.train_acc[-1] if self.train_acc else None,
-            "test_acc": self.test_acc[-1] if self.test_acc else None,
-            "final_test_acc": self.final_test_acc,
-            "checkpoint": self.checkpoint,
-        }
-
-    def detail(self, position: int | None = None) -> dict:
-        ends, means = spans(self.loss, MAX_POINTS)
-        curves = {"loss": means, "loss_iterations": ends}
-        curves.update(train_acc=self.train_acc, test_acc=self.test_acc)
-        return {
-            **self.summary(position),
-            "curves": curves,
-            "histograms": self.histograms,
-            "filters": self.filters,
-        }
-
-
-def spans(values: list, points: int) -> tuple[list[int], list]:
-    """At most ``points`` means of ``values`` over equal spans, and the index each span ends
-    at (1-based); None values (a diverged step) are left out of a mean."""
-    n = len(values)
-    if n <= points:
-        return list(range(1, n + 1)), list(values)
-    ends = [round(n * (k + 1) / points) for k in range(points)]
-    means, start = [], 0
-    for end in ends:
-        part = [v for v in values[start:end] if v is not None]
-        means.append(round(sum(part) / len(part), 6) if part else None)
-        start = end
-    return ends, means
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-.")[:40] or "run"
 
 
 class JobManager:
@@ -185,7 +94,7 @@ class JobManager:
         os.set_blocking(self.wake_w, False)
         self.streams = 0  # clients following the stream (jobs_api bounds them)
         if recover:
-            self.recover()
+            self.jobs.update((job.id, job) for job in job_records.recover(self.runs_dir, MAX_KEPT))
 
     # -- what the API calls ------------------------------------------------------------------
 
@@ -208,8 +117,14 @@ class JobManager:
             jobs = []
             for settings, label in runs:
                 base = slug(f"{preset}-{label}" if preset else label)
-                job = Job(self.new_folder(f"{base}-{stamp}"), settings, label, group, time.time())
-                self.write_job_file(job)
+                job = Job(
+                    new_folder(self.runs_dir, f"{base}-{stamp}"),
+                    settings,
+                    label,
+                    group,
+                    time.time(),
+                )
+                write_job_file(self.runs_dir, job)
                 self.jobs[job.id] = job
                 self.queue.append(job.id)
                 jobs.append(job)
@@ -247,13 +162,11 @@ class JobManager:
                 raise ClientError(429, "the queue is full; wait for a job to end, or stop one")
             if lr is not None:
                 job.settings = {**job.settings, "lr": lr}
-                self.write_job_file(job)
-            job.checkpoint = (self.runs_dir / job.id / job_worker.CHECKPOINT).is_file()
+                write_job_file(self.runs_dir, job)
+            job.checkpoint = (self.runs_dir / job.id / CHECKPOINT).is_file()
             job.resume = job.checkpoint
             if not job.resume:  # nothing kept: it starts over
-                job.loss, job.train_acc, job.test_acc, job.epoch = [], [], [], 0
-                job.histograms = job.filters = None
-                self.emit({"type": "restored", "id": job.id, **EMPTY_CURVES})
+                self.emit(job.forget_curves())
             job.end, job.final_test_acc = None, None
             self.queue.append(job.id)
             self.set_state(job, "queued", "")
@@ -324,53 +237,6 @@ class JobManager:
                 self.emit_job(self.jobs[other])
 
     # -- the run folders -------------------------------------------------------------------------
-
-    def new_folder(self, base: str) -> str:
-        """A new run folder's name: ``base``, or ``base-2``, ... where that is taken."""
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        for k in range(1, 1000):
-            name = base if k == 1 else f"{base}-{k}"
-            with contextlib.suppress(FileExistsError):
-                (self.runs_dir / name).mkdir()
-                return name
-        raise ClientError(409, f"cannot find a free run folder name for {base!r}")
-
-    def write_job_file(self, job: Job) -> None:
-        record = {"format": "scratchdl-serve-job", "label": job.label, "settings": job.settings}
-        atomic_write(self.runs_dir / job.id / JOB_FILE, json.dumps(record, indent=1).encode())
-
-    def recover(self) -> None:
-        """List the jobs an earlier server left stopped with a checkpoint (newest MAX_KEPT)."""
-        try:
-            folders = [p for p in self.runs_dir.iterdir() if RUN_NAME.fullmatch(p.name)]
-        except OSError:
-            return
-        found = []
-        for folder in folders:
-            job_file, checkpoint = folder / JOB_FILE, folder / job_worker.CHECKPOINT
-            if folder.is_symlink() or job_file.is_symlink() or checkpoint.is_symlink():
-                continue  # only what was written here
-            if (folder / "history.json").exists() or not checkpoint.is_file():
-                continue  # finished (the Runs tab shows it), or nothing to resume from
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                if job_file.stat().st_size > MAX_JOB_FILE_BYTES:
-                    continue
-                record = json.loads(job_file.read_bytes())
-                # checked as new, but the data set: a missing one fails the resumed job, clearly
-                settings = job_settings.check_settings(record["settings"], available=lambda _: True)
-                found.append((checkpoint.stat().st_mtime, folder.name, settings, record))
-        for mtime, name, settings, record in sorted(found)[-MAX_KEPT:]:
-            job = Job(name, settings, str(record.get("label", ""))[:40], "earlier", mtime)
-            job.state, job.checkpoint = "stopped", True
-            job.message = "stopped when an earlier server stopped; resume it to go on"
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                tensors, meta = load_tensors(self.runs_dir / name / job_worker.CHECKPOINT)
-                history = json.loads(meta["history"])
-                job.loss = [round(float(v), 6) for v in tensors["history/loss"]]
-                job.train_acc = [float(v) for v in history["train_acc"]]
-                job.test_acc = [float(v) for v in history["test_acc"]]
-                job.epoch = len(job.test_acc)
-            self.jobs[name] = job
 
     def forget_old(self) -> None:
         ended = [j for j in self.jobs.values() if j.state in ENDED]
@@ -485,37 +351,14 @@ class JobManager:
                     return
                 message = json.loads(job.conn.recv_bytes(MAX_MESSAGE_BYTES))
                 with self.lock:
-                    self.handle(job, message)
+                    events, changed = job.take(message)
+                    for event in events:
+                        self.emit(event)
+                    if changed:
+                        self.emit_job(job)
         except (EOFError, OSError, ValueError):  # the worker ended (or sent nonsense)
             with self.lock:
                 self.finish(job)
-
-    def handle(self, job: Job, m: dict) -> None:
-        kind = m.get("type")
-        if kind == "loss":
-            del job.loss[m["from"] :]  # a resumed run's history starts where the record does
-            job.loss.extend(m["values"])
-            self.emit({"type": "loss", "id": job.id, "from": m["from"], "values": m["values"]})
-        elif kind == "epoch":
-            job.epoch = m["epoch"]
-            job.train_acc.append(m["train_acc"])
-            job.test_acc.append(m["test_acc"])
-            self.emit({"type": "epoch", "id": job.id, **{k: m[k] for k in m if k != "type"}})
-            self.emit_job(job)
-        elif kind in ("histograms", "filters"):
-            setattr(job, kind, {k: v for k, v in m.items() if k != "type"})
-            self.emit({**m, "id": job.id})
-        elif kind == "restored":
-            job.loss, job.train_acc, job.test_acc = m["loss"], m["train_acc"], m["test_acc"]
-            job.epoch = len(job.test_acc)
-            ends, means = spans(job.loss, MAX_POINTS)
-            self.emit({**m, "id": job.id, "loss": means, "loss_iterations": ends})
-        elif kind == "started":
-            job.epoch, job.parameters = m["epoch"], m["parameters"]
-            job.message = ""
-            self.emit_job(job)
-        elif kind == "end":
-            job.end = m
 
     def finish(self, job: Job) -> None:
         """The worker's pipe closed: it ended, one way or another."""
@@ -527,7 +370,7 @@ class JobManager:
             job.process.kill()
             job.process.join(5)
         code, job.process, job.stop = job.process.exitcode, None, None
-        job.checkpoint = (self.runs_dir / job.id / job_worker.CHECKPOINT).is_file()
+        job.checkpoint = (self.runs_dir / job.id / CHECKPOINT).is_file()
         end = job.end or {}
         if end.get("state") in ENDED:
             job.final_test_acc = end.get("final_test_acc")

@@ -25,12 +25,12 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from . import job_settings, presets
+from .job_records import MAX_LABEL
 from .jobs import JobManager
 from .middleware import same_origin
 from .safety import Bodies, ClientError, media_type
 
 MAX_JOB_BODY = 16 * 1024  # a job's settings are a few hundred bytes
-MAX_LABEL = 40  # characters of a run's label in the legend
 MAX_STREAMS = 16  # clients following the stream at once
 STREAM_TICK = 0.25  # seconds between looks for new events
 HEARTBEAT_SECONDS = 15.0  # a comment line now and then keeps proxies from closing the stream
