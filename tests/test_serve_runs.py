@@ -3,8 +3,11 @@ and stopped, and folders that hold anything, links and damaged files included.""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -215,3 +218,66 @@ def test_histories_are_parsed_off_the_event_loop_once_per_state(tmp_path, monkey
         assert len(calls) == 1
         write_history(root / "big", test_acc=[0.7], final_test_acc=0.7)
         assert listing(client)["big"]["test_acc"] == 0.7 and len(calls) == 2
+
+
+# -- stopped runs -----------------------------------------------------------------------------
+
+
+def test_a_run_stopped_by_ctrl_c_shows_as_stopped_and_resumed_as_training(
+    tmp_path, monkeypatch, capsys
+):
+    from scratchdl import cli
+    from scratchdl.trainer import Trainer
+
+    from .conftest import mnist_slice
+
+    monkeypatch.setattr(cli, "load_dataset", lambda name, data_dir=None: mnist_slice())
+    write = Trainer._write_checkpoint
+
+    def interrupted(self):  # Ctrl-C as the first epoch's checkpoint is written
+        write(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_write_checkpoint", interrupted)
+    out = tmp_path / "runs" / "stopped-run"
+    argv = ["train", "--model", "two-layer", "--epochs", "3", "--out", str(out), "--quiet"]
+    assert cli.main(argv) == 130
+    capsys.readouterr()
+    history = json.loads((out / "history.json").read_text())
+    assert history["stopped"] is True and len(history["test_acc"]) == 1
+    assert not (out / ".lock").exists()  # the folder was let go
+    with make_client(tmp_path / "runs") as client:
+        assert listing(client)["stopped-run"]["state"] == "stopped"
+        assert client.get("/api/runs/stopped-run").json()["state"] == "stopped"
+        # resumed: a live process holds the folder, then its next checkpoint is newer
+        (out / ".lock").write_text(f"{os.getpid()}\n")
+        assert listing(client)["stopped-run"]["state"] == "training"
+        monkeypatch.setattr(Trainer, "_write_checkpoint", write)
+        (out / ".lock").unlink()
+        assert cli.main([*argv, "--resume"]) == 0
+        assert listing(client)["stopped-run"]["state"] == "finished"
+
+
+def test_a_killed_run_shows_as_stopped_once_its_files_have_long_been_still(tmp_path, sample):
+    root = tmp_path / "runs"
+    folder = root / "killed"
+    train_briefly(folder, sample)  # a checkpoint and no history.json: as if killed
+    with make_client(root) as client:
+        assert listing(client)["killed"]["state"] == "training"  # it may be training still
+        hours_ago = time.time() - 2 * 3600
+        os.utime(folder / "checkpoint.safetensors", (hours_ago, hours_ago))
+        run = client.get("/api/runs/killed").json()
+        assert run["state"] == "stopped" and "120 min" in run["reason"]
+        assert listing(client)["killed"]["state"] == "stopped"
+        # a live process holds the folder: a slow epoch, not a stopped run
+        (folder / ".lock").write_text(f"{os.getpid()}\n")
+        assert listing(client)["killed"]["state"] == "training"
+        # the holder was killed and left its lock file: its process is gone
+        gone = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        (folder / ".lock").write_text(gone)
+        assert listing(client)["killed"]["state"] == "stopped"

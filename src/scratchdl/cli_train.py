@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import check_writable, lock_folder, stale_temp_files
+from .atomic import atomic_write, check_writable, lock_folder, stale_temp_files
 
 MODEL_CHOICES = ("two-layer", "mlp", "simple-cnn", "deep-cnn")
 DEFAULT_EPOCHS = {"two-layer": 17, "mlp": 10, "simple-cnn": 8, "deep-cnn": 20}
@@ -138,7 +138,11 @@ def _train(args, out: Path, epochs: int, load_dataset) -> int:
         f"{_count(epochs, 'epoch')}, {trainer.optimizer!r}, batch {args.batch_size}"
         f"{', augmented' if args.augment else ''}; writing to {out}",
     )
-    trainer.train()  # a finished run whose files were not all written only writes them
+    try:
+        trainer.train()  # a finished run whose files were not all written only writes them
+    except KeyboardInterrupt:  # Ctrl-C: the folder says the run stopped (serve shows it)
+        _mark_stopped(out, trainer)
+        raise
     test_acc = network.accuracy(x_test, t_test)
     trainer.history["final_test_acc"] = test_acc
     _write_run_files(args, out, trainer)
@@ -149,6 +153,14 @@ def _train(args, out: Path, epochs: int, load_dataset) -> int:
         print(f"  {name:<{width}}  {what}")
     _say(args, _next_steps(out / "model.safetensors"))
     return 0
+
+
+def _mark_stopped(out: Path, trainer) -> None:
+    """history.json of a run stopped by Ctrl-C: its curves so far and ``"stopped": true``,
+    so that it does not show as training forever; --resume goes on from the checkpoint."""
+    history = {**trainer.history, "stopped": True}
+    with contextlib.suppress(OSError):  # a full disk: the checkpoint is still there
+        atomic_write(out / "history.json", json.dumps(history, indent=1).encode())
 
 
 def _next_steps(model: Path) -> str:

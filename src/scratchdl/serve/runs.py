@@ -7,6 +7,10 @@ accuracies and whose ``history/loss`` tensor the loss of every iteration. Both a
 atomically, but a folder may hold anything, so every read is guarded: a file that is missing,
 half-written or not ours makes the run show as unreadable, never an error of the server.
 
+A run stopped by Ctrl-C writes history.json with ``"stopped": true`` (cli_train); one killed
+shows as stopped once no live process holds its folder and its files have long been still
+(``as_of_now``).
+
 A request names a run by its folder name, which must be one of ``list_runs``: never a path.
 """
 
@@ -18,12 +22,19 @@ import os
 import re
 import stat
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import LOCK_NAME
 from .safety import ClientError
+
+try:
+    import fcntl  # only to know whether scratchdl.atomic's locks exist here
+except ImportError:  # Windows
+    fcntl = None
 
 HISTORY = "history.json"
 CHECKPOINT = "checkpoint.safetensors"
@@ -32,6 +43,10 @@ MAX_HISTORY_BYTES = 20_000_000  # a history.json of 10^6 iterations is ~20 MB
 MAX_POINTS = 400  # loss points sent for a curve (averaged over equal spans of iterations)
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 ACCURACY_KEYS = ("train_acc", "test_acc")
+# a run whose files have not changed for this long (and for 3 of its longest epochs), and
+# that no live process holds, has stopped; a Ctrl-C says so at once (cli_train)
+STALE_SECONDS = 600
+LOCK_FILES = (LOCK_NAME, f".{CHECKPOINT}{LOCK_NAME}")  # atomic.lock_folder's, .lock_file's
 
 
 def list_runs(root: Path) -> list[dict]:
@@ -56,7 +71,7 @@ def list_runs(root: Path) -> list[dict]:
         run = read_files(real_root, name, files)  # cached while its files stay as they are
         if run["state"] == "unreadable" and not run_files(real_root, name):
             continue  # deleted while it was read: gone, not damaged
-        listed.append(summary(name, run, mtime))
+        listed.append(summary(name, as_of_now(run, real_root / name, files), mtime))
     return listed
 
 
@@ -111,16 +126,66 @@ def find_run(root: Path, name: str) -> dict:
 
 
 def read_run(root: Path, name: str) -> dict:
-    """The curves of the run ``name`` under ``root``: ``state`` ("finished", "training" or
-    "unreadable", with a ``reason``), ``loss`` (at most MAX_POINTS averages, with
+    """The curves of the run ``name`` under ``root``: ``state`` ("finished", "training",
+    "stopped" or "unreadable", with a ``reason``), ``loss`` (at most MAX_POINTS averages, with
     ``loss_iterations``, the iteration each ends at), the accuracies and seconds per epoch,
     ``epochs`` planned and ``final_test_acc`` when known; ClientError 404 for a name that is
     not a run. Call it off the event loop, as list_runs."""
     real_root = root.resolve()
-    run = read_files(real_root, name, find_run(root, name))
+    files = find_run(root, name)
+    run = read_files(real_root, name, files)
     if run["state"] == "unreadable":
         find_run(root, name)  # 404 if it was deleted while it was read
+    return as_of_now(run, real_root / name, files)
+
+
+def as_of_now(run: dict, folder: Path, files: dict[str, tuple[Path, os.stat_result]]) -> dict:
+    """``run`` (read_files) with its state as of now: a run that a live process holds is
+    "training" (one stopped, then resumed, too); a "training" run that none holds, whose
+    files have not changed for STALE_SECONDS nor for 3 of its longest epochs, has "stopped"
+    (killed, or ended by an error). Where there are no locks to see (Windows), a run stays
+    as its files say."""
+    if run["state"] not in ("training", "stopped"):
+        return run
+    held = writer_alive(folder)
+    if held:
+        return {**run, "state": "training"}
+    if run["state"] == "training" and held is False:
+        quiet = time.time() - max(st.st_mtime for _, st in files.values())
+        slowest = max((v for v in run.get("epoch_seconds", []) if v is not None), default=0)
+        if quiet > max(STALE_SECONDS, 3 * slowest):
+            reason = f"no process holds it, and its files have not changed for {quiet / 60:.0f} min"
+            return {**run, "state": "stopped", "reason": reason}
     return run
+
+
+def writer_alive(folder: Path) -> bool | None:
+    """Whether a live process holds ``folder``: scratchdl train's lock on the folder, or a
+    Trainer's on its checkpoint (scratchdl.atomic), each a file naming its holder's process
+    id, removed when the holder lets go. None where there are no such locks (no fcntl).
+
+    A lock file left by a killed holder names a process that is gone. Conservative: any
+    doubt (a file being written, a process of another user) counts as alive."""
+    if fcntl is None:
+        return None
+    for name in LOCK_FILES:
+        try:
+            text = read_regular(folder / name, 64)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            return True
+        pid = text.decode("ascii", "replace").strip()
+        if not pid.isdigit() or int(pid) <= 0:  # os.kill(0, ...) would mean our own group
+            return True
+        try:
+            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+        except (ProcessLookupError, OverflowError):
+            continue
+        except OSError:  # PermissionError: it exists, and is another user's
+            return True
+        return True
+    return False
 
 
 # the runs read, by (runs folder, run name): (the state of its files, the curves)
@@ -143,7 +208,7 @@ def read_files(root: Path, name: str, files: dict[str, tuple[Path, os.stat_resul
         if cached is not None and cached[0] == stamps:
             _read.move_to_end(key)
             return dict(cached[1])
-        run = read_curves(root, {file: real for file, (real, _) in files.items()})
+        run = read_curves(root, files)
         _read[key] = (stamps, run)
         _read.move_to_end(key)
         while len(_read) > 2 * MAX_RUNS:
@@ -151,13 +216,20 @@ def read_files(root: Path, name: str, files: dict[str, tuple[Path, os.stat_resul
     return dict(run)
 
 
-def read_curves(root: Path, paths: dict[str, Path]) -> dict:
-    """read_files' work: the curves from history.json if there is one, else from the
-    checkpoint; a run that cannot be read is "unreadable", with the reason."""
+def read_curves(root: Path, files: dict[str, tuple[Path, os.stat_result]]) -> dict:
+    """read_files' work: the curves from history.json if there is one (but a stopped run's
+    when a newer checkpoint says it was resumed), else from the checkpoint; a run that
+    cannot be read is "unreadable", with the reason."""
     try:
-        if HISTORY in paths:
-            return from_history(paths[HISTORY])
-        return from_checkpoint(paths[CHECKPOINT])
+        if HISTORY in files:
+            run = from_history(files[HISTORY][0])
+            resumed = (
+                CHECKPOINT in files
+                and files[CHECKPOINT][1].st_mtime_ns > files[HISTORY][1].st_mtime_ns
+            )
+            if run["state"] != "stopped" or not resumed:
+                return run
+        return from_checkpoint(files[CHECKPOINT][0])
     except Exception as e:  # a folder may hold anything: half-written, foreign, damaged,
         # nested deeper than the parser goes; then the run is unreadable, never the server
         reason = relative_text(f"{type(e).__name__}: {e}", root)
@@ -195,7 +267,10 @@ def from_history(path: Path) -> dict:
     if not isinstance(history, dict):
         raise ValueError(f"{HISTORY} holds a JSON {type(history).__name__}, not an object")
     run = curves(history)
-    run["state"] = "finished" if "final_test_acc" in history else "training"
+    if "final_test_acc" in history:
+        run["state"] = "finished"
+    else:  # scratchdl train writes "stopped" on Ctrl-C (cli_train)
+        run["state"] = "stopped" if history.get("stopped") is True else "training"
     run["epochs"] = len(run["test_acc"])
     final = history.get("final_test_acc")
     if isinstance(final, (int, float)) and not isinstance(final, bool):
