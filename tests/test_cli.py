@@ -124,15 +124,14 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv, needles):
 
 
 def test_threads_option_and_bad_environment(capsys, monkeypatch):
-    from scratchdl import get_num_threads, set_num_threads
-    from scratchdl.engine import threads
+    from scratchdl import get_num_threads, set_num_threads, threads
 
     before = get_num_threads()
     try:
         code, _, err = run(capsys, "--threads", "1", "data", "where", "mnist")
         assert code == 0 and get_num_threads() == 1, err
         monkeypatch.setenv(threads.ENV_THREADS, "many")
-        set_num_threads(None)  # forget the count: read the environment
+        monkeypatch.setattr(threads, "_num_threads", None)  # forget the count: read the env
         code, _, err = run(capsys, "data", "where", "mnist")
         assert_one_line_error(code, err, threads.ENV_THREADS, "'many'")
     finally:
@@ -339,6 +338,26 @@ def test_predict_refuses_a_folder_or_a_device_as_an_image(capsys, tmp_path, whic
     code, _, err = run(capsys, "predict", str(model), str(path))
     says = "is a folder, not a file" if which == "folder" else "not a regular file but a character"
     assert_one_line_error(code, err, str(path), says)
+
+
+NOT_UTF8 = pytest.mark.skipif(
+    sys.getfilesystemencoding().lower().replace("-", "") != "utf8",
+    reason="file names here are not UTF-8 bytes",
+)
+
+
+@NOT_UTF8
+def test_predict_prints_file_names_that_are_not_utf_8_readably(capsys, tmp_path):
+    image, model = _digit_and_model(tmp_path)
+    odd = tmp_path / os.fsdecode(b"caf\xff.png")  # as Python gets such a name from argv
+    image.rename(odd)
+    code, stdout, err = run(capsys, "predict", str(model), str(odd))
+    assert code == 0, err
+    assert stdout.startswith(f"{tmp_path}/caf\\xff.png: ")  # not a byte a terminal cannot show
+    missing = tmp_path / os.fsdecode(b"missing\xfe.png")
+    code, _, err = run(capsys, "predict", str(model), str(missing))
+    assert_one_line_error(code, err, f"no such image: {tmp_path}/missing\\xfe.png")
+    assert "\\udc" not in err  # was "missing\\udcfe.png"
 
 
 # --- a resumed run must be the same run -----------------------------------------------------

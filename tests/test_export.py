@@ -432,6 +432,24 @@ def test_a_full_disk_during_export_names_the_file_and_leaves_none(
     assert out.read_bytes() == b"the old file" and stale_temp_files(out) == []
 
 
+@pytest.mark.skipif(
+    sys.getfilesystemencoding().lower().replace("-", "") != "utf8",
+    reason="file names here are not UTF-8 bytes",
+)
+def test_export_prints_file_names_that_are_not_utf_8_readably(model_file, tmp_path, capsys):
+    _, path = model_file
+    odd = path.rename(path.with_name(os.fsdecode(b"m\xff.safetensors")))
+    out = tmp_path / os.fsdecode(b"o\xfe.onnx")
+    code, stdout, err = run(capsys, "export", odd, "--out", out)
+    assert code == 0, err
+    assert "m\\xff.safetensors" in stdout and "o\\xfe.onnx" in stdout, stdout
+    meta = {p.key: p.value for p in onnx.load(out).metadata_props}
+    assert meta["model_file"] == "m\\xff.safetensors"  # ONNX text must be UTF-8
+    gone = tmp_path / os.fsdecode(b"gone\xfd.safetensors")
+    code, _, err = run(capsys, "export", gone, "--out", tmp_path / "x.onnx")
+    assert code == 2 and "gone\\xfd.safetensors" in err and "\\udc" not in err, err
+
+
 def test_export_command_refuses_a_read_only_folder(model_file, tmp_path, capsys, monkeypatch):
     _, path = model_file
     folder = tmp_path / "read-only"

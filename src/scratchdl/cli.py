@@ -17,12 +17,12 @@ import numpy as np
 
 from . import cli_data, cli_export, cli_info, cli_search, cli_serve, datasets
 from .atomic import check_writable
-from .cli_args import folder, positive_float, positive_int
+from .cli_args import folder, positive_float, positive_int, printable
 from .cli_train import DEFAULT_EPOCHS, DEFAULT_OPTIMIZER, MODEL_CHOICES, train
 from .cli_train import DEFAULT_LR as DEFAULT_LR  # the train command's, named here too
 from .cli_train import new_network as new_network
-from .engine.threads import get_num_threads, set_num_threads
 from .optimizers import OPTIMIZERS
+from .threads import get_num_threads, set_num_threads
 
 FASHION_CLASSES = [
     "T-shirt",
@@ -157,7 +157,7 @@ def cmd_predict(args) -> int:
     shipped = split_model_and_images(args)
     model, what = load_model(args.model)
     if shipped:  # on stderr: stdout keeps one line per image
-        print(f"no model given: {what}, the one shipped with scratchdl", file=sys.stderr)
+        print(f"no model given: {printable(what)}, the one shipped with scratchdl", file=sys.stderr)
     try:  # a model for other images fails before any image is read
         model.check_batch(np.zeros((1, 1, MNIST_SIZE, MNIST_SIZE), dtype=model.dtype))
     except ValueError as e:
@@ -167,7 +167,7 @@ def cmd_predict(args) -> int:
         p = softmax(model.predict(x))[0]
         k = int(p.argmax())
         probs = " ".join(f"{i}:{v:.3f}" for i, v in enumerate(p))
-        print(f"{path}: {k} (p={p[k]:.3f})  [{probs}]")
+        print(f"{printable(path)}: {k} (p={p[k]:.3f})  [{probs}]")
     return 0
 
 
@@ -328,7 +328,11 @@ def print_error(error: BaseException) -> None:
     """``scratchdl: error:`` and the error's first line, then its other lines (the ways to fix
     it, one a line) as they are."""
     message = str(error).strip() or type(error).__name__
-    print(f"scratchdl: error: {message}", file=sys.stderr)
+    name = getattr(error, "filename", None)
+    if isinstance(error, OSError) and isinstance(name, (str, bytes)) and error.strerror:
+        # str() quotes the name with repr(), which shows a byte that is not UTF-8 as \udcff
+        message = f"{error.strerror}: {os.fsdecode(name)}"
+    print(f"scratchdl: error: {printable(message)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -356,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print(f"scratchdl: error: {_out_of_memory(args)}", file=sys.stderr)
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {printable(str(e))}", file=sys.stderr)
     except (ValueError, OSError, ModelFileError, TrainingDiverged, ImportError) as e:
         print_error(e)
     except KeyboardInterrupt:

@@ -1,13 +1,30 @@
 """Argument types shared by the ``scratchdl`` subcommands (cli.py and the cli_*.py modules):
-each turns a bad value into argparse's one-line error, which the command prints with exit 2."""
+each turns a bad value into argparse's one-line error, which the command prints with exit 2.
+And ``printable``, for the file names the commands print."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 import numpy as np
 
-__all__ = ["folder", "positive_float", "positive_int"]
+__all__ = ["folder", "positive_float", "positive_int", "printable"]
+
+
+def printable(text: str) -> str:
+    """``text`` with the bytes of a file name that the file system's encoding cannot decode
+    shown as ``\\xff``, as Python shows bytes.
+
+    Python keeps such bytes as lone surrogates (os.fsdecode's surrogateescape), which
+    stderr prints as ``\\udcff`` and a strict stdout refuses to print at all.
+    """
+    try:
+        raw = os.fsencode(text)  # the name's own bytes again
+    except UnicodeEncodeError:  # a lone surrogate that came from no file name
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode(sys.getfilesystemencoding(), "backslashreplace")
 
 
 def positive_int(text: str) -> int:

@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from .cli_args import positive_int
+from .cli_args import positive_int, printable
 from .export.onnx_model import DEFAULT_OPSET, MIN_OPSET
 
 FORMATS = ("onnx",)
@@ -90,7 +90,7 @@ def cmd_export(args) -> int:
     opset = check_opset(args.opset)
     out = output_path(args.model, args.out)
     model, what = load_model(args.model)
-    print(f"no model given: {what}, the one shipped with scratchdl" if shipped else what)
+    print(printable(f"no model given: {what}, the one shipped with scratchdl" if shipped else what))
     report = to_onnx(model, out, opset=opset, model_file=args.model)
-    print(describe(report))
+    print(printable(describe(report)))
     return 0

@@ -126,7 +126,8 @@ def onnx_model(
     )
     props = {"architecture": _architecture(model), "scratchdl_version": scratchdl_version()}
     if model_file is not None:
-        props["model_file"] = check_path("model_file", model_file).name
+        name = os.fsencode(check_path("model_file", model_file).name)
+        props["model_file"] = name.decode("utf-8", "backslashreplace")  # ONNX text is UTF-8
     helper.set_model_props(proto, props)
     onnx.checker.check_model(proto, full_check=True)  # types and shapes inferred through
     return proto
