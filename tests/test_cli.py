@@ -124,14 +124,15 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv, needles):
 
 
 def test_threads_option_and_bad_environment(capsys, monkeypatch):
-    from scratchdl import get_num_threads, set_num_threads, threads
+    from scratchdl import get_num_threads, set_num_threads
+    from scratchdl.engine import threads
 
     before = get_num_threads()
     try:
         code, _, err = run(capsys, "--threads", "1", "data", "where", "mnist")
         assert code == 0 and get_num_threads() == 1, err
         monkeypatch.setenv(threads.ENV_THREADS, "many")
-        monkeypatch.setattr(threads, "_num_threads", None)  # forget the count: read the env
+        set_num_threads(None)  # forget the count: read the environment
         code, _, err = run(capsys, "data", "where", "mnist")
         assert_one_line_error(code, err, threads.ENV_THREADS, "'many'")
     finally:

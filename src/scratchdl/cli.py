@@ -21,8 +21,8 @@ from .cli_args import folder, positive_float, positive_int, printable
 from .cli_train import DEFAULT_EPOCHS, DEFAULT_OPTIMIZER, MODEL_CHOICES, train
 from .cli_train import DEFAULT_LR as DEFAULT_LR  # the train command's, named here too
 from .cli_train import new_network as new_network
+from .engine.threads import get_num_threads, set_num_threads
 from .optimizers import OPTIMIZERS
-from .threads import get_num_threads, set_num_threads
 
 FASHION_CLASSES = [
     "T-shirt",
