@@ -328,3 +328,49 @@ def test_sequential_with_custom_layers():
     model = Sequential([Affine(W, np.zeros(1))], IdentityWithLoss(), dtype=np.float64)
     x = RNG.standard_normal((10, 2))
     assert model.loss(x, x @ W) == pytest.approx(0.0)
+
+
+def test_the_books_names_are_exported():
+    import scratchdl
+
+    assert scratchdl.MultiLayerNetExtend is MultiLayerNet  # the book's name, one class
+    net = scratchdl.MultiLayerNetExtend(
+        6, [5, 4], 3, use_batchnorm=True, use_dropout=True, dropout_ratio=0.2, rng=0
+    )
+    assert type(net).__name__ == "MultiLayerNet"  # what a model file records
+    add, mul = scratchdl.AddLayer(), scratchdl.MulLayer()
+    assert mul.forward(add.forward(1.0, 2.0), 3.0) == 9.0
+    assert mul.backward(1.0) == (3.0, 3.0) and add.backward(3.0) == (3.0, 3.0)
+    assert {"im2col", "col2im", "MultiLayerNetExtend", "MulLayer", "AddLayer"} <= set(
+        scratchdl.__all__
+    )
+
+
+def test_gradient_runs_its_own_forward_whatever_ran_before():
+    # gradient once took the stages and parts that its loss() had left behind; a forward of
+    # another batch (inference, one image, no thread parts) must change nothing
+    from scratchdl import get_num_threads, set_num_threads
+
+    before = get_num_threads()
+    try:
+        set_num_threads(2)
+        model = SimpleConvNet(
+            (1, 8, 8), {"filter_num": 3, "filter_size": 3, "pad": 1, "stride": 1}, 5, 3,
+            weight_init_std=0.3, rng=0, dtype=np.float64,
+        )  # fmt: skip
+        x, t = RNG.standard_normal((6, 1, 8, 8)), RNG.integers(0, 3, 6)
+        first = {k: v.copy() for k, v in model.gradient(x, t).items()}
+        model.predict(x[:1])
+        model.loss(x[:3], t[:3], train=False)
+        again = model.gradient(x, t)
+        for key in first:
+            np.testing.assert_array_equal(again[key], first[key], err_msg=key)
+    finally:
+        set_num_threads(before)
+
+
+def test_a_hand_built_model_has_a_config_of_its_own():
+    a = Sequential([], input_shape=(3,))
+    b = Sequential([], input_shape=(3,), config={"hidden_size": 4})
+    a.config["x"] = 1  # a copy: nothing changes
+    assert a.config == {} and b.config == {"hidden_size": 4}

@@ -15,6 +15,7 @@ fast path to.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,28 +62,26 @@ class Plan:
         """``x`` through the layers, as planned. Shape: (N, ...) -> the last layer's output."""
         stages = self.stages_run = self.stages(layers)
         s = self.split = self.leading(layers, len(x), train)
-        if s:
-            x = self.parts.forward(stages[:s], x, train)
-        elif not self.reference and len(x) < threads.get_num_threads():  # too small to split
-            with threads.one_blas_thread():  # its products too small to share as well
-                return _forward(stages, x, train)
-        return _forward(stages[s:], x, train)
+        # a batch too small to split has products too small to share over BLAS threads too
+        small = not s and not self.reference and len(x) < threads.get_num_threads()
+        with threads.one_blas_thread() if small else contextlib.nullcontext():
+            if s:  # the first s stages on parts of the batch, one thread a part
+                x = self.parts.forward(stages[:s], x, train)
+            for stage in stages[s:]:
+                x = stage.forward(x, train=train)
+        return x
 
-    def backward(self, dout: np.ndarray) -> None:
-        """Back through the latest forward's stages, filling their ``grads``."""
+    def backward(self, loss_layer: Layer) -> None:
+        """Back from the loss (dout = 1) through ``loss_layer`` and the latest forward's
+        stages, filling their ``grads``."""
         stages, s = self.stages_run, self.split
+        dout = loss_layer.backward(1.0)
         for stage in reversed(stages[max(s, 1) :]):
             dout = stage.backward(dout)
         if s:  # the first s stages, on the parts of the batch that forward used
             self.parts.backward(dout)
         elif stages:
             stages[0].backward_params(dout)
-
-
-def _forward(stages: Sequence[Layer], x: np.ndarray, train: bool) -> np.ndarray:
-    for stage in stages:
-        x = stage.forward(x, train=train)
-    return x
 
 
 def _splittable(stages: Sequence[Layer], train: bool) -> int:

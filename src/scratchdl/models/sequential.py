@@ -187,8 +187,7 @@ class Sequential:
             loss += self.weight_decay_loss()
         self.last_loss = loss
         # backward
-        dout = self.last_layer.backward(1.0)
-        self.plan.backward(dout)
+        self.plan.backward(self.last_layer)  # from the loss (dout = 1) back to the first layer
         # collect
         lam = self.weight_decay_lambda
         grads = {}

@@ -1,0 +1,193 @@
+"""The package's floors, read from the source with ast.
+
+From the bottom: the engine (what makes the layers fast) imports nothing else of scratchdl;
+the layers import no model, optimizer, training, data set, file format, export, search,
+server, experiment, command line or matplotlib; the models none of those above them; the
+book's maths modules at the top level no layer or model. The rules name packages, not
+files, so that they hold wherever the plumbing moves (``cli*.py`` or a ``cli/`` package).
+Tests use public names only. (Module length, import circles and private names across modules
+are test_package.py's.)
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import functools
+from pathlib import Path
+
+import scratchdl
+
+SRC = Path(scratchdl.__file__).parent
+TESTS = Path(__file__).parent
+
+ABOVE_THE_MODELS = (
+    "scratchdl.trainer",
+    "scratchdl.augment",
+    "scratchdl.datasets",
+    "scratchdl.files",
+    "scratchdl.export",
+    "scratchdl.search",
+    "scratchdl.serve",
+    "scratchdl.experiments",
+    "scratchdl.cli",  # cli.py, cli_*.py, or a cli/ package
+    "matplotlib",
+)
+ABOVE_THE_LAYERS = ("scratchdl.models", "scratchdl.optimizers", *ABOVE_THE_MODELS)
+# the book's maths, one chapter's idea a module: below the layers
+BOOK_MODULES = ("functions", "gradient", "graph", "perceptron", "columns", "init", "optimizers")
+# test files that still reach into private state, and how often: left to the split of
+# test_files.py and test_datasets.py (issue 22) and to their authors; never more, no other
+STILL_PRIVATE = {
+    "test_datasets.py": 4,
+    "test_files.py": 1,
+    "test_trainer.py": 1,
+    "test_serve_runs.py": 3,
+}
+
+
+@functools.cache
+def modules() -> dict[str, Path]:
+    """Dotted name -> file of every module of the package."""
+    found = {}
+    for path in sorted(SRC.rglob("*.py")):
+        parts = path.relative_to(SRC.parent).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imported(name: str, path: Path) -> list[tuple[str, int]]:
+    """(module imported, line) for every import in the file, lazy ones inside functions
+    included, relative ones resolved; ``from pkg import mod`` counts as ``pkg.mod``."""
+    mods = modules()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                found.append((sub if sub in mods else base, node.lineno))
+    return found
+
+
+def crossings(importers: tuple[str, ...], forbidden: tuple[str, ...]) -> list[str]:
+    """Every import by a module under ``importers`` of one under ``forbidden``."""
+
+    def under(module: str, prefixes: tuple[str, ...]) -> bool:
+        return any(module == p or module.startswith((p + ".", p + "_")) for p in prefixes)
+
+    bad = []
+    for name, path in modules().items():
+        if under(name, importers):
+            bad += [f"{name}:{line} imports {m}" for m, line in imported(name, path)
+                    if under(m, forbidden)]  # fmt: skip
+    return bad
+
+
+def test_the_engine_imports_nothing_of_scratchdl_but_itself():
+    bad = [
+        f"{name}:{line} imports {m}"
+        for name, path in modules().items()
+        if name.startswith("scratchdl.engine")
+        for m, line in imported(name, path)
+        if m.split(".")[0] == "scratchdl" and not m.startswith("scratchdl.engine")
+    ]
+    assert bad == []
+
+
+def test_the_layers_import_nothing_from_a_floor_above():
+    assert crossings(("scratchdl.layers",), ABOVE_THE_LAYERS) == []
+
+
+def test_the_models_import_nothing_from_a_floor_above():
+    assert crossings(("scratchdl.models",), ABOVE_THE_MODELS) == []
+
+
+def test_the_books_maths_modules_import_no_layer_or_model():
+    book = tuple(f"scratchdl.{m}" for m in BOOK_MODULES)
+    assert crossings(book, ("scratchdl.layers", *ABOVE_THE_LAYERS)) == []
+
+
+def test_the_floor_rules_can_fail():
+    # the rules read the real imports: the models' own imports of the layers are seen
+    assert any(
+        "scratchdl.layers" in m
+        for m, _ in imported("scratchdl.models.plan", SRC / "models" / "plan.py")
+    )
+    assert crossings(("scratchdl.models",), ("scratchdl.layers",)) != []
+
+
+def private_uses(path: Path) -> list[str]:
+    """Private names of the library that a test file imports or reads: ``from scratchdl...
+    import _x``, ``obj._x`` (but on numpy or another library, and ``self._x``), and
+    ``setattr(obj, "_x", ...)`` / ``monkeypatch.setattr(obj, "_x", ...)``."""
+    tree = ast.parse(path.read_text())
+    outside = {"self", "cls"}  # names bound to other libraries, or to a test's own object
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            outside |= {
+                (a.asname or a.name).split(".")[0]
+                for a in node.names
+                if not a.name.startswith("scratchdl")
+            }
+        elif isinstance(node, ast.ImportFrom) and not (node.module or "").startswith("scratchdl"):
+            if not node.level:
+                outside |= {a.asname or a.name for a in node.names}
+    for node in ast.walk(tree):  # x = np.<...>: x belongs to that library too
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            names = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+            names -= set(dir(builtins))
+            if names and names <= outside and isinstance(node.targets[0], ast.Name):
+                outside.add(node.targets[0].id)
+
+    def private(name: str) -> bool:
+        return name.startswith("_") and not name.startswith("__")
+
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("scratchdl"):
+            bad += [f"{path.name}:{node.lineno} imports {a.name}" for a in node.names
+                    if private(a.name)]  # fmt: skip
+        elif isinstance(node, ast.Attribute) and private(node.attr):
+            root = node.value
+            while isinstance(root, (ast.Attribute, ast.Call, ast.Subscript)):
+                root = root.func if isinstance(root, ast.Call) else root.value
+            if not (isinstance(root, ast.Name) and root.id in outside):
+                bad.append(f"{path.name}:{node.lineno} reads {ast.unparse(node)}")
+        elif isinstance(node, ast.Call) and len(node.args) >= 2:
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            key = node.args[1]
+            if called in ("setattr", "getattr", "delattr") and isinstance(key, ast.Constant):
+                if isinstance(key.value, str) and private(key.value):
+                    bad.append(f"{path.name}:{node.lineno} {called}s {key.value}")
+    return bad
+
+
+def test_tests_use_public_names_only():
+    found = {path.name: private_uses(path) for path in sorted(TESTS.glob("*.py"))}
+    over = {name: uses for name, uses in found.items() if len(uses) > STILL_PRIVATE.get(name, 0)}
+    assert over == {}, "make the name public, or test through public names"
+
+
+def test_the_private_name_check_can_fail(tmp_path):
+    sample = tmp_path / "test_sample.py"
+    sample.write_text(
+        "import numpy as np\n"
+        "from scratchdl.engine.threads import _usable_cores\n"
+        "np._core\n"  # numpy's: not ours
+        "model._plan(3)\n"
+        "monkeypatch.setattr(threads, '_num_threads', None)\n"
+    )
+    uses = private_uses(sample)
+    assert sorted(u.split(" ", 1)[1] for u in uses) == [
+        "imports _usable_cores",
+        "reads model._plan",
+        "setattrs _num_threads",
+    ]
