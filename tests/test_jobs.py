@@ -7,6 +7,7 @@ the shipped sample, each a second or two in its own process."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.client
 import json
 import os
@@ -122,6 +123,8 @@ def test_a_data_set_missing_on_the_server_is_refused_not_downloaded():
 def test_the_parameter_limit_counts_what_the_library_builds(settings):
     s = job_settings.check_settings({**settings, "dataset": "mnist-sample"})
     assert job_settings.parameter_count(s) == job_settings.build_network(s).n_params()
+    # the worker, and a server that recovers the job, check them again: they must pass
+    assert job_settings.check_settings(s) == s
 
 
 def test_only_json_from_this_origin_may_start_or_stop_work(client, jobs):
@@ -306,3 +309,15 @@ def test_the_stream_over_http_ends_when_the_server_stops(tmp_path):
         rest = response.read()  # ends: the server does not wait on an endless stream
         assert b'"type":"closing"' in rest
         connection.close()
+
+
+def test_a_cnn_sends_its_first_layers_filters(client):
+    cnn = {"model": "simple-cnn", "hidden_size": 10, "dataset": "mnist-sample", "epochs": 1}
+    job = start(client, {**cnn, "train_size": 100, "eval_samples": 100})
+    done = wait(client, job["id"], ended, "ended")
+    assert done["state"] == "finished", done["message"]
+    filters = done["filters"]
+    assert filters["shape"] == [30, 1, 5, 5] and filters["min"] < 0 < filters["max"]
+    assert len(base64.b64decode(filters["data"])) == 30 * 25  # one gray level a weight
+    kinds = [h["kind"] for h in done["histograms"]["activations"]]
+    assert kinds == ["Relu", "Relu"]  # after the convolution, and the hidden Affine

@@ -57,7 +57,7 @@ MAX_SEED = 2**32 - 1
 
 DEFAULTS = {
     "model": "mlp",
-    "hidden_layers": 4,  # mlp only
+    "hidden_layers": None,  # mlp: 4 (as the book's fig. 6-9); the other networks have 1
     "hidden_size": None,  # two-layer 50 (the book's ch5), else 100
     "activation": "relu",  # mlp only
     "dataset": "mnist",
@@ -75,7 +75,7 @@ DEFAULTS = {
     "seed": 0,
     "eval_samples": MAX_EVAL_SAMPLES,  # images of each set evaluated after every epoch
 }
-MLP_ONLY = {"hidden_layers": 4, "activation": "relu", "batchnorm": False, "dropout": 0.0}
+MLP_ONLY = {"hidden_layers": 1, "activation": "relu", "batchnorm": False, "dropout": 0.0}
 
 
 def beyond(name: str, value, limit_name: str, limit) -> ValueError:
@@ -117,12 +117,13 @@ def check_settings(raw: object, *, available=None) -> dict:
                     f"{key} {raw[key]!r} is a setting of mlp (MultiLayerNet); {model} "
                     f"({NETWORKS[model]}) has no such setting: leave it out"
                 )
-        s["hidden_layers"] = 1
         if s["weight_decay"] != 0:
             raise ValueError(
                 f"weight_decay {s['weight_decay']!r} is a setting of mlp (MultiLayerNet); "
                 f"{NETWORKS[model]} has none: leave it at 0"
             )
+    if s["hidden_layers"] is None:
+        s["hidden_layers"] = 4 if model == "mlp" else 1
     s["hidden_layers"] = count(
         "hidden_layers", s["hidden_layers"], "MAX_HIDDEN_LAYERS", MAX_HIDDEN_LAYERS
     )
