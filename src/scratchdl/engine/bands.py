@@ -108,7 +108,8 @@ def in_order_of(a: np.ndarray, like: np.ndarray) -> np.ndarray:
     than on arrays of one order (a convolution's batch-last output against an affine
     layer's row-major gradient, for instance).
     """
-    if np.array_equal(np.argsort(a.strides), np.argsort(like.strides)):
+    axes = range(a.ndim)  # the axes from the smallest stride up, compared as plain lists
+    if sorted(axes, key=a.strides.__getitem__) == sorted(axes, key=like.strides.__getitem__):
         return a
     out = np.empty_like(like, dtype=a.dtype)
     out[...] = a
