@@ -265,3 +265,19 @@ def test_a_run_of_300_000_epochs_is_drawn(browser, server, shots):
     assert blank_canvases(page, "#view-runs") == (1, 0) and not errors, errors
     screenshot(page, shots, "runs-long.png", full_page=True)
     page.context.close()
+
+
+def test_a_runs_new_model_joins_the_menu_without_a_reload(browser, server):
+    from scratchdl import TwoLayerNet
+    from scratchdl.files import save
+
+    page = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    folder = server["runs"] / "new-model"
+    folder.mkdir()
+    save(TwoLayerNet(784, 20, 10, rng=0), folder / "model.safetensors")
+    page.focus("#model")  # the menu asks the server again as it is about to open
+    expect(page.locator("#model option[value=run-new-model]")).to_have_count(1, timeout=WAIT_MS)
+    page.select_option("#model", "run-new-model")
+    stroke(page, ONE)
+    expect(page.locator("#prediction")).not_to_have_text("", timeout=WAIT_MS)
+    page.context.close()

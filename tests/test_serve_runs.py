@@ -281,3 +281,53 @@ def test_a_killed_run_shows_as_stopped_once_its_files_have_long_been_still(tmp_p
         ).stdout
         (folder / ".lock").write_text(gone)
         assert listing(client)["killed"]["state"] == "stopped"
+
+
+# -- the runs' models in the model menu ------------------------------------------------------
+
+
+def save_model(folder, hidden: int = 20):
+    from scratchdl import TwoLayerNet
+    from scratchdl.files import save
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save(TwoLayerNet(784, hidden, 10, rng=0), folder / "model.safetensors")
+
+
+def model_ids(client) -> list[str]:
+    r = client.get("/api/models")
+    assert r.status_code == 200, r.text
+    return [m["id"] for m in r.json()["models"]]
+
+
+def test_every_runs_model_is_offered_and_new_ones_without_a_restart(tmp_path, sample):
+    from scratchdl.serve.inference import Models
+
+    root = tmp_path / "runs"
+    save_model(root / "First.Run")
+    save_model(root / "first-run")  # the same id once made safe: a number is added
+    (root / "broken").mkdir()
+    (root / "broken" / "model.safetensors").write_bytes(b"not a model")
+    save_model(tmp_path / "outside")
+    (root / "linked").mkdir()
+    (root / "linked" / "model.safetensors").symlink_to(tmp_path / "outside" / "model.safetensors")
+    x, _ = sample
+    pixels = {"pixels": x[0, 0].tolist()}
+    with make_client(root, Models(runs=root)) as client:
+        ids = model_ids(client)
+        assert ids[0] == "simple-cnn" and set(ids[1:]) == {"run-first-run", "run-first-run-2"}
+        titles = {m["id"]: m["title"] for m in client.get("/api/models").json()["models"]}
+        assert "TwoLayerNet" in titles["run-first-run"] and str(tmp_path) not in str(titles)
+        r = client.post("/api/predict?model=run-first-run-2", json=pixels)
+        assert r.status_code == 200 and r.json()["model"] == "run-first-run-2"
+        # a run that ends while the server runs: its model is there at the next look
+        save_model(root / "late")
+        assert "run-late" in model_ids(client)
+        save_model(root / "later")  # asked for by id before the menu was looked at again
+        assert client.post("/api/predict?model=run-later", json=pixels).status_code == 200
+        shutil.rmtree(root / "late")
+        assert "run-late" not in model_ids(client)
+        assert_error(client.post("/api/predict?model=run-late", json=pixels), 404)
+        # the ids stay with their runs while the files change
+        save_model(root / "first-run", hidden=30)
+        assert set(model_ids(client)) >= {"run-first-run", "run-first-run-2", "run-later"}

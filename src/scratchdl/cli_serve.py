@@ -189,7 +189,8 @@ def cmd_serve(args) -> int:
     warning = host_warning(args.host)
     if warning:
         print(warning, file=sys.stderr)
-    models = Models(args.model)  # a bad file stops here, before the port is taken
+    # a bad file stops here, before the port is taken; the runs' models are looked for again
+    models = Models(args.model, runs=runs_root(args.runs))
     pool = Pool()  # closed here, not by the app's lifespan: see lifespan="off" in server_config
     hosts = allowed_hosts(args.host, args.allow_host)
     jobs = None if args.max_jobs == 0 else JobManager(runs_root(args.runs), max_jobs=args.max_jobs)

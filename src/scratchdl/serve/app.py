@@ -124,6 +124,13 @@ def create_app(
     add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    async def find_model(model_id: str | None) -> inference.ModelEntry:
+        """models.get, looking in the runs folder again for an id not known yet (a run that
+        has just written its model); ClientError 404 if it is not there either."""
+        if model_id is not None and model_id not in models.entries:
+            await run_in_threadpool(models.refresh)
+        return models.get(model_id)
+
     @app.get("/", include_in_schema=False)
     async def page():
         return FileResponse(STATIC / "index.html")
@@ -142,6 +149,7 @@ def create_app(
 
     @app.get("/api/models", summary="The models to choose from, by id")
     async def list_models() -> dict:
+        await run_in_threadpool(models.refresh)  # a run may have written its model since
         entries = list(models.entries.values())
         return {
             "default": entries[0].id,
@@ -170,7 +178,7 @@ def create_app(
     ) -> JSONResponse:
         content_type = request.headers.get("content-type")
         body_type(content_type)  # 415 before anything is read
-        entry = models.get(model)
+        entry = await find_model(model)
         # the body first, then a place in the pool: a slow client holds no place while it
         # sends (bodies bounds the bytes held, and the time a body may take)
         async with bodies.read(request) as body, pool.admit():
@@ -194,7 +202,7 @@ def create_app(
         mistakes: bool = Query(False, description="only the misclassified images"),
         seed: int = Query(0, ge=0, le=2**32 - 1),
     ) -> dict:
-        entry = models.get(model)
+        entry = await find_model(model)
         return await pool.run(test_images.sample, entry, count, mistakes, seed)
 
     @app.get("/api/runs", summary="The run folders under --runs, newest first")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 import re
 import threading
 import time
@@ -26,6 +27,7 @@ from ..files import load_model
 from ..functions import softmax
 from ..images import MNIST_SIZE
 from ..layers import Convolution
+from .runs import model_files
 from .safety import ClientError
 
 POOL_WORKERS = 2  # threads that run models; BLAS is held to one thread each (cli_serve)
@@ -34,6 +36,8 @@ SHIPPED_MODEL = "simple-cnn"  # data/models/simple-cnn.safetensors, the default 
 N_CLASSES = 10
 LEVELS = 255  # activations travel as bytes: 0 is the layer's minimum, LEVELS its maximum
 BATCH = 500  # test images per forward pass when a whole test set is classified
+MAX_ID_BASE = 80  # characters of a name in a model id (the API takes ids of up to 100)
+log = logging.getLogger("scratchdl.serve")
 
 
 @dataclass
@@ -66,6 +70,37 @@ class ModelEntry:
         }
 
 
+def open_model(path: Path) -> tuple[object, str]:
+    """load_model(path), checked to be for the page: 28x28 grayscale in, 10 classes out
+    (ModelFileError or ValueError naming the file otherwise)."""
+    model, title = load_model(path)
+    try:  # a model for other images fails now, not on the first request
+        model.check_batch(np.zeros((1, 1, MNIST_SIZE, MNIST_SIZE), dtype=model.dtype))
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}: it is not for 28x28 grayscale images") from None
+    if model.output_size != N_CLASSES:
+        raise ValueError(
+            f"{path}: the model has {model.output_size} outputs; the page shows digits, "
+            f"so serve a model with {N_CLASSES} (trained on MNIST)"
+        )
+    return model, title
+
+
+def slug(name: str) -> str:
+    """A file or run name as part of a model id: lower-case letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:MAX_ID_BASE] or "model"
+
+
+def unique(base: str, taken: dict) -> str:
+    """``base``, or ``base-2``, ``base-3``, ... whichever is not in ``taken``: two files of
+    the same name (runs/a/model, runs/b/model) get ids of their own."""
+    model_id, k = base, 1
+    while model_id in taken:
+        k += 1
+        model_id = f"{base}-{k}"
+    return model_id
+
+
 def shipped_model_path() -> Path:
     """The SimpleConvNet trained by benchmarks/train_shipped_model.py, in the package."""
     return Path(
@@ -74,9 +109,17 @@ def shipped_model_path() -> Path:
 
 
 class Models:
-    """The models a server offers, by id; the shipped one first, then the operator's."""
+    """The models a server offers, by id: the shipped one first, then the operator's, then
+    the model of each run under ``runs`` (the MAX_RUN_MODELS newest, as ``run-NAME``),
+    looked for again by ``refresh``, so that a run that ends shows up without a restart."""
 
-    def __init__(self, paths=(), *, shipped: bool = True) -> None:
+    def __init__(
+        self,
+        paths=(),
+        *,
+        shipped: bool = True,
+        runs: Path | None = None,
+    ) -> None:
         self.entries: dict[str, ModelEntry] = {}
         if shipped:
             self.add(shipped_model_path(), SHIPPED_MODEL)
@@ -84,27 +127,59 @@ class Models:
             self.add(Path(path))
         if not self.entries:
             raise ValueError("no models to serve: pass --model PATH (a model file or .pkl)")
+        self.fixed = dict(self.entries)  # the shipped and the operator's: never dropped
+        self.runs = runs
+        # each run's model: run name -> ((real path, mtime_ns, size), its entry, or None when
+        # it could not be served; a file is loaded once per state)
+        self.from_runs: dict[str, tuple[tuple, ModelEntry | None]] = {}
+        self.refreshing = threading.Lock()
+        self.refresh()
 
     def add(self, path: Path, model_id: str | None = None) -> ModelEntry:
         """Load ``path`` (ModelFileError, a ValueError, if it cannot be) and give it an id."""
-        model, title = load_model(path)
-        try:  # a model for other images fails now, not on the first request
-            model.check_batch(np.zeros((1, 1, MNIST_SIZE, MNIST_SIZE), dtype=model.dtype))
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}: it is not for 28x28 grayscale images") from None
-        if model.output_size != N_CLASSES:
-            raise ValueError(
-                f"{path}: the model has {model.output_size} outputs; the page shows digits, "
-                f"so serve a model with {N_CLASSES} (trained on MNIST)"
-            )
-        base = model_id or re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-") or "model"
-        model_id, k = base, 1
-        while model_id in self.entries:  # two files of the same name: runs/a/model, runs/b/model
-            k += 1
-            model_id = f"{base}-{k}"
-        entry = ModelEntry(model_id, title.split(": ", 1)[-1], model, path)
-        entry.title = f"{model_id}: {entry.title}"
-        self.entries[model_id] = entry
+        model, title = open_model(path)
+        base = model_id or slug(path.stem)
+        entry = ModelEntry(unique(base, self.entries), title.split(": ", 1)[-1], model, path)
+        entry.title = f"{entry.id}: {entry.title}"
+        self.entries[entry.id] = entry
+        return entry
+
+    def refresh(self) -> None:
+        """Look in the runs folder again: add the model a run wrote since, load again one
+        rewritten, drop one deleted. A look stats at most MAX_RUNS folders (a millisecond or
+        two) and loads only files it has not seen in this state; it reads files, so call it
+        off the event loop. Readers see the old entries or the new, never a mix."""
+        if self.runs is None:
+            return
+        with self.refreshing:  # one look at a time: the next one finds this one's models
+            taken = dict(self.fixed)
+            found = {}
+            for name, (real, st) in model_files(self.runs).items():
+                stamp = (str(real), st.st_mtime_ns, st.st_size)
+                old = self.from_runs.get(name)
+                if old is not None and old[0] == stamp:
+                    entry = old[1]
+                else:
+                    entry = self.load_run_model(name, real, old[1] if old else None, taken)
+                if entry is not None:
+                    taken[entry.id] = entry
+                found[name] = (stamp, entry)
+            self.from_runs = found
+            self.entries = taken
+
+    def load_run_model(
+        self, name: str, path: Path, old: ModelEntry | None, taken: dict
+    ) -> ModelEntry | None:
+        """The entry of run ``name``'s model file ``path`` (its old id if it had one), or
+        None, logged, if it cannot be served (damaged, not for 28x28 digits)."""
+        try:
+            model, title = open_model(path)
+        except Exception as e:  # a runs folder may hold anything; the page lists the rest
+            log.warning("not offering the model of run %s: %s", name, e)
+            return None
+        model_id = old.id if old is not None else unique(f"run-{slug(name)}", taken)
+        kind = title.rsplit(": ", 1)[-1]
+        entry = ModelEntry(model_id, f"{model_id}: {kind} ({self.runs.name}/{name})", model, path)
         return entry
 
     def get(self, model_id: str | None) -> ModelEntry:

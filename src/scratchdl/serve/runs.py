@@ -38,7 +38,9 @@ except ImportError:  # Windows
 
 HISTORY = "history.json"
 CHECKPOINT = "checkpoint.safetensors"
+MODEL = "model.safetensors"  # the trained model a run leaves (cli_train.RUN_FILES)
 MAX_RUNS = 200  # folders listed, the most recently changed first
+MAX_RUN_MODELS = 20  # runs' models offered, the newest first: each is held in memory
 MAX_HISTORY_BYTES = 20_000_000  # a history.json of 10^6 iterations is ~20 MB
 MAX_POINTS = 400  # loss points sent for a curve (averaged over equal spans of iterations)
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -85,22 +87,51 @@ def real_path(root: Path, path: Path) -> Path | None:
     return real if real.is_relative_to(root) else None
 
 
-def run_files(root: Path, name: str) -> dict[str, tuple[Path, os.stat_result]]:
-    """The run files of the folder ``name`` under ``root`` (resolved): file name -> (real
-    path, stat), only those that are regular files and resolve inside ``root``."""
-    folder = real_path(root, root / name)
-    if folder is None:
+def run_files(
+    root: Path, name: str, file_names: tuple[str, ...] = (HISTORY, CHECKPOINT)
+) -> dict[str, tuple[Path, os.stat_result]]:
+    """The ``file_names`` in the folder ``name`` under ``root`` (resolved): file name ->
+    (real path, stat), only those that are regular files and resolve inside ``root``."""
+    folder = inside(root, root / name)
+    if folder is None or not stat.S_ISDIR(folder[1].st_mode):
         return {}
     files = {}
-    for file_name in (HISTORY, CHECKPOINT):
-        real = real_path(root, folder / file_name)
-        try:  # the file may go between resolving it and stat: then it is not there
-            st = real.stat() if real is not None else None
-        except OSError:
-            continue
-        if st is not None and stat.S_ISREG(st.st_mode):  # not a FIFO, a device, a folder
-            files[file_name] = (real, st)
+    for file_name in file_names:
+        found = inside(root, folder[0] / file_name)
+        if found is not None and stat.S_ISREG(found[1].st_mode):  # not a FIFO, a device...
+            files[file_name] = found
     return files
+
+
+def inside(root: Path, path: Path) -> tuple[Path, os.stat_result] | None:
+    """(real path, stat) of ``path``, whose parent is a real folder inside ``root``, if it
+    is there and resolves inside ``root``; a link is resolved, anything else needs only an
+    lstat (a listing looks at hundreds of folders every few seconds)."""
+    try:
+        st = path.lstat()
+        if not stat.S_ISLNK(st.st_mode):
+            return path, st
+        real = real_path(root, path)
+        return (real, real.stat()) if real is not None else None
+    except OSError:  # gone between two looks: not there
+        return None
+
+
+def model_files(root: Path) -> dict[str, tuple[Path, os.stat_result]]:
+    """The model file (MODEL) of the run folders under ``root`` that have one, the
+    MAX_RUN_MODELS newest, newest first: run name -> (real path, stat); as run_files, only
+    regular files that resolve inside ``root``."""
+    real_root = root.resolve()
+    try:
+        names = [p.name for p in root.iterdir() if RUN_NAME.fullmatch(p.name)]
+    except OSError:
+        return {}
+    found = []
+    for name in names:
+        for real, st in run_files(real_root, name, (MODEL,)).values():
+            found.append((st.st_mtime, name, real, st))
+    found.sort(reverse=True)
+    return {name: (real, st) for _, name, real, st in found[:MAX_RUN_MODELS]}
 
 
 def summary(name: str, run: dict, mtime: float) -> dict:

@@ -5,6 +5,7 @@
 
 const $ = (selector) => document.querySelector(selector);
 const RUNS_POLL_MS = 3000; // a training run writes its checkpoint once per epoch
+const MODELS_POLL_MS = 15000; // a run writes its model once, when it ends
 const DRAW_WIDTH = 18; // stroke width on the 280-pixel pad: about a pen's width on MNIST
 
 const state = {
@@ -436,6 +437,26 @@ function showView(name) {
   if (name === "testset" && !$("#test-grid").children.length) showTestSet(false);
 }
 
+// The model menu (#model) from /api/models, the chosen model kept; returns the answer.
+async function refreshModels() {
+  const info = await api("/api/models");
+  const select = $("#model");
+  const ids = info.models.map((model) => model.id);
+  const shown = [...select.options].map((option) => option.value);
+  if (ids.join("\n") !== shown.join("\n")) {
+    select.replaceChildren();
+    for (const model of info.models) {
+      const option = document.createElement("option");
+      option.value = model.id;
+      option.textContent = model.title;
+      select.append(option);
+    }
+    if (state.model && !ids.includes(state.model)) state.model = info.default; // deleted
+    if (state.model) select.value = state.model;
+  }
+  return info;
+}
+
 async function start() {
   makeBars();
   setUpPad();
@@ -446,15 +467,13 @@ async function start() {
   $("#test-random").addEventListener("click", () => showTestSet(false));
   $("#test-mistakes").addEventListener("click", () => showTestSet(true));
   try {
-    const info = await api("/api/models");
+    const info = await refreshModels();
     const select = $("#model");
-    for (const model of info.models) {
-      const option = document.createElement("option");
-      option.value = model.id;
-      option.textContent = model.title;
-      select.append(option);
-    }
     state.model = info.default;
+    // a run that ends while the page is open offers its model: asked again now and then,
+    // and when the menu is about to open
+    setInterval(() => refreshModels().catch(() => {}), MODELS_POLL_MS);
+    select.addEventListener("focus", () => refreshModels().catch(() => {}));
     select.addEventListener("change", () => {
       state.model = select.value;
       if (state.last) predict(state.last);
