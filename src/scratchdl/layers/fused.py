@@ -68,9 +68,10 @@ class ConvReluPool(Layer):
         return self.engine.forward(x, W, b, conv.stride, conv.pad, train)
 
     def backward_params(self, dout: np.ndarray) -> None:
-        if self.reference:
-            return super().backward_params(dout)
-        self.conv.backward_params(self.engine.conv_output_gradient(dout))
+        if self.reference:  # the three layers' backward; dx is dropped
+            super().backward_params(dout)
+        else:
+            self.conv.backward_params(self.engine.conv_output_gradient(dout))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.reference:

@@ -36,27 +36,32 @@ class Plan:
     def __init__(self) -> None:
         self.reference = False
         self.parts = threads.BatchParts()  # runs the leading stages on parts of a batch
-        self.made_for: tuple = ()  # the layers (and reference) that ``made`` was made for
-        self.made: tuple[list[Layer], dict[bool, int]] = ([], {})  # stages, leading by train
+        self.key: tuple = ()  # the layers (ids, reference flags) the stages were made for
+        self.made: list[Layer] = []  # those stages
+        self.lead: dict[bool, int] = {}  # how many of them may run in parts, by ``train``
         self.stages_run: list[Layer] = []  # the latest forward's stages, for backward
         self.split = 0  # how many of them the latest forward ran in parts (0: none)
 
     def stages(self, layers: Sequence[Layer]) -> list[Layer]:
         """The layers as they run: fused blocks, or the layers themselves for reference."""
-        return self._made(layers)[0]
+        self._make(layers)
+        return self.made
 
     def leading(self, layers: Sequence[Layer], N: int, train: bool) -> int:
         """How many leading stages run on parts of a batch of ``N`` (0: all in this thread)."""
-        k = self._made(layers)[1][train]
+        self._make(layers)
+        k = self.lead[train]
         return k if k and threads.threads_for(N) > 1 else 0
 
-    def _made(self, layers: Sequence[Layer]) -> tuple[list[Layer], dict[bool, int]]:
+    def _make(self, layers: Sequence[Layer]) -> None:
+        """The stages and how many may run in parts, made again when the layers changed."""
         key = (self.reference, *map(id, layers), *[layer.reference for layer in layers])
-        if key != self.made_for:
-            stages = list(layers) if self.reference else fuse(layers)
-            lead = {t: 0 if self.reference else _splittable(stages, t) for t in (False, True)}
-            self.made, self.made_for = (stages, lead), key
-        return self.made
+        if key != self.key:
+            self.made = list(layers) if self.reference else fuse(layers)
+            self.lead = {
+                t: 0 if self.reference else _splittable(self.made, t) for t in (False, True)
+            }
+            self.key = key
 
     def forward(self, layers: Sequence[Layer], x: np.ndarray, train: bool) -> np.ndarray:
         """``x`` through the layers, as planned. Shape: (N, ...) -> the last layer's output."""
