@@ -24,6 +24,10 @@ def test_help_names_every_command_in_plain_text(capsys):
     described = re.findall(r"^    (\w+) {2,}", text, re.M)  # the commands section, one a line
     assert described == commands
     assert "``" not in text and "``" not in cli.make_parser().description
+    for command in commands:  # each command's own --help is plain text too
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        assert "``" not in capsys.readouterr().out, command
 
 
 def _digit_images(tmp_path, n: int) -> tuple[list[str], np.ndarray]:

@@ -46,7 +46,7 @@ def add_command(sub) -> None:
     p = sub.add_parser(
         "search",
         help="random search of learning rate and weight decay on Dask (book ch6)",
-        description=__doc__.splitlines()[0],
+        description=__doc__.splitlines()[0].replace("``", ""),  # help is plain text, not RST
     )
     p.add_argument("--model", choices=MODELS, default="mlp", help="default: mlp (the book's)")
     p.add_argument("--trials", type=positive_int, help=f"default {TRIALS.default} (--quick 12)")
