@@ -45,6 +45,7 @@ class Convolution(Layer):
         x = self.checked_input(x)
         if self.reference:
             return self.book_forward(x)
+        self.col = None  # the book's columns of an earlier pass: tens of MB, not needed now
         W, b = self.params["W"], self.params["b"]
         return self.engine.convolve(x, W, b, self.stride, self.pad)
 
