@@ -285,17 +285,20 @@ function setCurves(job, curves) {
 function handle(event) {
   const job = jobs.get(event.id);
   switch (event.type) {
-    case "snapshot":
+    case "snapshot": {
+      const first = !shown.size; // a page opened now shows the latest runs started together
+      const newest = event.jobs.length ? event.jobs[event.jobs.length - 1].group : null;
       for (const detail of event.jobs) {
         const known = track(detail);
         setCurves(known, detail.curves);
         known.histograms = detail.histograms;
         known.filters = detail.filters;
-        if (!shown.size || detail.state === "running") shown.add(detail.id);
+        if (first && (detail.group === newest || detail.state === "running")) shown.add(detail.id);
       }
       $("#train-limits").textContent = t("limits", event);
       document.body.dataset.trainReady = "true";
       break;
+    }
     case "job":
       track(event.job);
       break;
