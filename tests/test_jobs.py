@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from scratchdl import cli
 from scratchdl.files import load_model, load_tensors
 from scratchdl.serve import job_settings, jobs_api
 from scratchdl.serve.jobs import JobManager
@@ -321,3 +322,17 @@ def test_a_cnn_sends_its_first_layers_filters(client):
     assert len(base64.b64decode(filters["data"])) == 30 * 25  # one gray level a weight
     kinds = [h["kind"] for h in done["histograms"]["activations"]]
     assert kinds == ["Relu", "Relu"]  # after the convolution, and the hidden Affine
+
+
+def test_without_jobs_there_is_no_training_api(tmp_path):
+    with make_client(tmp_path) as client:  # scratchdl serve --max-jobs 0
+        assert_error(client.get("/api/jobs"), 404)
+        assert_error(client.get("/api/presets"), 404)
+        assert_error(client.post("/api/jobs", json={"settings": ONE_EPOCH}), 404)
+
+
+@pytest.mark.parametrize("value", ["-1", "33", "two"])
+def test_a_bad_max_jobs_is_one_line_and_exit_2(value, capsys):
+    assert cli.main(["serve", "--max-jobs", value]) == 2
+    err = capsys.readouterr().err
+    assert "--max-jobs: must be a number from 0 to 32" in err and "Traceback" not in err

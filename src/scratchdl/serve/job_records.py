@@ -86,7 +86,8 @@ class Job:
     def detail(self, position: int | None = None) -> dict:
         ends, means = spans(self.loss, MAX_POINTS)
         curves = {"loss": means, "loss_iterations": ends}
-        curves.update(train_acc=self.train_acc, test_acc=self.test_acc)
+        curves.update(train_acc=list(self.train_acc), test_acc=list(self.test_acc))  # copies:
+        # the watcher thread appends to them while a stream writes this out
         return {
             **self.summary(position),
             "curves": curves,

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..cli_train import DEFAULT_LR
 from . import job_settings, presets
 from .job_records import MAX_LABEL
 from .jobs import JobManager
@@ -195,9 +196,12 @@ def jobs_router(jobs: JobManager, bodies: Bodies) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["train"])
     starts_work = [Depends(same_origin)]  # 403 for a page of another origin
 
-    @router.get("/presets", summary="The book's chapter 6 experiments, as presets")
+    @router.get(
+        "/presets",
+        summary="The book's chapter 6 experiments, as presets; scratchdl train's learning rates",
+    )
     async def list_presets() -> dict:
-        return {"presets": presets.listing()}
+        return {"presets": presets.listing(), "default_lr": DEFAULT_LR}
 
     @router.get("/jobs", summary="The training jobs: running, waiting and ended")
     async def list_jobs() -> dict:
