@@ -5,6 +5,7 @@ sample; screenshots go where test_browser.py puts them."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -43,14 +44,18 @@ def pictures(request):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`scratchdl serve --max-jobs 2` on a free port; stopped with Ctrl-C, which must stop a
-    job still training with its checkpoint written."""
+    """`scratchdl serve --max-jobs 2` on a free port; stopped with Ctrl-C, which reaches its
+    worker processes too and must stop a job still training with its checkpoint written."""
     runs = tmp_path_factory.mktemp("runs")
     port = free_port()
     code = "import sys; from scratchdl.cli import main; sys.exit(main())"
     command = [sys.executable, "-c", code, "serve", "--port", str(port), "--runs", str(runs)]
     process = subprocess.Popen(
-        [*command, "--max-jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*command, "--max-jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a group of its own, as a terminal gives a command
     )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + START_SECONDS
@@ -65,7 +70,7 @@ def server(tmp_path_factory):
             time.sleep(0.2)
     info = {"url": url, "runs": runs, "training": None}
     yield info
-    process.send_signal(signal.SIGINT)  # what Ctrl-C sends: to the server, not its workers
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: to the server and its workers alike
     try:
         out, _ = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:
