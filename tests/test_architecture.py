@@ -191,3 +191,22 @@ def test_the_private_name_check_can_fail(tmp_path):
         "reads model._plan",
         "setattrs _num_threads",
     ]
+
+
+def test_one_batch_walks_few_rooms():
+    """Issue 22's bound on the walk of one batch: benchmarks/call_trace.py, a real trace of
+    SimpleConvNet.gradient (one thread, batch 8, steady state), at most 12 stays in the
+    package's rooms and at most 5 re-entries into a room already left."""
+    import re
+    import subprocess
+    import sys
+
+    script = TESTS.parent / "benchmarks" / "call_trace.py"
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    found = re.search(r"(\d+) stays, (\d+) re-entries", out)
+    assert found, out
+    stays, re_entries = map(int, found.groups())
+    assert stays <= 12 and re_entries <= 5, out
+    assert out.splitlines()[1].startswith("models -> "), out  # the walk starts at the model

@@ -155,3 +155,12 @@ class FusedConv:
             return (d * self.mask).transpose(3, 0, 1, 2)
         p = self.pool
         return max_pool_backward(dout, self.cell.transpose(3, 0, 1, 2), p, p, p, self.conv_shape)
+
+    def filter_gradient(self, dout: np.ndarray, W: np.ndarray, stride: int):
+        """(dW, db) of the convolution, from the gradient ``dout`` at the block's output:
+        back through ReLU and the pooling, then ``ConvEngine.filter_gradient`` (for the
+        first block of a model, whose input needs no gradient).
+
+        Shape: dout (N, FN, OHp, OWp) -> dW like W, db (FN,).
+        """
+        return self.conv.filter_gradient(self.conv_output_gradient(dout), W, stride)

@@ -5,8 +5,10 @@ times. ``ConvReluPool`` computes it band by band instead (``engine.FusedConv``):
 the convolution's output is rectified and pooled while it is still in the CPU's cache. It is a
 ``Layer`` like the three it stands for: the convolution's ``params`` and ``grads``, ``twin``,
 ``splittable``; its backward takes the gradient through ReLU and the pooling in the engine,
-then calls the convolution's own backward. ``reference = True`` runs the three layers one by
-one. A model groups its layers into these blocks with ``fuse``.
+then calls the convolution's own backward (``backward_params``, for a model's first block,
+asks the engine for the filters' gradient in one call: the convolution's ``filter_gradient``
+behind the same way back). ``reference = True`` runs the three layers one by one. A model
+groups its layers into these blocks with ``fuse``.
 """
 
 from __future__ import annotations
@@ -70,8 +72,10 @@ class ConvReluPool(Layer):
     def backward_params(self, dout: np.ndarray) -> None:
         if self.reference:  # the three layers' backward; dx is dropped
             super().backward_params(dout)
-        else:
-            self.conv.backward_params(self.engine.conv_output_gradient(dout))
+        else:  # back to the filters in one call to the engine
+            conv = self.conv
+            dW, db = self.engine.filter_gradient(dout, conv.params["W"], conv.stride)
+            conv.grads = {"W": dW, "b": db}
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.reference:

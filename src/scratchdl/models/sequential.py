@@ -126,15 +126,20 @@ class Sequential:
         x = np.asarray(x)
         self._check_layout(x.shape, x.dtype)
         x = x.astype(self.dtype, copy=False)  # one cast here: no silent up-casts later
-        check_finite("x", x, fix="remove NaN and infinity from the input")
+        if not np.isfinite(x).all():  # one pass; the message names the first bad sample
+            check_finite("x", x, fix="remove NaN and infinity from the input")
         return x
 
-    def _check_t(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def _check_batch_size(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         t = np.asarray(t)
         if t.ndim == 0 or t.shape[0] != x.shape[0]:
             raise ValueError(
                 f"x and t must have the same batch size, got x {x.shape} and t {t.shape}"
             )
+        return t
+
+    def _check_t(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        t = self._check_batch_size(x, t)
         if isinstance(self.last_layer, SoftmaxWithLoss):  # labels, or rows that sum to 1
             t = F.check_targets(t, (x.shape[0], self.output_size))
         return t
@@ -146,9 +151,10 @@ class Sequential:
         return self.plan.forward(self.layers, self._check_x(x), train)
 
     def loss(self, x: np.ndarray, t: np.ndarray, train: bool = True) -> float:
-        """Loss of the batch, weight decay included."""
+        """Loss of the batch, weight decay included. The loss layer checks the labels or
+        target rows (``functions.check_targets``); ``check_batch`` checks them up front."""
         x = self._check_x(x)
-        t = self._check_t(x, t)
+        t = self._check_batch_size(x, t)
         loss = self.last_layer.forward(self.plan.forward(self.layers, x, train), t)
         if self.weight_decay_lambda:
             loss += self.weight_decay_loss()
@@ -178,9 +184,10 @@ class Sequential:
 
     def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         """Gradients of ``loss(x, t, train=True)`` by backpropagation, named like ``params``
-        (the book's ``MultiLayerNetExtend.gradient``: forward, loss, backward, collect)."""
+        (the book's ``MultiLayerNetExtend.gradient``: forward, loss, backward, collect).
+        The loss layer checks the labels or target rows, as in ``loss``."""
         x = self._check_x(x)
-        t = self._check_t(x, t)
+        t = self._check_batch_size(x, t)
         # forward
         loss = self.last_layer.forward(self.plan.forward(self.layers, x, train=True), t)
         if self.weight_decay_lambda:
