@@ -336,3 +336,13 @@ def test_a_bad_max_jobs_is_one_line_and_exit_2(value, capsys):
     assert cli.main(["serve", "--max-jobs", value]) == 2
     err = capsys.readouterr().err
     assert "--max-jobs: must be a number from 0 to 32" in err and "Traceback" not in err
+
+
+def test_a_stream_ends_after_its_time_and_the_browser_reconnects(tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs_api, "STREAM_SECONDS", 0.5)  # else 5 minutes
+
+    async def follow() -> list[str]:
+        return [chunk async for chunk in jobs_api.stream_events(JobManager(tmp_path))]
+
+    chunks = asyncio.run(asyncio.wait_for(follow(), 10))
+    assert len(chunks) == 1 and chunks[0].startswith(f"retry: {jobs_api.RETRY_MS}\n")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
@@ -32,7 +33,10 @@ from .middleware import same_origin
 from .safety import Bodies, ClientError, media_type
 
 MAX_JOB_BODY = 16 * 1024  # a job's settings are a few hundred bytes
-MAX_STREAMS = 16  # clients following the stream at once
+MAX_STREAMS = 32  # clients following the stream at once
+# a stream ends after this; the browser reconnects by itself (RETRY_MS) and gets a snapshot,
+# so that no client (a HEAD answered as GET, a tab left open) holds a place for ever
+STREAM_SECONDS = 300.0
 STREAM_TICK = 0.25  # seconds between looks for new events
 HEARTBEAT_SECONDS = 15.0  # a comment line now and then keeps proxies from closing the stream
 RETRY_MS = 2000  # how soon a browser reconnects a broken stream
@@ -166,13 +170,15 @@ def sse(event: dict) -> str:
 
 
 async def stream_events(jobs: JobManager):
-    """The stream of one client: a snapshot, then the events after it, until the server stops."""
+    """The stream of one client: a snapshot, then the events after it, until the server stops
+    or STREAM_SECONDS have passed."""
     jobs.streams += 1
     try:
         snapshot, seq = jobs.snapshot()
         yield f"retry: {RETRY_MS}\n" + sse(snapshot)
         quiet = 0.0
-        while not jobs.closing:
+        end = time.monotonic() + STREAM_SECONDS
+        while not jobs.closing and time.monotonic() < end:
             await asyncio.sleep(STREAM_TICK)
             events, seq = jobs.events_since(seq)
             if events is None:  # fell behind the backlog: start again from the whole picture
@@ -186,7 +192,8 @@ async def stream_events(jobs: JobManager):
                 if quiet >= HEARTBEAT_SECONDS:
                     yield ": still here\n\n"
                     quiet = 0.0
-        yield sse({"type": "closing"})
+        if jobs.closing:
+            yield sse({"type": "closing"})
     finally:
         jobs.streams -= 1
 
