@@ -218,6 +218,12 @@ def test_a_diverging_run_stops_with_the_message_and_no_server_path(client, jobs)
     assert f"{jobs.runs_dir.name}/{job['id']}/checkpoint.safetensors" in done["message"]
     assert str(jobs.runs_dir) not in done["message"]
     assert done["checkpoint"] and done["epoch"] == 1
+    # resumed from that checkpoint with a smaller rate, as scratchdl train --resume --lr
+    assert_error(client.post(f"/api/jobs/{job['id']}/resume", json={"lr": -1}), 400)
+    response = client.post(f"/api/jobs/{job['id']}/resume", json={"lr": 0.01})
+    assert response.status_code == 202 and response.json()["settings"]["lr"] == 0.01
+    again = wait(client, job["id"], ended, "ended again")
+    assert again["state"] == "finished" and again["epoch"] == 5, again["message"]
 
 
 def test_a_full_queue_gets_429_and_a_killed_worker_fails_its_job_only(tmp_path):

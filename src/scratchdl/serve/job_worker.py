@@ -258,12 +258,15 @@ def run(spec: dict, out: Path, reporter: Reporter) -> dict:
             augment=s["augment"],
             checkpoint_path=out / CHECKPOINT,
             rng=rng,
-            settings={"scratchdl serve job": s},  # resume refuses a checkpoint of other settings
+            # resume refuses a checkpoint of other settings; the rate may change, as with
+            # scratchdl train --resume --lr (say, after a divergence)
+            settings={"scratchdl serve job": {k: v for k, v in s.items() if k != "lr"}},
             reporter=reporter,
             x_probe=x_train[:PROBE_IMAGES],
         )
         if spec.get("resume"):
             trainer.resume(out / CHECKPOINT)
+            trainer.optimizer.lr = s["lr"]  # the checkpoint's, unless the resume chose another
             history = trainer.history
             reporter.send(
                 {
