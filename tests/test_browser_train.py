@@ -161,7 +161,8 @@ def test_stop_marks_a_run_stopped_with_its_checkpoint_and_resume_goes_on(
     screenshot(page, pictures, "train-stopped.png", full_page=True)
     row.locator("button.resume").click()
     expect(row.locator("td.state")).to_have_attribute("data-state", "running", timeout=RUN_MS)
-    server["training"] = job_id  # left training: Ctrl-C stops it (the fixture checks)
+    row.locator("button.stop").click()
+    expect(row.locator("td.state")).to_have_attribute("data-state", "stopped", timeout=RUN_MS)
     page.context.close()
 
 
@@ -220,3 +221,41 @@ def test_the_words_follow_the_browsers_language_and_the_switch(chromium, server)
     expect(page.locator("#tabs button[data-view=train]")).to_have_text("Train")
     expect(page.locator("#train-start")).to_have_text("Start")
     page.context.close()
+
+
+def test_a_diverging_run_shows_why_and_resumes_at_a_smaller_rate(chromium, server):
+    page = open_train(chromium, server)
+    page.select_option("#train-dataset", "mnist-sample")
+    page.fill("#train-hidden-layers", "1")
+    page.fill("#train-hidden-size", "10")
+    page.select_option("#train-optimizer", "sgd")
+    page.fill("#train-weight-decay", "1")  # with lr 10: every step multiplies W by 1 - 10
+    page.fill("#train-epochs", "2")
+    set_lr = "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }"
+    page.locator("#train-lr").evaluate(set_lr, "1")  # log10: lr 10
+    expect(page.locator("#train-lr-value")).to_have_text("10")
+    page.click("#train-start")
+    row = page.locator("#train-jobs tbody tr").first
+    state = row.locator("td.state")
+    expect(state).to_have_attribute("data-state", "diverged", timeout=RUN_MS)
+    expect(state).to_contain_text("Try a smaller learning rate")
+    page.locator("#train-lr").evaluate(set_lr, "-2")  # lr 0.01
+    row.locator("button.resume").click()
+    expect(state).to_have_attribute("data-state", "finished", timeout=RUN_MS)
+    page.context.close()
+
+
+def test_last_a_job_left_training_for_ctrl_c(server):
+    """Started through the API as a script would (no Origin); the fixture's Ctrl-C must stop it
+    with its checkpoint written."""
+    settings = {"dataset": "mnist-sample", "hidden_layers": 1, "hidden_size": 10, "epochs": 300}
+    body = json.dumps({"settings": {**settings, "batch_size": 20}}).encode()
+    request = urllib.request.Request(server["url"] + "api/jobs", data=body, method="POST")
+    request.add_header("content-type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        (job,) = json.load(response)["jobs"]
+    deadline = time.monotonic() + RUN_MS / 1000
+    while not any(j["id"] == job["id"] and j["iteration"] > 0 for j in jobs(server)):
+        assert time.monotonic() < deadline, "the job did not start training"
+        time.sleep(0.2)
+    server["training"] = job["id"]

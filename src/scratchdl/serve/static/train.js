@@ -56,12 +56,12 @@ async function start(event) {
   scheduleDraw();
 }
 
-async function act(id, action) {
+async function act(id, action, body = {}) {
   const message = $("#train-message");
   message.textContent = "";
   message.classList.remove("error");
   try {
-    track(await post(`/api/jobs/${encodeURIComponent(id)}/${action}`, {}));
+    track(await post(`/api/jobs/${encodeURIComponent(id)}/${action}`, body));
   } catch (error) {
     message.textContent = error.message;
     message.classList.add("error");
@@ -214,7 +214,10 @@ function drawTable() {
       actions.append(stop);
     } else if (RESUMABLE.includes(s.state)) {
       const resume = el("button", { type: "button", class: "resume", i18n: "resume" }, t("resume"));
-      resume.addEventListener("click", () => act(id, "resume"));
+      // a diverged run goes on at the form's learning rate (its message asks for a smaller one)
+      const diverged = s.state === "diverged";
+      if (diverged) resume.title = t("resume.lr");
+      resume.addEventListener("click", () => act(id, "resume", diverged ? { lr: readForm().lr } : {}));
       actions.append(resume);
     }
     const acc = s.final_test_acc ?? s.test_acc;

@@ -47,7 +47,7 @@ function number(attributes) {
 }
 
 export function buildPanel(view) {
-  const lr = el("input", { type: "range", min: "-5", max: "0", step: "0.05", value: "-3" });
+  const lr = el("input", { type: "range", min: "-5", max: "1", step: "0.05", value: "-3" }); // log10
   const form = el(
     "form",
     { id: "train-form", class: "train-form", novalidate: true },
