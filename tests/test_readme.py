@@ -34,6 +34,7 @@ SECTIONS = {
     "### Chapter 8: Deep learning": "### 第8章 ディープラーニング",
     "## The command line": "## コマンドライン",
     "## Look inside the network: `scratchdl serve`": "## ネットワークの中を見る: `scratchdl serve`",
+    "## Train from the page: the Train tab": "## ページから学習する: 「学習」タブ",
     "## Exporting to ONNX": "## ONNX への書き出し",
     "## Data": "## データ",
     "## The book's weight files": "## 本書の重みファイル",
