@@ -36,14 +36,9 @@ ABOVE_THE_MODELS = (
 ABOVE_THE_LAYERS = ("scratchdl.models", "scratchdl.optimizers", *ABOVE_THE_MODELS)
 # the book's maths, one chapter's idea a module: below the layers
 BOOK_MODULES = ("functions", "gradient", "graph", "perceptron", "columns", "init", "optimizers")
-# test files that still reach into private state, and how often: left to the split of
-# test_files.py and test_datasets.py (issue 22) and to their authors; never more, no other
-STILL_PRIVATE = {
-    "test_datasets.py": 4,
-    "test_files.py": 1,
-    "test_trainer.py": 1,
-    "test_serve_runs.py": 3,
-}
+# test files that still reach into private state, and how often: left to their authors;
+# never more, no other
+STILL_PRIVATE = {"test_serve_runs.py": 3}
 
 
 @functools.cache

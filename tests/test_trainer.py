@@ -55,11 +55,19 @@ def test_training_improves_accuracy_and_records_history():
 
 
 def test_each_epoch_is_a_pass_without_replacement():
-    trainer = make_trainer(epochs=1)
-    seen = []
-    for x_batch, _ in trainer._epoch_batches():
-        seen.extend(map(tuple, x_batch))
-    assert len(seen) == 240 and len(set(seen)) == 240
+    trainer = make_trainer(epochs=2)
+    seen: list[list[tuple]] = [[], []]
+    step = trainer.train_step
+
+    def spy(x_batch, t_batch):  # the batches train() hands to a step
+        seen[trainer.epoch].extend(map(tuple, x_batch))
+        return step(x_batch, t_batch)
+
+    trainer.train_step = spy
+    trainer.train()
+    every_sample = sorted(map(tuple, trainer.x_train))
+    assert sorted(seen[0]) == every_sample and sorted(seen[1]) == every_sample
+    assert seen[0] != seen[1]  # each epoch draws its own order
 
 
 def test_history_is_saved_as_json(tmp_path):
