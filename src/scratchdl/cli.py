@@ -22,6 +22,7 @@ from .cli_train import DEFAULT_EPOCHS, DEFAULT_OPTIMIZER, MODEL_CHOICES, train
 from .cli_train import DEFAULT_LR as DEFAULT_LR  # the train command's, named here too
 from .cli_train import new_network as new_network
 from .engine.threads import get_num_threads, set_num_threads
+from .experiments.plots import LANGS
 from .optimizers import OPTIMIZERS
 
 FASHION_CLASSES = [
@@ -309,6 +310,12 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--workers", type=positive_int, help="parallel worker processes (hyperparameter-search)"
+    )
+    p.add_argument(
+        "--lang",
+        choices=LANGS,
+        default="en",
+        help="language of the figures' titles, axis labels and legends (default en)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_experiment)
