@@ -18,6 +18,8 @@ PAGES = {"en": DOCS / "experiments.md", "ja": DOCS / "experiments.ja.md"}
 FIGURES = {"en": DOCS / "figures", "ja": DOCS / "figures" / "ja"}
 LINK = re.compile(r"\]\(([^)\s]+)\)")  # [text](target) and ![alt](target)
 CODE_PATH = re.compile(r"`(\.\./[^`\s]*)`")  # a relative path quoted as code: `../x/y`
+# a file of the repository quoted as code: `tests/test_x.py`, `benchmarks/RESULTS.md`
+REPO_FILE = re.compile(r"`((?:src|tests|docs|benchmarks|scripts|notebooks)/[\w./-]+\.(?:py|md))`")
 
 
 def _inside_repository(target: Path) -> bool:
@@ -36,6 +38,8 @@ def test_every_link_resolves_to_a_file_of_the_repository(lang):
         path = (page.parent / target.split("#")[0]).resolve()
         assert _inside_repository(path), f"{page.name}: {target} lies outside the repository"
         assert path.exists(), f"{page.name}: {target} does not exist"
+    for name in REPO_FILE.findall(text):  # files renamed or split since the page was written
+        assert (ROOT / name).is_file(), f"{page.name} names {name}, which does not exist"
 
 
 @pytest.mark.parametrize("lang", PAGES)
