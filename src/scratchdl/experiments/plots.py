@@ -81,7 +81,8 @@ def japanese_font() -> str | None:
         pass
     else:
         path = matplotlib_fontja.get_font_ttf_path()
-        font_manager.fontManager.addfont(path)  # done by its import too; harmless twice
+        if not any(font.fname == path for font in font_manager.fontManager.ttflist):
+            font_manager.fontManager.addfont(path)  # its import does it; a reload may not
         return font_manager.FontProperties(fname=path).get_name()
     installed = {font.name for font in font_manager.fontManager.ttflist}
     return next((name for name in JAPANESE_FONTS if name in installed), None)
