@@ -118,6 +118,30 @@ def test_the_floor_rules_can_fail():
     assert crossings(("scratchdl.models",), ("scratchdl.layers",)) != []
 
 
+DATASETS_FLOORS = ("idx", "store", "download", "mnist")  # each imports only those before it
+
+
+def test_the_datasets_package_imports_one_way_and_no_private_names():
+    folder = SRC / "datasets"
+    assert sorted(p.stem for p in folder.glob("*.py")) == sorted([*DATASETS_FLOORS, "__init__"])
+    for module in DATASETS_FLOORS:
+        tree = ast.parse((folder / f"{module}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("scratchdl") for a in node.names), module
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            where = (module, node.level, node.module)
+            if node.level == 0:
+                assert not (node.module or "").startswith("scratchdl"), where
+            elif node.level == 1:  # a sibling: one below this module, named, never private
+                assert node.module in DATASETS_FLOORS[: DATASETS_FLOORS.index(module)], where
+            else:
+                assert node.level == 2 and node.module in ("checks", "atomic"), where
+            if node.level:
+                assert not any(a.name.startswith("_") for a in node.names), where
+
+
 def private_uses(path: Path) -> list[str]:
     """Private names of the library that a test file imports or reads: ``from scratchdl...
     import _x``, ``obj._x`` (but on numpy or another library, and ``self._x``), and

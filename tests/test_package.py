@@ -83,6 +83,24 @@ def test_importing_the_library_loads_numpy_only():
     assert out.strip() == "[]", f"importing the library loaded {out.strip()}"
 
 
+def test_importing_files_needs_none_of_the_optional_libraries():
+    code = (
+        "import sys; sys.modules['safetensors'] = None; import scratchdl.files; "
+        "sys.modules.pop('safetensors'); import scratchdl.files; "
+        "import scratchdl.files.checkpoint, scratchdl.files.book_pickle; "
+        "heavy = {'safetensors', 'matplotlib', 'tqdm', 'PIL'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_importing_datasets_loads_its_optional_libraries_only_when_needed():
+    lazy = {"tqdm", "tarfile", "PIL", "matplotlib", "safetensors"}
+    code = f"import sys, scratchdl.datasets; print(sorted({lazy!r} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_the_command_line_loads_its_libraries_only_when_a_command_needs_them():
     code = (
         "import sys, scratchdl.cli; scratchdl.cli.make_parser()\n"
