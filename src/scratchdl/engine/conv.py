@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from . import threads
+from . import choice, threads, winograd
 from .bands import Memory, add_windows, band_im2col, conv_output_size, pad_batch_last, scratch
 
 # Bytes of one band's im2col matrix where each product runs on one BLAS thread: small enough
@@ -119,6 +119,10 @@ class ConvEngine:
         xp = self.xp
         W_col = W.reshape(FN, -1)
         out = np.empty((FN, OH, OW, N), dtype=np.result_type(W, x))  # out.T, batch-last
+        m = choice.algorithm("forward", W.shape, stride, (N, FN, OH, OW), out.dtype)
+        if m:  # Winograd F(m, 3): fewer products (engine/choice.py says where it pays)
+            winograd.convolve(xp, winograd.filter_transform(W, m, out.dtype), m, out, b)
+            return out.transpose(3, 0, 1, 2)
         for tile in self.tiles(OH, OW, N, C * FH * FW, x.dtype):
             _matmul_into(W_col, self.band(xp, FH, FW, stride, tile, OW), out, tile)
         out += b[:, None, None, None]
@@ -134,6 +138,9 @@ class ConvEngine:
         xp = self.padded_input()
         # (FN, OH, OW, N): free when dout is batch-last (as a rule), else one copy
         dout4 = np.ascontiguousarray(dout.transpose(1, 2, 3, 0))
+        m = choice.algorithm("filter", W.shape, stride, dout.shape, dout4.dtype)
+        if m:  # Winograd F(m, 3), in the transformed domain
+            return winograd.filter_gradient(xp, dout4, m), dout4.sum(axis=(1, 2, 3))
         # computed as (col.T @ dout_t.T).T: with few output channels the first form is
         # OpenBLAS's slow case (a 16-row left operand); the second is faster (RESULTS.md)
         dW_t = np.zeros((C * FH * FW, FN), dtype=np.result_type(W, dout))
@@ -149,6 +156,15 @@ class ConvEngine:
         xp = self.padded_input()
         H, W_in = xp.shape[1] - 2 * pad, xp.shape[2] - 2 * pad
         dtype = np.result_type(W, dout)
+        m = choice.algorithm("input", W.shape, stride, dout.shape, dtype, pad)
+        if m:  # Winograd F(m, 3) of dout padded by 2 - pad, the filters turned
+            shape = (FN, OH + 4 - 2 * pad, OW + 4 - 2 * pad, N)
+            doutp = pad_batch_last(
+                dout, 2 - pad, out=self.memory.take("padded dout", shape, dout.dtype)
+            )
+            dx = np.empty((C, H, W_in, N), dtype=dtype)
+            U = winograd.filter_transform(winograd.turned(W), m, dtype)
+            return winograd.convolve(doutp, U, m, dx).transpose(3, 0, 1, 2)
         if stride == 1 and FH == FW and pad < FH and FN * H * W_in <= C * OH * OW:
             # the convolution of dout, padded by FH-1-pad, with the filters turned by 180° and
             # their in/out channels swapped (the adjoint of the forward pass): equal to

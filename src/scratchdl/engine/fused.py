@@ -21,8 +21,11 @@ Arrays are batch-last in memory: (C, H, W, N).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from . import choice, winograd
 from .bands import Memory, conv_output_size, scratch
 from .conv import ConvEngine
 from .pool import max_pool, max_pool_backward
@@ -104,7 +107,8 @@ class FusedConv:
         OH, OW = conv_output_size(H, FH, stride, pad), conv_output_size(W_in, FW, stride, pad)
         # the pooling's windows must tile the convolution's output, as Pooling requires
         OHp, OWp = conv_output_size(OH, pool, pool, 0), conv_output_size(OW, pool, pool, 0)
-        wide = stride == 1 and OW * N < WIDE_ROW and (FW - 1) * WIDE_EXTRA <= OW
+        m = choice.algorithm("forward", W.shape, stride, (N, FN, OH, OW), np.result_type(W, x))
+        wide = not m and stride == 1 and OW * N < WIDE_ROW and (FW - 1) * WIDE_EXTRA <= OW
         # rows computed over the padded width where wide: OW valid columns, Wp - OW not read
         flat = self.conv.keep_input(x, pad, tail=(FW - 1) * N if wide else 0)
         xp = self.conv.xp
@@ -119,14 +123,18 @@ class FusedConv:
         bias = b.astype(dtype, copy=False)[:, None, None, None]
         row_bytes = C * FH * FW * cols * N * x.dtype.itemsize
         conv = self.conv
-        for r0, r1 in row_bands(OH, row_bytes, conv, pool):
-            if wide:
+        U = winograd.filter_transform(W, m, dtype) if m else None
+        for r0, r1 in row_bands(OH, row_bytes, conv, math.lcm(pool, m or 1)):
+            y = scratch("conv output band", (FN, r1 - r0, cols, N), dtype)
+            if m:  # Winograd F(m, 3) of the band's input rows (engine/choice.py)
+                winograd.convolve(xp[:, r0 : r1 + FH - 1], U, m, y, b)
+            elif wide:
                 band = wide_band(flat, xp.shape, FH, FW, (r0, r1))
             else:
                 band = conv.band(xp, FH, FW, stride, ((r0, r1), (0, N)), OW)
-            y = scratch("conv output band", (FN, r1 - r0, cols, N), dtype)
-            np.matmul(W_col, band, out=y.reshape(FN, -1))
-            y += bias
+            if not m:
+                np.matmul(W_col, band, out=y.reshape(FN, -1))
+                y += bias
             y = y[:, :, :OW]  # a view; all of y unless wide
             if pool == 1:
                 np.maximum(y, 0, out=out[:, r0:r1])
