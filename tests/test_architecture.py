@@ -1,12 +1,14 @@
-"""The package's floors, read from the source with ast.
+"""The package's structure, read from the source with ast: floors, circles, length, names.
 
 From the bottom: the engine (what makes the layers fast) imports nothing else of scratchdl;
 the layers import no model, optimizer, training, data set, file format, export, search,
 server, experiment, command line or matplotlib; the models none of those above them; the
-book's maths modules at the top level no layer or model. The rules name packages, not
-files, so that they hold wherever the plumbing moves (``cli*.py`` or a ``cli/`` package).
-Tests use public names only. (Module length, import circles and private names across modules
-are test_package.py's.)
+book's maths modules at the top level no layer or model; the datasets package's modules only
+those below them. The rules name packages, not files, so that they hold wherever the plumbing
+moves (``cli*.py`` or a ``cli/`` package). Every module reads in one sitting, imports flow one
+way (no circle, nothing reaches up into a package's ``__init__``), no module uses another's
+private names, tests use public names only, and the walk of one batch stays short. (What
+importing the package loads is test_package.py's.)
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ BOOK_MODULES = ("functions", "gradient", "graph", "perceptron", "columns", "init
 # test files that still reach into private state, and how often: left to their authors;
 # never more, no other
 STILL_PRIVATE = {"test_serve_runs.py": 3}
+MAX_LINES = 400  # STYLE.md: modules that read in one sitting
 
 
 @functools.cache
@@ -51,23 +54,31 @@ def modules() -> dict[str, Path]:
     return found
 
 
-def imported(name: str, path: Path) -> list[tuple[str, int]]:
-    """(module imported, line) for every import in the file, lazy ones inside functions
-    included, relative ones resolved; ``from pkg import mod`` counts as ``pkg.mod``."""
-    mods = modules()
+def imports(name: str, path: Path) -> list[tuple[str, list[str], int]]:
+    """(module, names taken from it, line) for every import in the file, lazy ones inside
+    functions included, relative ones resolved; ``import a.b`` takes no names."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found += [(alias.name, node.lineno) for alias in node.names]
+            found += [(alias.name, [], node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            for alias in node.names:
-                sub = f"{base}.{alias.name}"
-                found.append((sub if sub in mods else base, node.lineno))
+            found.append((base, [alias.name for alias in node.names], node.lineno))
+    return found
+
+
+def imported(name: str, path: Path) -> list[tuple[str, int]]:
+    """(module imported, line) for every import in the file; ``from pkg import mod`` counts
+    as ``pkg.mod``, ``from mod import f`` as ``mod``."""
+    mods = modules()
+    found = []
+    for base, names, line in imports(name, path):
+        found += [(f"{base}.{n}" if f"{base}.{n}" in mods else base, line) for n in names]
+        found += [(base, line)] if not names else []
     return found
 
 
@@ -140,6 +151,87 @@ def test_the_datasets_package_imports_one_way_and_no_private_names():
                 assert node.level == 2 and node.module in ("checks", "atomic"), where
             if node.level:
                 assert not any(a.name.startswith("_") for a in node.names), where
+
+
+# --- every module ------------------------------------------------------------------------------
+
+
+def test_no_module_is_longer_than_a_sitting():
+    long = {n: len(p.read_text().splitlines()) for n, p in modules().items()}
+    assert {n: k for n, k in long.items() if k > MAX_LINES} == {}
+
+
+def test_no_module_reaches_up_into_the_package_init():
+    # from a package above it, a module may take that package's modules, never what the
+    # package's __init__ defines (``from scratchdl import __version__`` ran upward)
+    mods = modules()
+    bad = []
+    for name, path in mods.items():
+        for target, names, line in imports(name, path):
+            if name.startswith(target + "."):
+                upward = [n for n in names if f"{target}.{n}" not in mods] or (names == [])
+                if upward:
+                    bad.append(f"{name}:{line} takes {upward} from {target}/__init__")
+    assert bad == []
+
+
+def test_no_module_uses_another_modules_private_names():
+    mods = modules()
+    bad = []
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text())
+        aliases = {}  # local name -> imported scratchdl module
+        for target, names, line in imports(name, path):
+            if not target.startswith("scratchdl"):
+                continue
+            for n in names:
+                if n.startswith("_") and n != "__future__":
+                    bad.append(f"{name}:{line} imports {target}.{n}")
+                if f"{target}.{n}" in mods:
+                    aliases[n] = f"{target}.{n}"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.alias) and node.asname and node.name in aliases:
+                aliases[node.asname] = aliases[node.name]
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+            ):
+                bad.append(f"{name}:{node.lineno} uses {aliases[node.value.id]}.{node.attr}")
+    assert bad == []
+
+
+def test_imports_flow_one_way():
+    mods = modules()
+    graph = {name: set() for name in mods}
+    for name, path in mods.items():
+        for target, names, _ in imports(name, path):
+            for dep in {target, *(f"{target}.{n}" for n in names)}:
+                if dep in mods and dep != name and not name.startswith(dep + "."):
+                    graph[name].add(dep)  # a package's modules may use their package's others
+    # a package's __init__ only gathers its modules: walk through it to what it re-exports
+    cycles = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                cycles.append(trail[trail.index(dep) :] + [dep])
+            elif dep not in state:
+                visit(dep, [*trail, dep])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == []
+
+
+# --- the tests ---------------------------------------------------------------------------------
 
 
 def private_uses(path: Path) -> list[str]:
