@@ -18,11 +18,12 @@ import numpy as np
 from . import cli_data, cli_export, cli_info, cli_search, cli_serve, datasets
 from .atomic import check_writable
 from .cli_args import folder, positive_float, positive_int, printable
-from .cli_train import DEFAULT_EPOCHS, DEFAULT_OPTIMIZER, MODEL_CHOICES, train
-from .cli_train import DEFAULT_LR as DEFAULT_LR  # the train command's, named here too
-from .cli_train import new_network as new_network
+from .cli_train import train
 from .engine.threads import get_num_threads, set_num_threads
 from .experiments.plots import LANGS
+from .models.recipes import DEFAULT_EPOCHS, DEFAULT_OPTIMIZER, MODEL_CHOICES
+from .models.recipes import DEFAULT_LR as DEFAULT_LR  # the train command's, named here too
+from .models.recipes import new_network as new_network
 from .optimizers import OPTIMIZERS
 
 FASHION_CLASSES = [

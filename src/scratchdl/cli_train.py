@@ -26,43 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write, check_writable, lock_folder, stale_temp_files
-
-MODEL_CHOICES = ("two-layer", "mlp", "simple-cnn", "deep-cnn")
-DEFAULT_EPOCHS = {"two-layer": 17, "mlp": 10, "simple-cnn": 8, "deep-cnn": 20}
-DEFAULT_OPTIMIZER = {"two-layer": "sgd", "mlp": "adam", "simple-cnn": "adam", "deep-cnn": "adam"}
-# the learning rate without --lr; one for every optimizer of OPTIMIZERS (a test checks)
-DEFAULT_LR = {
-    "sgd": 0.1,
-    "momentum": 0.01,
-    "nesterov": 0.01,
-    "adagrad": 0.01,
-    "rmsprop": 0.001,
-    "adam": 0.001,
-}
-RUN_FILES = ("model.safetensors", "learning_curve.png", "history.json")  # written in this order
-# what each file of a finished run is, for the list printed at the end
-WRITTEN = {
-    "model.safetensors": "the trained network: predict, evaluate, serve and export take it",
-    "learning_curve.png": "accuracy on the training and test data, epoch by epoch",
-    "history.json": "the numbers behind the curve, the loss of every step, the settings",
-    "checkpoint.safetensors": "the whole state after the last epoch, for --resume",
-}
-
-
-def new_network(choice: str, *, rng, dtype=np.float32):
-    """A freshly initialised network for a ``--model`` choice, sized for 28x28 grayscale
-    images and 10 classes."""
-    from .models import DeepConvNet, MultiLayerNet, SimpleConvNet, TwoLayerNet
-
-    if choice == "two-layer":
-        return TwoLayerNet(784, 50, 10, rng=rng, dtype=dtype)  # the book's ch5 settings
-    if choice == "mlp":
-        return MultiLayerNet(784, [100] * 5, 10, use_batchnorm=True, rng=rng, dtype=dtype)
-    if choice == "simple-cnn":
-        return SimpleConvNet(rng=rng, dtype=dtype)
-    if choice == "deep-cnn":
-        return DeepConvNet(rng=rng, dtype=dtype)
-    raise ValueError(f"unknown model {choice!r}; choices: {', '.join(MODEL_CHOICES)}")
+from .files.run_folder import RUN_FILES, WRITTEN, run_files_written, write_run_files
+from .models.recipes import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_OPTIMIZER, new_network
 
 
 def train(args: argparse.Namespace, load_dataset: Callable[..., tuple]) -> int:
@@ -221,7 +186,7 @@ def _resume(args, out: Path, trainer) -> None:
     if args.lr is not None:  # e.g. a smaller rate after a diverged run
         trainer.optimizer.lr = args.lr
     done, epochs = trainer.epoch, trainer.epochs
-    if done > epochs or (done == epochs and _run_files_written(out, trainer)):
+    if done > epochs or (done == epochs and run_files_written(out, trainer.epoch)):
         plan = f"--epochs {epochs}" if args.epochs is not None else "its plan"
         raise ValueError(
             f"--resume: the run in {out} is at epoch {done}, so {plan} leaves nothing to "
@@ -234,36 +199,16 @@ def _resume(args, out: Path, trainer) -> None:
 
 
 def _write_run_files(args, out: Path, trainer) -> None:
-    """Write RUN_FILES in order, history.json (the record that all were written) last."""
-    from .experiments import plots
-    from .files import save
-
-    title = f"{type(trainer.network).__name__} on {args.dataset}"
-    writers = {
-        "model.safetensors": lambda path: save(trainer.network, path),
-        "learning_curve.png": lambda path: plots.learning_curve(trainer.history, path, title),
-        "history.json": trainer.save_history,
-    }
-    for name in RUN_FILES:
-        try:
-            writers[name](out / name)
-        except OSError as e:  # a full disk: the weights are safe in the checkpoint
-            raise OSError(
-                e.errno,
-                f"cannot write {out / name}: {e.strerror or e}; the trained weights are safe "
-                f"in {trainer.checkpoint_path} (epoch {trainer.epoch}): free some space, then "
-                "run the same command with --resume to write the files without training again",
-            ) from e
-
-
-def _run_files_written(out: Path, trainer) -> bool:
-    """True if the RUN_FILES of the trainer's epoch were all written (by their history.json)."""
+    """RUN_FILES; on a full disk, say that the weights are safe and how to write the files."""
     try:
-        history = json.loads((out / "history.json").read_text())
-        written = len(history["test_acc"]) == trainer.epoch and "final_test_acc" in history
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return written and (out / "model.safetensors").exists()
+        write_run_files(trainer, out, f"{type(trainer.network).__name__} on {args.dataset}")
+    except OSError as e:  # a full disk: the weights are safe in the checkpoint
+        raise OSError(
+            e.errno,
+            f"{e.strerror}; the trained weights are safe in {trainer.checkpoint_path} (epoch "
+            f"{trainer.epoch}): free some space, then run the same command with --resume to "
+            "write the files without training again",
+        ) from e
 
 
 def _check_decay_epochs(decay_epochs, epochs: int) -> None:

@@ -26,8 +26,8 @@ from ..checks import (
     check_positive_int,
     is_real,
 )
-from ..cli_train import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_OPTIMIZER, MODEL_CHOICES
 from ..datasets import DATASETS as DOWNLOADED
+from ..models.recipes import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_OPTIMIZER, MODEL_CHOICES
 from ..optimizers import OPTIMIZERS
 
 SAMPLE = "mnist-sample"  # the 2000 + 1000 MNIST images shipped with the package

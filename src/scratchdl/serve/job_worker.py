@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import lock_file, lock_folder, stale_temp_files
-from ..cli_train import RUN_FILES
+from ..files.run_folder import RUN_FILES, write_run_files
 from ..layers import Convolution, Relu, Sigmoid, Tanh
 from ..trainer import Trainer, TrainingDiverged
 from . import job_settings
@@ -298,18 +298,3 @@ def run(spec: dict, out: Path, reporter: Reporter) -> dict:
         trainer.history["final_test_acc"] = test_acc
         write_run_files(trainer, out, f"{type(network).__name__} on {s['dataset']}")
     return {"state": "finished", "message": "", "final_test_acc": test_acc}
-
-
-def write_run_files(trainer: Trainer, out: Path, title: str) -> None:
-    """``scratchdl train``'s RUN_FILES, in its order: history.json, the record that all were
-    written, last."""
-    from ..experiments import plots
-    from ..files import save
-
-    writers = {
-        "model.safetensors": lambda path: save(trainer.network, path),
-        "learning_curve.png": lambda path: plots.learning_curve(trainer.history, path, title),
-        "history.json": trainer.save_history,
-    }
-    for name in RUN_FILES:
-        writers[name](out / name)

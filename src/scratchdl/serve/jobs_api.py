@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..cli_train import DEFAULT_LR
+from ..models.recipes import DEFAULT_LR
 from . import job_settings, presets
 from .job_records import MAX_LABEL
 from .jobs import JobManager
