@@ -49,7 +49,7 @@ EPILOG = """first steps:
   scratchdl train                      train SimpleConvNet on MNIST (fetched and verified)
   scratchdl predict digit.png          classify an image with the shipped SimpleConvNet
   scratchdl serve                      draw a digit in the browser and see every layer
-  scratchdl export --out simple-cnn.onnx    the shipped model as an ONNX file
+  scratchdl export --out cnn.onnx      the shipped model as an ONNX file
   scratchdl info                       versions, BLAS, data: what a bug report needs
 scratchdl COMMAND --help shows a command's options."""
 
