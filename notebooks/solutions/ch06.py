@@ -18,16 +18,16 @@ class MyRMSprop:
             params[key] -= self.lr * grads[key] / (np.sqrt(self.h[key]) + 1e-7)
 
 
-def add_weight_decay(grads, params, weight_decay_lambda):
-    new = dict(grads)
-    for key in grads:
-        if key.startswith("W"):  # 重みだけ。バイアスには掛けない
-            new[key] = grads[key] + weight_decay_lambda * params[key]
-    return new
+def update_running(x, running_mean, running_var, momentum=0.9):
+    mu = x.mean(axis=0)  # ミニバッチの平均
+    var = x.var(axis=0)  # ミニバッチの分散
+    running_mean = momentum * running_mean + (1 - momentum) * mu
+    running_var = momentum * running_var + (1 - momentum) * var
+    return running_mean, running_var
 
 
 if __name__ == "__main__":
     from scratchdl.exercises import check
 
     check("rmsprop", MyRMSprop)
-    check("weight_decay", add_weight_decay)
+    check("batchnorm_running", update_running)

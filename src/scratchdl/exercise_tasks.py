@@ -12,7 +12,7 @@ import numpy as np
 from . import functions as F
 from .exercise_checks import Mismatch, same, task, unchanged
 from .gradient import numerical_diff
-from .layers import AvgPooling, IdentityWithLoss, Tanh
+from .layers import AvgPooling, BatchNormalization, IdentityWithLoss, Tanh
 from .optimizers import RMSprop
 
 
@@ -243,26 +243,26 @@ def rmsprop(cls) -> str:
 
 
 @task(
-    6, "Weight decay（荷重減衰）の勾配", "損失に ½λΣW² を足すので、重みの勾配には λW が加わります。"
+    6,
+    "Batch Normalization の移動平均",
+    "本書の式: running_mean = momentum × running_mean + (1 − momentum) × μ（分散も同じ）。",
 )
-def weight_decay(f) -> str:
+def batchnorm_running(f) -> str:
     g = rng()
-    params = {"W1": g.normal(size=(4, 3)), "b1": g.normal(size=3)}
-    params |= {"W2": g.normal(size=(3, 2)), "b2": g.normal(size=2)}
-    grads = {k: g.normal(size=v.shape) for k, v in params.items()}
-    lam = 0.1
-    got = f({k: v.copy() for k, v in grads.items()}, params, lam)
-    if not isinstance(got, dict) or set(got) != set(grads):
-        raise Mismatch("grads と同じキー（W1, b1, W2, b2）の辞書を返します。", (), None)
-    for key in grads:
-        want = grads[key] + lam * params[key] if key.startswith("W") else grads[key]
-        hint = (
-            "Weight decay は重み W だけに掛け、バイアス b の勾配はそのままにします。"
-            if key.startswith("b")
-            else None
-        )
-        same(f"grads['{key}']", want, got[key], hint=hint)
-    return "重み W の勾配にだけ λW が足され、バイアスの勾配はそのままです。"
+    D = 4
+    ours = BatchNormalization(np.ones(D), np.zeros(D), momentum=0.9)
+    mean, var = np.zeros(D), np.ones(D)
+    for step in (1, 2, 3):
+        x = g.normal(3.0, 2.0, size=(50, D))
+        ours.forward(x, train=True)
+        got = f(x.copy(), mean.copy(), var.copy(), 0.9)
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise Mismatch("(新しい running_mean, 新しい running_var) の組を返します。", (), None)
+        mean, var = got
+        same(f"{step} 回目の running_mean", ours.buffers["running_mean"], mean)
+        hint = "分散は x.var(axis=0) です（標準偏差ではありません）。"
+        same(f"{step} 回目の running_var", ours.buffers["running_var"], var, hint=hint)
+    return "3 回のミニバッチで、平均と分散の移動平均が本書の式どおりに更新されています。"
 
 
 # -- ch07: convolution --------------------------------------------------------------------
