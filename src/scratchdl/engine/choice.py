@@ -111,9 +111,9 @@ def avx512_products() -> bool:
 def rule(C: int, FN: int, OH: int, OW: int, N: int) -> int:
     """``auto``'s choice for one pass, a convolution of C channels into FN over an OH x OW
     output of a batch of N: GEMM, or Winograd's tile m."""
-    if threads.blas_threads() != 1:  # measured with one BLAS thread per product only
-        return GEMM
     if min(OH, OW) < MIN_SIZE or N * OH * OW * C * FN < MIN_WORK:
+        return GEMM
+    if threads.blas_threads() != 1:  # measured with one BLAS thread per product only
         return GEMM
     return GEMM if min(C, FN) < MIN_CHANNELS[avx512_products()] else tile(OH, OW)
 
