@@ -36,10 +36,10 @@ GEMM = 0  # what ``algorithm`` returns for the im2col product; else Winograd's t
 
 # The rule, from the measurements (benchmarks/RESULTS.md, Winograd): Winograd pays where the
 # products it saves are large next to the transforms it adds and to numpy's cost per call:
-# many channels on both sides, and enough work in one call. F(4, 3) was the faster tile for
-# every DeepConvNet convolution it applied to. With OpenBLAS's AVX-512 kernels Winograd won
-# from 16 channels; with its AVX2 (Haswell) kernels, whose direct products of 16 channels
-# ran faster, from 32.
+# many channels on both sides, and enough work in one call. F(4, 3) was the faster tile,
+# within the noise, for every DeepConvNet convolution Winograd won. With OpenBLAS's AVX-512
+# kernels Winograd won from 16 channels; with its AVX2 (Haswell) kernels GEMM was as fast or
+# faster for 16 channels, and Winograd won from 32.
 AVX512_KERNELS = ("skylakex", "cooperlake", "sapphirerapids")  # as threadpoolctl names them
 MIN_CHANNELS = {True: 16, False: 32}  # the smaller of C and FN, with AVX-512 products or not
 MIN_SIZE = 8  # the output's smaller side: F(4, 3) was measured down to 8 x 8 only
