@@ -12,8 +12,15 @@ Two ways of timing, both reported:
 - in-process (the second column): both frameworks in this process, alternating in rounds of
   ROUND calls, as the first release measured.
 Peak memory is measured in a fresh process per framework and network.
+
+``--conv gemm,auto`` times scratchdl once per convolution algorithm of the engine
+(``$SCRATCHDL_CONV`` of its processes, engine/choice.py): a column each, their ratio to the
+first, and each one's ratio to PyTorch, so that what the algorithm buys is seen beside the
+rest. Without it, scratchdl runs with the current setting (``$SCRATCHDL_CONV``, else auto).
+After the table, what the engine ran: each network's distinct convolution passes in one call,
+counted by algorithm.
 Usage: python benchmarks/speed.py [--steps 30] [--rounds 3] [--threads N] [--nets simple,deep]
-                                  [--markdown] [--no-in-process]
+                                  [--conv gemm,auto] [--markdown] [--no-in-process]
 """
 
 from __future__ import annotations
@@ -25,11 +32,13 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import numpy as np
 
 import scratchdl
 from scratchdl import Adam, DeepConvNet, SimpleConvNet, TwoLayerNet
+from scratchdl.engine import choice
 from scratchdl.layers import Affine, Convolution, Dropout, Pooling, Relu
 
 BATCH = 100
@@ -44,7 +53,13 @@ MEMORY_STEPS = 5  # training steps, after warm-up, of a memory-measuring process
 MEMORY_RUNS = 3  # processes per framework and network; torch's peak varies by ~10% between runs
 LOAD_WARNING = 0.05  # other processes' share of our CPUs above which timings mean little
 PEAK_SIZE = 2048  # the numpy float32 matmul whose speed is this machine's peak
-ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+ENV_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    choice.ENV_CONV,
+)
 NETS = {
     "two-layer": (lambda: TwoLayerNet(784, 50, 10, rng=0), (784,)),
     "simple": (lambda: SimpleConvNet(rng=0), (1, 28, 28)),
@@ -166,26 +181,65 @@ def timing_child(net: str, framework: str, phase: str, steps: int, warmup: int, 
     times: list[float] = []
     while len(times) < steps or sum(times) < MIN_SECONDS:
         times.append(timed(fn))
+    if framework == "scratchdl":
+        print(f"picks: {engine_picks(fn)}")
     print(np.median(times))
 
 
-def isolated(cells: list[tuple[str, str]], frameworks: list[str], args) -> dict:
-    """{(net, phase, framework): [median seconds of each process]}: one fresh process per
-    measurement, frameworks alternating process by process, the order flipped every round
-    and from one cell to the next."""
+def engine_picks(fn) -> str:
+    """What the engine ran in one call of ``fn``: its distinct convolution passes (batch
+    parts on threads count once) by algorithm, e.g. "gemm 2, F(4,3) 15".
+
+    Recorded by wrapping ``choice.algorithm``, which ConvEngine and FusedConv ask for each
+    pass, so that the answer is what ran and not a copy of the rule; put back after."""
+    seen, ask = {}, choice.algorithm
+
+    def recording(kind, W_shape, stride, out_shape, dtype, pad=0):
+        m = ask(kind, W_shape, stride, out_shape, dtype, pad)
+        seen[kind, tuple(W_shape), stride, pad, tuple(out_shape[1:])] = m
+        return m
+
+    choice.algorithm = recording
+    try:
+        fn()
+    finally:
+        choice.algorithm = ask
+    counts = Counter("gemm" if m == choice.GEMM else f"F({m},3)" for m in seen.values())
+    names = sorted(counts, key=lambda name: (name != "gemm", name))  # gemm, F(2,3), F(4,3)
+    return ", ".join(f"{name} {counts[name]}" for name in names) or "no convolution"
+
+
+def child_env(conv: str | None) -> dict[str, str]:
+    """This process's environment, with ``$SCRATCHDL_CONV`` set to ``conv`` (None: as is)."""
+    return os.environ | ({choice.ENV_CONV: conv} if conv else {})
+
+
+def isolated(cells: list[tuple[str, str]], columns: dict, args) -> tuple[dict, dict]:
+    """{(net, phase, column): [median seconds of each process]}, and {(net, phase, column):
+    the engine's picks} for scratchdl's columns: one fresh process per measurement, the
+    columns alternating process by process, the order flipped every round and from one cell
+    to the next. ``columns``: label -> (framework, $SCRATCHDL_CONV or None)."""
     found: dict[tuple, list[float]] = {}
+    picks: dict[tuple, str] = {}
     base = [sys.executable, __file__, f"--threads={args.threads}"]
     for r in range(args.rounds):
         for c, (net, phase) in enumerate(cells):
-            for f in frameworks[:: 1 if (r + c) % 2 == 0 else -1]:
-                spec = f"{net}:{f}:{phase}:{args.steps}:{args.warmup}"
+            for label in list(columns)[:: 1 if (r + c) % 2 == 0 else -1]:
+                framework, conv = columns[label]
+                spec = f"{net}:{framework}:{phase}:{args.steps}:{args.warmup}"
                 run = subprocess.run(
-                    [*base, f"--timing-child={spec}"], capture_output=True, text=True
+                    [*base, f"--timing-child={spec}"],
+                    capture_output=True,
+                    text=True,
+                    env=child_env(conv),
                 )
                 if run.returncode:
-                    raise SystemExit(f"timing {spec} failed:\n{run.stderr}")
-                found.setdefault((net, phase, f), []).append(float(run.stdout.split()[-1]))
-    return found
+                    raise SystemExit(f"timing {spec} ({label}) failed:\n{run.stderr}")
+                found.setdefault((net, phase, label), []).append(float(run.stdout.split()[-1]))
+                for line in run.stdout.splitlines():
+                    if line.startswith("picks: "):
+                        picks[net, phase, label] = line.removeprefix("picks: ")
+    return found, picks
 
 
 def timed(fn) -> float:
@@ -232,19 +286,30 @@ def memory_child(net: str, framework: str, steps: int, threads: int) -> None:
     print((vm("HWM") - before) / 1024)
 
 
-def memory_row(net: str, frameworks: list[str], args) -> list[str]:
-    """Training peak memory of each framework: median [range] of MEMORY_RUNS fresh processes."""
+def memory_row(net: str, columns: dict, args) -> list[str]:
+    """Training peak memory of each column: median [range] of MEMORY_RUNS fresh processes,
+    then each scratchdl column's ratio to torch's."""
     base = [sys.executable, __file__, f"--threads={args.threads}"]
-    cells, medians = [net], []
-    for f in frameworks:
-        cmd = [*base, f"--memory-child={net}:{f}:{args.warmup + MEMORY_STEPS}"]
-        runs = [subprocess.run(cmd, capture_output=True, text=True) for _ in range(MEMORY_RUNS)]
+    cells, medians = [net], {}
+    for label, (framework, conv) in columns.items():
+        cmd = [*base, f"--memory-child={net}:{framework}:{args.warmup + MEMORY_STEPS}"]
+        runs = [
+            subprocess.run(cmd, capture_output=True, text=True, env=child_env(conv))
+            for _ in range(MEMORY_RUNS)
+        ]
         for run in (r for r in runs if r.returncode):
-            print(f"memory of {net} in {f} not measured:\n{run.stderr}", file=sys.stderr)
+            print(f"memory of {net} in {label} not measured:\n{run.stderr}", file=sys.stderr)
         mib = [float(r.stdout.split()[-1]) if r.returncode == 0 else math.nan for r in runs]
-        medians.append(np.median(mib))
-        cells.append(f"{medians[-1]:.1f} [{min(mib):.1f}-{max(mib):.1f}]")
-    return cells + ([f"{medians[0] / medians[1]:.2f}"] if len(medians) == 2 else [])
+        medians[label] = np.median(mib)
+        cells.append(f"{medians[label]:.1f} [{min(mib):.1f}-{max(mib):.1f}]")
+    if "torch" in medians:
+        cells += [f"{medians[lb] / medians['torch']:.2f}" for lb in ours(columns)]
+    return cells
+
+
+def ours(columns: dict) -> list[str]:
+    """The labels of scratchdl's columns, one per convolution algorithm timed."""
+    return [label for label, (framework, _) in columns.items() if framework == "scratchdl"]
 
 
 def limit_blas(threads: int) -> str:
@@ -295,16 +360,31 @@ def table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join(lines)
 
 
-def in_process(net: str, frameworks: list[str], args) -> tuple[dict, set[str]]:
-    """{(net, phase, framework): median seconds} timed in this process (both frameworks
-    alternating in rounds of ROUND calls), and torch's conv kernels."""
+def under(setting: str | None, fn):
+    """``fn`` run with the engine's convolution algorithm set to ``setting`` (None: as is)."""
+    if setting is None:
+        return fn
+
+    def call():
+        with choice.conv_algorithm(setting):
+            return fn()
+
+    return call
+
+
+def in_process(net: str, columns: dict, args) -> tuple[dict, set[str]]:
+    """{(net, phase, column): median seconds} timed in this process (the columns alternating
+    in rounds of ROUND calls), and torch's conv kernels."""
     found, conv = {}, set()
     for phase in PHASES:
-        fns = {f: bench(net, f, phase, args.threads) for f in frameworks}
+        fns = {
+            label: under(setting, bench(net, framework, phase, args.threads))
+            for label, (framework, setting) in columns.items()
+        }
         if phase == "step" and "torch" in fns:
             conv = conv_kernels(fns["torch"])
-        for f, ts in alternate(fns, args.steps, args.warmup).items():
-            found[(net, phase, f)] = float(np.median(ts))
+        for label, ts in alternate(fns, args.steps, args.warmup).items():
+            found[(net, phase, label)] = float(np.median(ts))
     return found, conv
 
 
@@ -314,24 +394,54 @@ def work_of(net: str, phase: str) -> float:
     return b["flops"][0 if phase == "step" else 1]
 
 
-def rows_of(cells, frameworks, isolated_s: dict, in_process_s: dict, peak: float) -> list:
-    """The timing table's rows: per cell the isolated medians [range] in ms, the ratios of
-    both modes, and the GFLOP/s (isolated medians) against the matmul peak."""
-    both, rows = len(frameworks) == 2, []
+def header_of(columns: dict) -> list[str]:
+    """The timing table's header (see rows_of)."""
+    mine = ours(columns)
+    header = ["net", "phase", "GFLOP", *(f"{label} ms, isolated" for label in columns)]
+    first = columns[mine[0]][1]
+    header += [f"{columns[label][1]}/{first} isolated" for label in mine[1:]]
+    if "torch" in columns:
+        for label in mine:
+            header += [f"{label}/torch isolated", "in-process"]
+    return header + [f"{label} GFLOP/s (% peak)" for label in columns]
+
+
+def rows_of(cells, columns: dict, isolated_s: dict, in_process_s: dict, peak: float) -> list:
+    """The timing table's rows: per cell the isolated medians [range] in ms; each scratchdl
+    column's ratio to the first one (what its convolution algorithm buys); each one's ratio
+    to torch in both modes; the GFLOP/s (isolated medians) against the matmul peak."""
+    mine, rows = ours(columns), []
     for net, phase in cells:
         work = work_of(net, phase)
-        med = {f: float(np.median(isolated_s[(net, phase, f)])) for f in frameworks}
+        med = {lb: float(np.median(isolated_s[(net, phase, lb)])) for lb in columns}
         row = [net, PHASES[phase][0], f"{work / 1e9:.4f}"]
-        for f in frameworks:
-            ts = np.array(isolated_s[(net, phase, f)]) * 1e3
+        for label in columns:
+            ts = np.array(isolated_s[(net, phase, label)]) * 1e3
             row.append(f"{np.median(ts):.2f} [{ts.min():.2f}-{ts.max():.2f}]")
-        if both:
-            row.append(f"**{med['scratchdl'] / med['torch']:.2f}**")
-            ip = [in_process_s.get((net, phase, f)) for f in frameworks]
-            row.append(f"{ip[0] / ip[1]:.2f}" if None not in ip else "-")
+        row += [f"{med[label] / med[mine[0]]:.2f}" for label in mine[1:]]
+        if "torch" in columns:
+            for label in mine:
+                row.append(f"**{med[label] / med['torch']:.2f}**")
+                ip = [in_process_s.get((net, phase, lb)) for lb in (label, "torch")]
+                row.append(f"{ip[0] / ip[1]:.2f}" if None not in ip else "-")
         row += [f"{work / m / 1e9:.1f} ({work / m / 1e7 / peak:.0f}%)" for m in med.values()]
         rows.append(row)
     return rows
+
+
+def picks_lines(cells, columns: dict, picks: dict) -> list[str]:
+    """What the engine ran, a line per network and scratchdl column: each phase's distinct
+    convolution passes by algorithm (from the last round's timing processes)."""
+    lines = []
+    for net in dict.fromkeys(net for net, _ in cells):
+        for label in ours(columns):
+            found = [
+                f"{PHASES[phase][0]}: {picks[net, phase, label]}"
+                for n, phase in cells
+                if n == net and (net, phase, label) in picks
+            ]
+            lines.append(f"{net}, {label}: {'; '.join(found)}")
+    return lines
 
 
 def main() -> None:
@@ -346,6 +456,11 @@ def main() -> None:
     p.add_argument("--phases", default=",".join(PHASES), help=f"any of {', '.join(PHASES)}")
     p.add_argument("--no-in-process", action="store_true", help="skip the in-process column")
     p.add_argument("--no-memory", action="store_true", help="skip the memory table")
+    p.add_argument(
+        "--conv",
+        help="scratchdl's convolution algorithms, a column each, any of "
+        f"{', '.join(choice.ALGORITHMS)} (e.g. gemm,auto; default: the current setting)",
+    )
     p.add_argument("--memory-child", help=argparse.SUPPRESS)  # internal: NET:FRAMEWORK:STEPS
     p.add_argument("--timing-child", help=argparse.SUPPRESS)  # NET:FRAMEWORK:PHASE:STEPS:WARMUP
     args = p.parse_args()
@@ -360,29 +475,36 @@ def main() -> None:
         p.error(f"unknown nets or phases {bad}; choose from {', '.join([*NETS, *PHASES])}")
     if min(args.steps, args.threads, args.rounds) < 1 or args.warmup < 0:
         p.error("--steps, --rounds and --threads must be >= 1, --warmup >= 0")
-    frameworks, torch_note = ["scratchdl"], "PyTorch not used (--no-torch)"
+    try:
+        convs, conv_note = conv_settings(args.conv)
+    except ValueError as e:
+        p.error(str(e))
+    # one choice keeps the column names of earlier runs ("scratchdl"); the header names it
+    columns = {
+        ("scratchdl" if len(convs) == 1 else f"scratchdl {c}"): ("scratchdl", c) for c in convs
+    }
+    torch_note = "PyTorch not used (--no-torch)"
     if not args.no_torch:
         try:
             import torch
 
-            frameworks.append("torch")
+            columns["torch"] = ("torch", None)
             torch_note = f"PyTorch {torch.__version__}, mkldnn {torch.backends.mkldnn.enabled}"
         except ImportError:
             torch_note = "PyTorch not installed (pip install 'scratchdl[bench]'): scratchdl only"
-    both = len(frameworks) == 2
     blas = limit_blas(args.threads)
     started, cpu_before = time.perf_counter(), cpu_seconds()
     first_peak = matmul_peak()  # and again at the end: noise only slows, so the faster counts
 
     cells = [(net, phase) for net in nets for phase in phases]
-    isolated_s = isolated(cells, frameworks, args)
+    isolated_s, picks = isolated(cells, columns, args)
     in_process_s, conv, mem_rows = {}, set(), []
     for net in nets:
         if not args.no_in_process:
-            found, net_conv = in_process(net, frameworks, args)
+            found, net_conv = in_process(net, columns, args)
             in_process_s, conv = in_process_s | found, conv | net_conv
         if not args.no_memory:
-            mem_rows.append(memory_row(net, frameworks, args))
+            mem_rows.append(memory_row(net, columns, args))
     peak = max(first_peak, matmul_peak())
     wall = time.perf_counter() - started
     others = np.subtract(cpu_seconds(), cpu_before) @ [1, -1] / (wall * os.cpu_count())
@@ -399,12 +521,13 @@ def main() -> None:
         f"machine: {cpu.get('model name')} (family {cpu.get('cpu family')}, "
         f"model {cpu.get('model')}), {os.cpu_count()} cores; {args.threads} threads for each",
         f"numpy {np.__version__}, BLAS: {blas}; scratchdl threads: {scratchdl.get_num_threads()}",
+        f"convolution algorithm ({choice.ENV_CONV} of scratchdl's processes): {conv_note}",
         f"{torch_note}; torch conv kernels: {', '.join(sorted(conv)) or 'n/a'}",
         f"environment: {env}",
         f"peak: numpy float32 {PEAK_SIZE}x{PEAK_SIZE} matmul, the faster of the medians at start "
         f"({first_peak:.1f}) and end: {peak:.1f} GFLOP/s",
         f"{FLOP_RULE}; batch {BATCH} (b1: 1), float32",
-        f"isolated: {args.rounds} rounds of one fresh process per framework and cell, each "
+        f"isolated: {args.rounds} rounds of one fresh process per column and cell, each "
         f"timing at least {args.steps} calls and {MIN_SECONDS} s after at least {args.warmup} "
         f"warm-up calls and {MIN_SECONDS} s; ms: median of the processes' medians [their range]"
         + ("" if args.no_in_process else f"; in-process: alternating in rounds of {ROUND}"),
@@ -418,15 +541,37 @@ def main() -> None:
         ),
     ]
     print("\n".join(f"- {line}" for line in info) if args.markdown else "\n".join(info), end="\n\n")
-    header = ["net", "phase", "GFLOP", *(f"{f} ms, isolated" for f in frameworks)]
-    header += ["scratchdl/torch isolated", "in-process"] * both
-    header += [f"{f} GFLOP/s (% peak)" for f in frameworks]
-    rows = rows_of(cells, frameworks, isolated_s, in_process_s, peak)
-    print(table(header, rows, args.markdown), end="\n\n")
+    rows = rows_of(cells, columns, isolated_s, in_process_s, peak)
+    print(table(header_of(columns), rows, args.markdown), end="\n\n")
+    print("the engine's algorithm for each distinct convolution pass of one call:")
+    lines = picks_lines(cells, columns, picks)
+    print("\n".join(f"- {line}" if args.markdown else line for line in lines), end="\n\n")
     if args.no_memory:
         return
-    mem_header = ["net", *(f"{f} train peak MiB" for f in frameworks)] + ["scratchdl/torch"] * both
+    mem_header = ["net", *(f"{label} train peak MiB" for label in columns)]
+    mem_header += [f"{label}/torch" for label in ours(columns)] * ("torch" in columns)
     print(table(mem_header, mem_rows, args.markdown))
+
+
+def conv_settings(conv: str | None) -> tuple[list[str], str]:
+    """The convolution algorithms to time (``--conv``, else the current setting) and a note
+    for the header that says where they came from and what auto does on this machine."""
+    if conv:
+        convs = list(dict.fromkeys(c.strip().lower() for c in conv.split(",")))
+        if bad := [c for c in convs if c not in choice.ALGORITHMS]:
+            raise ValueError(
+                f"--conv takes any of {', '.join(choice.ALGORITHMS)}, got {', '.join(bad)}"
+            )
+        source = "--conv"
+    else:
+        convs = [choice.get_conv_algorithm()]  # raises for a bad $SCRATCHDL_CONV
+        source = f"${choice.ENV_CONV}" if os.environ.get(choice.ENV_CONV) else "the default"
+    avx512 = choice.avx512_products()
+    rule = (
+        f"auto: Winograd F(4,3) for 3x3 stride-1 passes of >= {choice.MIN_CHANNELS[avx512]} "
+        f"channels ({'AVX-512' if avx512 else 'AVX2'} products), else GEMM"
+    )
+    return convs, f"{', '.join(convs)} ({source}); {rule}"
 
 
 if __name__ == "__main__":
