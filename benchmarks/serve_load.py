@@ -10,7 +10,10 @@ port) and measures, bounded in count and time (``--deadline``):
    code (``serve.inference.predict``) and the decoding of the PNG, median over REPEATS;
 3. fuzz: FUZZ requests of random bytes, mutated PNGs and JPEGs, bad JSON, wrong content types
    and odd queries: how many got each status (no 5xx allowed), then one correct prediction
-   to show the server still answers; the server's log is searched for tracebacks.
+   to show the server still answers; the server's log is searched for tracebacks;
+4. serve_abuse.py's cases: slow clients (bodies and heads that never end), random Host,
+   Origin and Content-Type headers, and /api/health while /api/runs reads 41 histories of
+   15 MB each.
 
     python benchmarks/serve_load.py            # the numbers in benchmarks/RESULTS.md
 """
@@ -22,19 +25,23 @@ import io
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 import zlib
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import numpy as np
+import serve_abuse  # the sibling: the slow-client, Host and history cases
 from PIL import Image
 
 from scratchdl.datasets import load_mnist_sample
@@ -43,6 +50,20 @@ from scratchdl.serve.safety import decode_image
 
 CLIENTS, REQUESTS, REPEATS, FUZZ = 50, 20, 200, 1000
 TIMEOUT = 60.0  # seconds one request may take before it counts as an error
+
+
+def say(stage: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {stage}", file=sys.stderr, flush=True)
+
+
+def cpu_model() -> str:
+    """lscpu's model name (the CPU the numbers were measured on)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown CPU"
+    names = [line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line]
+    return names[0] if names else "unknown CPU"
 
 
 def free_port() -> int:
@@ -57,15 +78,17 @@ def png(gray: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
+def start_server(runs: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """`scratchdl serve` on a free port, its output to the file ``log``: a pipe nobody reads
+    until the end fills up (64 kB of warnings) and then blocks the server."""
     port = free_port()
     code = "import sys; from scratchdl.cli import main; sys.exit(main())"
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, "serve", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, "serve", "--port", str(port), "--runs", str(runs)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -74,7 +97,8 @@ def start_server() -> tuple[subprocess.Popen, str]:
         except OSError:
             time.sleep(0.2)
     process.kill()
-    raise SystemExit(f"the server did not start: {process.communicate()[0]}")
+    process.wait()
+    raise SystemExit(f"the server did not start: {log.read_text(errors='replace')}")
 
 
 def load(url: str, images: list[bytes], labels: np.ndarray, deadline: float) -> dict:
@@ -266,24 +290,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deadline", type=float, default=600, help="seconds for everything")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--big-runs",
+        type=int,
+        default=serve_abuse.BIG_RUNS,
+        help="run folders with 15 MB histories for the /api/runs case (0: leave it out)",
+    )
     args = parser.parse_args()
     deadline = time.monotonic() + args.deadline
     _, (x, t) = load_mnist_sample(flatten=False)
     images = [png(x[i, 0]) for i in range(200)]
     result = {
-        "command": "python benchmarks/serve_load.py",
+        "command": " ".join(["python", *sys.argv]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"numpy {np.__version__}",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, numpy {np.__version__}",
         "load_average_before": os.getloadavg(),
     }
-    process, url = start_server()
+    runs = Path(tempfile.mkdtemp(prefix="serve-load-runs-"))
+    serve_abuse.BIG_RUNS = args.big_runs
+    history_bytes = serve_abuse.write_big_runs(runs, np.random.default_rng(args.seed))
+    log_path = runs / "server.log"  # not a run folder: listed by no one
+    process, url = start_server(runs, log_path)
     try:
+        if args.big_runs:  # first: nothing has listed the runs yet, so none is cached
+            say("big histories")
+            result["big_histories"] = serve_abuse.big_histories(url, history_bytes)
         with httpx.Client(base_url=url) as http:  # warm up: twins, buffers, connections
             for image in images[:10]:
                 http.post("/api/predict", content=image, headers={"content-type": "image/png"})
+        say("load")
         result["load"] = load(url, images, t, deadline)
+        say("fuzz")
         result["fuzz"] = fuzz(url, images[0], deadline, args.seed)
+        say("slow clients")
+        result["slow_clients"] = serve_abuse.slow_clients(url, images[0])
+        say("hosts, origins, types")
+        result["hosts_origins_types"] = serve_abuse.fuzz_hosts(url, images[0], args.seed)
         with httpx.Client(base_url=url) as http:
             r = http.post("/api/predict", content=images[0], headers={"content-type": "image/png"})
             result["after_fuzz"] = {
@@ -293,9 +336,12 @@ def main() -> None:
             }
     finally:
         process.send_signal(signal.SIGINT)
-        log, _ = process.communicate(timeout=30)
+        process.wait(timeout=30)
+        log = log_path.read_text(errors="replace")
+        shutil.rmtree(runs, ignore_errors=True)
     result["server_exit_status"] = process.returncode
     result["server_log_tracebacks"] = log.count("Traceback")
+    result["server_log_lines"] = len(log.splitlines())
     result["in_process"] = in_process(images[0])
     result["load_average_after"] = os.getloadavg()
     print(json.dumps(result, indent=1))
