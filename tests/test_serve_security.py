@@ -3,6 +3,9 @@ the content types it takes, the origins that may make it work, and what its erro
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -175,3 +178,44 @@ def test_head_answers_every_get_route_as_get_does_without_the_body(client):
         assert get.status_code < 300 and head.content == b"", path
         assert head.headers.get("content-type") == get.headers.get("content-type"), path
         assert head.headers.get("content-length") == get.headers.get("content-length"), path
+
+
+def endless_stream_app(sent: list):
+    """A Starlette app with one route, /events, an event stream that never ends."""
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    async def events():
+        while True:
+            sent.append(b"data: tick\n\n")
+            yield sent[-1]
+            await asyncio.sleep(0.01)
+
+    async def route(request):
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/events", route)])
+
+
+def test_head_on_an_endless_stream_ends_once_the_headers_are_sent():
+    from scratchdl.serve.middleware import HeadAsGet
+
+    from .serve_helpers import TestClient
+
+    sent = []
+    with TestClient(HeadAsGet(endless_stream_app(sent))) as c:
+        answers = []  # in a thread: a HEAD that streams forever fails the test, not hangs it
+        thread = threading.Thread(target=lambda: answers.append(c.head("/events")), daemon=True)
+        thread.start()
+        thread.join(10)
+        assert answers, "HEAD /events did not end"
+        head = answers[0]
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-type"].startswith("text/event-stream")
+        time.sleep(0.2)  # a HEAD's client is done with the headers: the stream may go on
+        count = len(sent)
+        time.sleep(0.3)
+        assert len(sent) == count <= 2  # stopped at its first chunk, not left running

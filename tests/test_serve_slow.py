@@ -154,3 +154,21 @@ def test_a_client_gone_in_the_middle_of_its_body_logs_no_error(tmp_path, models,
         assert predictions(port, 1) == [200]
     errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
     assert not errors, [r.getMessage() for r in errors]
+
+
+def test_head_on_an_endless_stream_answers_and_stops_it_on_uvicorn():
+    from scratchdl.serve.middleware import HeadAsGet
+
+    from .test_serve_security import endless_stream_app
+
+    sent = []
+    app = HeadAsGet(endless_stream_app(sent))
+    with real_server(app) as port:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            head = client.head("/events")
+            assert head.status_code == 200 and head.content == b""
+            time.sleep(0.2)  # a HEAD's client is done with the headers: the stream may go on
+            count = len(sent)
+            time.sleep(0.3)
+            assert len(sent) == count <= 2  # stopped at its first chunk, not left running
+            assert client.head("/events").status_code == 200  # the connection serves on

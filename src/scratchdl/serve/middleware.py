@@ -13,6 +13,7 @@ security headers, HEAD, and where a request that starts work may come from.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -107,7 +108,8 @@ class AllowedHosts:
 
 class HeadAsGet:
     """ASGI middleware: HEAD answered as GET is, without the body (RFC 9110, 9.3.2); the
-    app's routes are declared for GET alone, and answered HEAD with 405."""
+    app's routes are declared for GET alone, and answered HEAD with 405. A streamed answer
+    (an event stream may never end) is stopped once its headers are sent."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -115,13 +117,29 @@ class HeadAsGet:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["method"] != "HEAD":
             return await self.app(scope, receive, send)
+        streamed = asyncio.Event()
 
         async def head_only(message) -> None:
-            if message["type"] == "http.response.body":
-                message = {**message, "body": b""}  # the headers keep GET's content-length
-            await send(message)
+            if message["type"] != "http.response.body":
+                return await send(message)
+            # the headers keep GET's content-length; the body ends here
+            await send({**message, "body": b"", "more_body": False})
+            if message.get("more_body", False):  # a stream: nothing more goes out
+                streamed.set()
+                await asyncio.Future()  # until the app is cancelled below
 
-        await self.app({**scope, "method": "GET"}, receive, head_only)
+        app = asyncio.ensure_future(self.app({**scope, "method": "GET"}, receive, head_only))
+        stop = asyncio.ensure_future(streamed.wait())
+        try:
+            await asyncio.wait({app, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            app.cancel()  # no-op once it has ended
+        try:
+            await app  # its exception, if it raised one
+        except asyncio.CancelledError:
+            if not streamed.is_set():  # cancelled from outside, not by us
+                raise
 
 
 class SecurityHeaders:
