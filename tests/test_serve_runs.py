@@ -232,13 +232,13 @@ def test_a_run_stopped_by_ctrl_c_shows_as_stopped_and_resumed_as_training(
     from .conftest import mnist_slice
 
     monkeypatch.setattr(cli, "load_dataset", lambda name, data_dir=None: mnist_slice())
-    write = Trainer._write_checkpoint
+    save = Trainer.save_checkpoint
 
-    def interrupted(self):  # Ctrl-C as the first epoch's checkpoint is written
-        write(self)
+    def interrupted(self, path):  # Ctrl-C as the first epoch's checkpoint is written
+        save(self, path)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Trainer, "_write_checkpoint", interrupted)
+    monkeypatch.setattr(Trainer, "save_checkpoint", interrupted)
     out = tmp_path / "runs" / "stopped-run"
     argv = ["train", "--model", "two-layer", "--epochs", "3", "--out", str(out), "--quiet"]
     assert cli.main(argv) == 130
@@ -252,7 +252,7 @@ def test_a_run_stopped_by_ctrl_c_shows_as_stopped_and_resumed_as_training(
         # resumed: a live process holds the folder, then its next checkpoint is newer
         (out / ".lock").write_text(f"{os.getpid()}\n")
         assert listing(client)["stopped-run"]["state"] == "training"
-        monkeypatch.setattr(Trainer, "_write_checkpoint", write)
+        monkeypatch.setattr(Trainer, "save_checkpoint", save)
         (out / ".lock").unlink()
         assert cli.main([*argv, "--resume"]) == 0
         assert listing(client)["stopped-run"]["state"] == "finished"
