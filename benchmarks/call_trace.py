@@ -3,9 +3,10 @@
 One thread (``set_num_threads(1)``), a batch of 8 MNIST-shaped images, float32, in steady
 state (after a few warm-up steps). ``sys.setprofile`` records every Python call that the main
 thread makes into scratchdl; each call is put in its room, a top-level module or subpackage
-of scratchdl (``scratchdl.layers.affine`` -> ``layers``, ``scratchdl.checks`` -> ``checks``),
-and consecutive calls in the same room are merged into one stay. Calls into numpy or the
-standard library do not count: they leave no trace in the walk between scratchdl's rooms.
+of scratchdl (``scratchdl.layers.affine`` -> ``layers``, ``scratchdl.support.checks`` ->
+``support``), and consecutive calls in the same room are merged into one stay. Calls into
+numpy or the standard library do not count: they leave no trace in the walk between
+scratchdl's rooms.
 
 Prints the rooms walked, the number of stays, and the number of re-entries: stays in a room
 that the walk had already left. Issue 22's target: at most 12 stays, at most 5 re-entries.
@@ -29,7 +30,7 @@ PACKAGE = "scratchdl"
 
 
 def room(module: str) -> str:
-    """``scratchdl.layers.affine`` -> ``layers``; ``scratchdl.checks`` -> ``checks``;
+    """``scratchdl.layers.affine`` -> ``layers``; ``scratchdl.support.checks`` -> ``checks``;
     the package's own ``__init__`` -> ``scratchdl``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else parts[0]

@@ -68,7 +68,7 @@ def real_server(app, server=None, **options):
     """``app`` served by uvicorn on 127.0.0.1 (a free port) in a thread, as `scratchdl
     serve` configures it (cli_serve.server_config with ``options``), or by the uvicorn.Server
     ``server`` given; yields the port."""
-    from scratchdl.cli_serve import listen, server_config
+    from scratchdl.cli.serve import listen, server_config
 
     sock = listen("127.0.0.1", 0)
     server = server or server_config(app, **options)

@@ -32,12 +32,20 @@ ABOVE_THE_MODELS = (
     "scratchdl.search",
     "scratchdl.serve",
     "scratchdl.experiments",
-    "scratchdl.cli",  # cli.py, cli_*.py, or a cli/ package
+    "scratchdl.cli",  # the command line, one package
     "matplotlib",
 )
 ABOVE_THE_LAYERS = ("scratchdl.models", "scratchdl.optimizers", *ABOVE_THE_MODELS)
 # the book's maths, one chapter's idea a module: below the layers
-BOOK_MODULES = ("functions", "gradient", "graph", "perceptron", "columns", "init", "optimizers")
+BOOK_MODULES = (
+    "functions",
+    "gradient",
+    "graph",
+    "perceptron",
+    "columns",
+    "weight_init",
+    "optimizers",
+)
 # test files that still reach into private state, and how often: left to their authors;
 # never more, no other
 STILL_PRIVATE = {"test_serve_runs.py": 3}
@@ -107,6 +115,25 @@ def test_the_engine_imports_nothing_of_scratchdl_but_itself():
     assert bad == []
 
 
+def test_the_plumbing_imports_nothing_of_scratchdl_but_itself():
+    """support/ (checks, atomic files, the figures' look) sits below every floor, so that the
+    experiments, the search and the command line draw figures from below them."""
+    bad = [
+        f"{name}:{line} imports {m}"
+        for name, path in modules().items()
+        if name.startswith("scratchdl.support")
+        for m, line in imported(name, path)
+        if m.split(".")[0] == "scratchdl" and not m.startswith("scratchdl.support")
+    ]
+    assert bad == []
+
+
+def test_the_top_level_holds_the_books_modules():
+    """Plumbing lives in packages that say what they hold; the top level is the book's."""
+    top = {p.stem for p in SRC.glob("*.py")} - {"__init__"}
+    assert top <= {*BOOK_MODULES, "trainer", "exercises"}, sorted(top)
+
+
 def test_the_layers_import_nothing_from_a_floor_above():
     assert crossings(("scratchdl.layers",), ABOVE_THE_LAYERS) == []
 
@@ -148,7 +175,9 @@ def test_the_datasets_package_imports_one_way_and_no_private_names():
             elif node.level == 1:  # a sibling: one below this module, named, never private
                 assert node.module in DATASETS_FLOORS[: DATASETS_FLOORS.index(module)], where
             else:
-                assert node.level == 2 and node.module in ("checks", "atomic"), where
+                assert node.level == 2 and node.module in ("support.checks", "support.atomic"), (
+                    where
+                )
             if node.level:
                 assert not any(a.name.startswith("_") for a in node.names), where
 
@@ -163,10 +192,13 @@ def test_no_module_is_longer_than_a_sitting():
 
 def test_no_module_reaches_up_into_the_package_init():
     # from a package above it, a module may take that package's modules, never what the
-    # package's __init__ defines (``from scratchdl import __version__`` ran upward)
+    # package's __init__ defines (``from scratchdl import __version__`` ran upward); a
+    # package's ``__main__`` (``python -m``) runs what its own ``__init__`` defines
     mods = modules()
     bad = []
     for name, path in mods.items():
+        if path.name == "__main__.py":
+            continue
         for target, names, line in imports(name, path):
             if name.startswith(target + "."):
                 upward = [n for n in names if f"{target}.{n}" not in mods] or (names == [])

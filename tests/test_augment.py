@@ -1,4 +1,4 @@
-"""Tests for scratchdl.augment (random affine augmentation) and scratchdl.warp (the batch
+"""Tests for scratchdl.augment (random affine augmentation) and scratchdl.augment.warp (the batch
 affine warp with bilinear interpolation under it)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scratchdl import augment, warp
+from scratchdl import augment
 from scratchdl.augment import (
     Augmenter,
     as_augmenter,
@@ -14,8 +14,9 @@ from scratchdl.augment import (
     random_rotation,
     random_scale,
     random_shift,
+    warp,
 )
-from scratchdl.warp import transform, warp_affine
+from scratchdl.augment.warp import transform, warp_affine
 
 
 def blob(H: int = 28, W: int = 28, centre: tuple[float, float] = (13.5, 13.5), sigma: float = 2.5):

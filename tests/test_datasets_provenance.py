@@ -43,7 +43,8 @@ def test_fetching_logs_each_source_tried_and_the_one_that_gave_the_files(
 def test_train_says_where_the_data_came_from_and_what_to_do_next(
     tmp_path, fake_mnist, mirror, capsys, monkeypatch
 ):
-    from scratchdl import cli, cli_train
+    from scratchdl import cli
+    from scratchdl.cli import train as cli_train
 
     monkeypatch.setenv(ds.ENV_MIRRORS, mirror.add("/mnist/", fake_mnist))
     argv = ["train", "--model", "two-layer", "--epochs", "1", "--batch-size", "5"]

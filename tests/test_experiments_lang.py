@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from scratchdl.experiments import common, plots, registry
+from scratchdl.experiments import common, registry
 from scratchdl.experiments.registry import EXPERIMENTS
+from scratchdl.support import figures as plots
 
 matplotlib = pytest.importorskip("matplotlib")
 

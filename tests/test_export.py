@@ -17,7 +17,6 @@ import onnxruntime as ort
 import pytest
 
 from scratchdl import cli
-from scratchdl.atomic import stale_temp_files
 from scratchdl.export import ir_version_for, onnx_model, plan_graph, to_onnx
 from scratchdl.files import save
 from scratchdl.functions import softmax
@@ -42,6 +41,7 @@ from scratchdl.models import (
     SimpleConvNet,
     TwoLayerNet,
 )
+from scratchdl.support.atomic import stale_temp_files
 from tests.conftest import mnist_slice
 
 BOOK = Path(__file__).parents[2] / "shared" / "book-weights"

@@ -66,11 +66,11 @@ def test_a_successful_write_replaces_the_file(tmp_path):
 def test_a_locked_folder_is_refused_until_its_holder_dies(tmp_path):
     import signal
 
-    from scratchdl.atomic import FolderLocked, lock_folder
+    from scratchdl.support.atomic import FolderLocked, lock_folder
 
     out = tmp_path / "run"
     code = (
-        "import sys, time; from scratchdl.atomic import lock_folder; "
+        "import sys, time; from scratchdl.support.atomic import lock_folder; "
         "lock = lock_folder(sys.argv[1]); lock.__enter__(); print('locked', flush=True); "
         "time.sleep(120)"
     )

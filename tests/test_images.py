@@ -11,8 +11,8 @@ import zlib
 import numpy as np
 import pytest
 
-from scratchdl import images
-from scratchdl.images import ImageError, prepare_image
+from scratchdl.files import images
+from scratchdl.files.images import ImageError, prepare_image
 
 Image = pytest.importorskip("PIL.Image")
 

@@ -23,7 +23,7 @@ LIBRARY = (
     "scratchdl.layers",
     "scratchdl.functions",
     "scratchdl.gradient",
-    "scratchdl.init",
+    "scratchdl.weight_init",
     "scratchdl.optimizers",
     "scratchdl.perceptron",
     "scratchdl.graph",
@@ -33,8 +33,8 @@ LIBRARY = (
     "scratchdl.datasets",
     "scratchdl.trainer",
     "scratchdl.files",
-    "scratchdl.checks",
-    "scratchdl.atomic",
+    "scratchdl.support.checks",
+    "scratchdl.support.atomic",
 )
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from scratchdl import cli
-from scratchdl.cli_search import plan
+from scratchdl.cli.search import plan
 from scratchdl.search.journal import Journal, read_journal
 from scratchdl.search.space import BOOK_SPACE, parse_space, sample, sample_trials
 from scratchdl.search.trial import RECORD_KEYS, run_trial

@@ -241,7 +241,7 @@ def test_a_full_disk_names_best_json_and_the_figure(folder, monkeypatch, name):
         real(path, data)
 
     monkeypatch.setattr(report, "atomic_write", full)
-    monkeypatch.setattr("scratchdl.experiments.plots.atomic_write", full)
+    monkeypatch.setattr("scratchdl.support.figures.atomic_write", full)
     code, _, err = search(*THREE, "--out", str(folder))
     err = one_line_error(code, err)
     assert f"cannot write {folder / name}: No space left on device" in err

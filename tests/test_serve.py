@@ -23,11 +23,11 @@ with warnings.catch_warnings():  # starlette >= 1.x points to httpx2; the test e
 from PIL import Image
 
 from scratchdl import cli
-from scratchdl.cli_serve import host_warning
+from scratchdl.cli.serve import host_warning
 from scratchdl.datasets import load_mnist_sample
 from scratchdl.files import load_model
+from scratchdl.files.images import prepare_image
 from scratchdl.functions import softmax
-from scratchdl.images import prepare_image
 from scratchdl.serve.inference import Models, Pool, shipped_model_path
 from scratchdl.serve.safety import MAX_BODY_BYTES, ClientError
 

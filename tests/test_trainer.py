@@ -417,7 +417,7 @@ def test_a_checkpoint_of_format_version_1_resumes(tmp_path):
 
 
 def test_a_checkpoint_held_by_another_run_is_left_alone(tmp_path):
-    from scratchdl.atomic import FolderLocked, lock_file
+    from scratchdl.support.atomic import FolderLocked, lock_file
 
     ckpt = tmp_path / "ckpt.safetensors"
     temp = tmp_path / ".ckpt.safetensors.x1y2.tmp"  # being written by the other run

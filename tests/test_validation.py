@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scratchdl import augment, datasets, files, functions, gradient, init, perceptron
+from scratchdl import augment, datasets, files, functions, gradient, perceptron
+from scratchdl import weight_init as init
 from scratchdl.layers import (
     Affine,
     AvgPooling,

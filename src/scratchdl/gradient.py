@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from .checks import as_rng, check_positive, check_positive_int
+from .support.checks import as_rng, check_positive, check_positive_int
 
 H = 1e-4  # the book's step for central differences: small, but far above float64 round-off
 # Gradients smaller than this compare by absolute error: a gradient that is zero in exact

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .checks import check_fraction, check_positive, check_positive_int
+from .support.checks import check_fraction, check_positive, check_positive_int
 
 __all__ = [
     "EPS", "OPTIMIZERS", "SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop",

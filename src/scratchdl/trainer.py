@@ -21,14 +21,14 @@ import time
 
 import numpy as np
 
-from .atomic import atomic_write, check_writable, lock_file, stale_temp_files
 from .augment import Augmenter, as_augmenter
-from .checks import as_rng, check_finite, check_fraction, check_path, check_positive_int
-from .checks import short_repr as _short
 from .files.checkpoint import HISTORY_KEYS, read_checkpoint, write_checkpoint
 from .files.safetensors_file import ModelFileError
 from .models import Sequential
 from .optimizers import Optimizer, get_optimizer
+from .support.atomic import atomic_write, check_writable, lock_file, stale_temp_files
+from .support.checks import as_rng, check_finite, check_fraction, check_path, check_positive_int
+from .support.checks import short_repr as _short
 
 PROBE_SAMPLES = 100  # test samples whose scores must be finite after every epoch
 
@@ -200,9 +200,10 @@ class Trainer:
     def train(self) -> dict[str, list]:
         """Train the remaining epochs; return the history.
 
-        With a ``checkpoint_path``, the checkpoint is locked (``scratchdl.atomic.lock_file``)
-        while training, so a second run on it raises ``FolderLocked``; temporary files of a
-        run that was killed while writing it are removed once the lock is taken.
+        With a ``checkpoint_path``, the checkpoint is locked
+        (``scratchdl.support.atomic.lock_file``) while training, so a second run on it raises
+        ``FolderLocked``; temporary files of a run that was killed while writing it are
+        removed once the lock is taken.
         """
         if self.checkpoint_path is None:
             return self._train()

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write as _atomic_write
-from ..checks import check_path, check_positive_int
+from ..support.atomic import atomic_write as _atomic_write
+from ..support.checks import check_path, check_positive_int
 
 __all__ = ["IDX_CODES", "IDX_DTYPES", "MAX_IDX_BYTES", "parse_idx", "read_idx", "write_idx"]
 

@@ -29,8 +29,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from ..atomic import atomic_write
-from ..checks import check_path
+from ..support.atomic import atomic_write
+from ..support.checks import check_path
 from .idx import MAX_IDX_BYTES, decompress, read_capped
 
 __all__ = [

@@ -28,9 +28,9 @@ import numpy as np
 
 from ..functions import relu, sigmoid, step_function, tanh
 from ..layers import Affine
+from ..support.figures import labels, language, pyplot
 from . import common
 from .common import Setting, count
-from .plots import labels, language, pyplot
 
 NAME = "activations"
 CHAPTER = 3

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from ..augment import MAX_ROTATION, MAX_SHEAR, Augmenter
+from ..support.figures import labels, language, pyplot
 from . import common
 from .common import Setting, count, positive
-from .plots import labels, language, pyplot
 
 NAME = "augmentation"
 CHAPTER = 8

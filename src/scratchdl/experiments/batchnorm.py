@@ -32,9 +32,9 @@ import numpy as np
 
 from ..models import MultiLayerNet
 from ..optimizers import SGD
+from ..support.figures import labels, language, pyplot
 from . import ch6, common
 from .common import Setting, count, positive
-from .plots import labels, language, pyplot
 
 NAME = "batchnorm"
 CHAPTER = 6

@@ -21,8 +21,8 @@ import numpy as np
 
 from ..models import Sequential
 from ..optimizers import Optimizer
+from ..support.figures import labels, pyplot, smooth
 from . import common
-from .plots import labels, pyplot, smooth
 
 SMOOTH_WINDOW = 50  # iterations in the moving average of the loss curves
 RECORD_EVERY = 10  # iterations between the points of a smoothed curve kept in the JSON

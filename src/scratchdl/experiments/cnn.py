@@ -46,8 +46,8 @@ def train_simple_convnet(
     the accuracy on the first EVAL_SAMPLES images of (x, t) and (x_test, t_test) after it.
     Shape: x, x_test (N, 1, 28, 28); t, t_test (N,).
     """
-    from ..checks import check_positive, check_positive_int
     from ..models import SimpleConvNet
+    from ..support.checks import check_positive, check_positive_int
     from ..trainer import Trainer
 
     # the experiments check their settings first; checked here too for direct callers

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write
-from ..checks import is_real, short_repr
-from .plots import save_figure
+from ..support.atomic import atomic_write
+from ..support.checks import is_real, short_repr
+from ..support.figures import save_figure
 
 KINDS = (int, float, str)  # what a setting can be; its default's type says which
 

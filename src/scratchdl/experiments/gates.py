@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from ..perceptron import AND, NAND, OR, TRUTH_TABLE_INPUTS, XOR, find_perceptron
+from ..support.figures import labels, language, pyplot
 from . import common
 from .common import count
-from .plots import labels, language, pyplot
 
 NAME = "gates"
 CHAPTER = 2

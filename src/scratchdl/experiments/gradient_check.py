@@ -29,9 +29,9 @@ import numpy as np
 
 from ..gradient import numerical_gradient, relative_error
 from ..models import TwoLayerNet
+from ..support.figures import labels, language, pyplot
 from . import common
 from .common import Setting, count, positive
-from .plots import labels, language, pyplot
 
 NAME = "gradient-check"
 CHAPTER = 5

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from ..gradient import gradient_descent, numerical_gradient
+from ..support.figures import labels, language, pyplot
 from . import common
 from .common import Setting, count, positive
-from .plots import labels, language, pyplot
 
 NAME = "gradient-descent"
 CHAPTER = 4

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..support.figures import labels, language, pyplot
 from . import cnn, common
 from .common import count
-from .plots import labels, language, pyplot
 
 NAME = "half-float"
 CHAPTER = 8

@@ -36,9 +36,9 @@ from ..search.engine import connect, run_trials
 from ..search.report import ranking as rank_trials
 from ..search.space import Range, sample_trials
 from ..search.trial import TRAIN_IMAGES, Data, Recipe
+from ..support.figures import labels, language, pyplot
 from . import common
 from .common import Setting, count
-from .plots import labels, language, pyplot
 
 NAME = "hyperparameter-search"
 CHAPTER = 6

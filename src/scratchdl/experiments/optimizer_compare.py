@@ -23,9 +23,9 @@ import numpy as np
 
 from ..models import MultiLayerNet
 from ..optimizers import SGD, AdaGrad, Adam, Momentum
+from ..support.figures import labels, language, pyplot
 from . import ch6, common
 from .common import count, positive
-from .plots import labels, language, pyplot
 
 NAME = "optimizer-compare"
 CHAPTER = 6

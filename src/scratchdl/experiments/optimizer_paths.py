@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from ..optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+from ..support.figures import labels, language, pyplot
 from . import common
 from .common import Setting, count, positive
-from .plots import labels, language, pyplot
 
 NAME = "optimizer-paths"
 CHAPTER = 6

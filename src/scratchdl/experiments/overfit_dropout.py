@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 
 from ..models import MultiLayerNet
+from ..support.figures import labels, language
 from ..trainer import Trainer
 from . import ch6, common
 from .common import Setting, count, positive
-from .plots import labels, language
 
 NAME = "overfit-dropout"
 CHAPTER = 6

@@ -29,9 +29,9 @@ import numpy as np
 
 from ..models import MultiLayerNet
 from ..optimizers import SGD
+from ..support.figures import labels, language
 from . import ch6, common
 from .common import Setting, count, positive
-from .plots import labels, language
 
 NAME = "overfit-weight-decay"
 CHAPTER = 6

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..support.figures import labels, language, pyplot
 from . import cnn, common
 from .common import count
-from .plots import labels, language, pyplot
 
 NAME = "pooling-shift"
 CHAPTER = 7
@@ -143,7 +143,7 @@ def run(
     lang: str = "en",
     **options,
 ) -> dict:
-    from .. import init
+    from .. import weight_init as init
     from ..layers import Convolution, Pooling, Relu
 
     text = labels(LABELS, lang)

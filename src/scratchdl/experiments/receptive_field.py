@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..support.figures import labels, language, pyplot
 from . import common
 from .common import count
-from .plots import labels, language, pyplot
 
 NAME = "receptive-field"
 CHAPTER = 8

@@ -8,9 +8,9 @@ import json
 import time
 from pathlib import Path
 
-from ..atomic import atomic_write
+from ..support.atomic import atomic_write
+from ..support.figures import check_lang, labels
 from .common import plain
-from .plots import check_lang, labels
 
 EXPERIMENTS = (
     "gates",

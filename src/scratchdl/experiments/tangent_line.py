@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from ..gradient import numerical_diff
+from ..support.figures import labels, language, pyplot
 from . import common
 from .common import Setting
-from .plots import labels, language, pyplot
 
 NAME = "tangent-line"
 CHAPTER = 4

@@ -22,9 +22,9 @@ import numpy as np
 
 from ..models import MultiLayerNet
 from ..optimizers import SGD
+from ..support.figures import labels, language, pyplot
 from . import ch6, common
 from .common import count, positive
-from .plots import labels, language, pyplot
 
 NAME = "weight-init-compare"
 CHAPTER = 6

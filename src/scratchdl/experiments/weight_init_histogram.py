@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from ..functions import relu, sigmoid, tanh
+from ..support.figures import labels, language, pyplot
 from . import common
 from .common import count
-from .plots import labels, language, pyplot
 
 NAME = "weight-init-histogram"
 CHAPTER = 6

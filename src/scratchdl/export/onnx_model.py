@@ -13,10 +13,10 @@ import os
 
 import numpy as np
 
-from ..atomic import atomic_write
-from ..checks import check_path
 from ..files.model_file import scratchdl_version
 from ..models import Sequential
+from ..support.atomic import atomic_write
+from ..support.checks import check_path
 from .onnx_graph import EXPORT_DTYPE, INPUT, LOGITS, PROBABILITIES, plan_graph
 
 __all__ = [

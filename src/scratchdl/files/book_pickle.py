@@ -20,10 +20,10 @@ import pickletools
 
 import numpy as np
 
-from ..checks import check_path, open_regular_file
-from ..checks import short_repr as _short
 from ..layers import Affine, AvgPooling, Convolution, Dropout, Flatten, Pooling, Relu
 from ..models import DeepConvNet, MultiLayerNet, Sequential, SimpleConvNet
+from ..support.checks import check_path, open_regular_file
+from ..support.checks import short_repr as _short
 from .safetensors_file import ModelFileError, is_int
 
 __all__ = ["BOOK_NETWORKS", "BOOK_PICKLE_GLOBALS", "import_book_params", "load_book_model"]

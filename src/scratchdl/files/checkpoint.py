@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from ..checks import short_repr as _short
+from ..support.checks import short_repr as _short
 from .safetensors_file import (
     ModelFileError,
     check_finite_tensors,

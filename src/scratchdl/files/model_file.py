@@ -15,10 +15,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
-from .. import init
-from ..checks import check_path
-from ..checks import short_repr as _short
+from .. import weight_init as init
 from ..models import MODELS, Sequential, model_from_config
+from ..support.checks import check_path
+from ..support.checks import short_repr as _short
 from .book_pickle import load_book_model
 from .safetensors_file import (
     ModelFileError,

@@ -19,7 +19,7 @@ WRITTEN = {
 def write_run_files(trainer, out: Path, title: str) -> None:
     """Write RUN_FILES of ``trainer``'s run into ``out`` in order, history.json (the record
     that all were written) last. An OSError names the file it could not write."""
-    from ..experiments import plots
+    from ..support import figures as plots
     from .model_file import save
 
     writers = {

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_write
-from ..checks import check_finite, check_path, open_regular_file
-from ..checks import short_repr as _short
+from ..support.atomic import atomic_write
+from ..support.checks import check_finite, check_path, open_regular_file
+from ..support.checks import short_repr as _short
 
 __all__ = [
     "ModelFileError",

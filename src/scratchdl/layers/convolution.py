@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_positive_int
 from ..columns import col2im, conv_output_size, im2col
 from ..engine import ConvEngine
+from ..support.checks import check_positive_int
 from .base import Layer, as_input, as_param, check_ndim
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_positive_int
 from ..columns import col2im, conv_output_size, im2col
 from ..engine import max_pool, max_pool_backward
 from ..engine.bands import pad_batch_last
 from ..engine.pool import window_cell
+from ..support.checks import check_positive_int
 from .base import Layer, as_float_input, as_input, check_ndim
 
 

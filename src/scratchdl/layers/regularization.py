@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import as_rng, check_fraction, check_positive
+from ..support.checks import as_rng, check_fraction, check_positive
 from .base import Layer, as_float_input, as_param
 
 BN_EPS = 1e-6  # the book's 10e-7: keeps 1/sqrt(var + eps) finite for a constant feature

@@ -5,16 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import init
-from ..checks import (
-    as_rng,
-    check_flag,
-    check_fraction,
-    check_positive,
-    check_positive_int,
-    check_sizes,
-    float_dtype,
-)
+from .. import weight_init as init
 from ..columns import conv_output_size as out_len
 from ..layers import (
     Affine,
@@ -26,6 +17,15 @@ from ..layers import (
     Relu,
     Sigmoid,
     Tanh,
+)
+from ..support.checks import (
+    as_rng,
+    check_flag,
+    check_fraction,
+    check_positive,
+    check_positive_int,
+    check_sizes,
+    float_dtype,
 )
 from .sequential import Sequential
 

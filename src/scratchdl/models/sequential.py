@@ -21,8 +21,8 @@ import numpy as np
 
 from .. import functions as F
 from .. import gradient as G
-from ..checks import check_finite, check_positive, check_positive_int, float_dtype
 from ..layers import Dropout, Layer, SoftmaxWithLoss
+from ..support.checks import check_finite, check_positive, check_positive_int, float_dtype
 from .plan import Plan
 
 

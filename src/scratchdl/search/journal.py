@@ -10,7 +10,7 @@ record, and a last line cut short is set aside; either is mended by the first ``
 which comes only after every check has passed. Every record's values are checked as they are
 read (a hand-edited journal is refused, naming the line), so what is ranked and written to
 ``best.json`` is what a trial could have returned.
-The folder is expected to be locked (``scratchdl.atomic.lock_folder``) while a search writes
+The folder is expected to be locked (``scratchdl.support.atomic.lock_folder``) while a search writes
 into it, so that no two searches append to one journal.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from ..atomic import atomic_write
+from ..support.atomic import atomic_write
 from .trial import RECORD_KEYS
 
 SETTINGS_FILE = "search.json"

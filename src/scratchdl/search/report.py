@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..support.atomic import atomic_write
 from .journal import naming
 from .space import Range
 
@@ -82,7 +82,7 @@ def table(ranked: list[dict], top: int) -> str:
 def draw(ranked: list[dict], space: Sequence[Range], title: str):
     """The figure: the best trials' accuracy per epoch (validation solid, training dashed),
     and every trial at its (lr, weight decay), coloured by validation accuracy."""
-    from ..experiments.plots import pyplot
+    from ..support.figures import pyplot
 
     plt = pyplot()
     shown = [r for r in ranked if not r["diverged"]][:CURVES_SHOWN]  # a diverged run has none
@@ -164,7 +164,7 @@ def _short(name: str, value: float) -> str:
 
 def save(fig, path: Path) -> None:
     """Write the figure as a PNG (atomically)."""
-    from ..experiments.plots import save_figure
+    from ..support.figures import save_figure
 
     with naming(path):
         save_figure(fig, path)

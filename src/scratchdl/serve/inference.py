@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..files import load_model
+from ..files.images import MNIST_SIZE
 from ..functions import softmax
-from ..images import MNIST_SIZE
 from ..layers import Convolution
 from .runs import model_files
 from .safety import ClientError

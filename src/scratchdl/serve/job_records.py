@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomic import atomic_write
 from ..files import load_tensors
+from ..support.atomic import atomic_write
 from . import job_settings
 from .job_worker import CHECKPOINT, LOSS_DIGITS
 from .safety import ClientError

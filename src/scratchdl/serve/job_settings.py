@@ -5,7 +5,7 @@ A job's settings arrive as JSON, from the page or from any client of ``POST /api
 ValueError naming the setting, the value and the fix; a value beyond one of the server's
 limits (the MAX_* constants below) names the limit. The checks are those of ``scratchdl
 train``: its choices of network, optimizer and data set, its default learning rates and
-epochs, the library's argument checks (``scratchdl.checks``); ``build_network`` then builds
+epochs, the library's argument checks (``scratchdl.support.checks``); ``build_network`` then builds
 the network with the library's own constructors, whose checks run once more, before any
 process starts (``jobs_api``) and again in the worker.
 
@@ -19,16 +19,16 @@ import math
 
 import numpy as np
 
-from ..checks import (
+from ..datasets import DATASETS as DOWNLOADED
+from ..models.recipes import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_OPTIMIZER, MODEL_CHOICES
+from ..optimizers import OPTIMIZERS
+from ..support.checks import (
     check_choice,
     check_flag,
     check_number,
     check_positive_int,
     is_real,
 )
-from ..datasets import DATASETS as DOWNLOADED
-from ..models.recipes import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_OPTIMIZER, MODEL_CHOICES
-from ..optimizers import OPTIMIZERS
 
 SAMPLE = "mnist-sample"  # the 2000 + 1000 MNIST images shipped with the package
 DATA_CHOICES = (*DOWNLOADED, SAMPLE)

@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import lock_file, lock_folder, stale_temp_files
 from ..files.run_folder import RUN_FILES, write_run_files
 from ..layers import Convolution, Relu, Sigmoid, Tanh
+from ..support.atomic import lock_file, lock_folder, stale_temp_files
 from ..trainer import Trainer, TrainingDiverged
 from . import job_settings
 

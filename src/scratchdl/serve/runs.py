@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import LOCK_NAME
+from ..support.atomic import LOCK_NAME
 from .safety import ClientError
 
 try:
-    import fcntl  # only to know whether scratchdl.atomic's locks exist here
+    import fcntl  # only to know whether scratchdl.support.atomic's locks exist here
 except ImportError:  # Windows
     fcntl = None
 
@@ -192,7 +192,7 @@ def as_of_now(run: dict, folder: Path, files: dict[str, tuple[Path, os.stat_resu
 
 def writer_alive(folder: Path) -> bool | None:
     """Whether a live process holds ``folder``: scratchdl train's lock on the folder, or a
-    Trainer's on its checkpoint (scratchdl.atomic), each a file naming its holder's process
+    Trainer's on its checkpoint (scratchdl.support.atomic), each a file naming its holder's process
     id, removed when the holder lets go. None where there are no such locks (no fcntl).
 
     A lock file left by a killed holder names a process that is gone. Conservative: any

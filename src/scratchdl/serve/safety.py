@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from ..images import DECODE_SIDE, FORMATS, MNIST_SIZE, ImageError, prepare_image
+from ..files.images import DECODE_SIDE, FORMATS, MNIST_SIZE, ImageError, prepare_image
 
 # A drawing is a few kB and a phone photo a few MB.
 MAX_BODY_BYTES = 4 * 1024 * 1024

@@ -6,7 +6,7 @@ trial is appended at once to ``OUT/trials.jsonl``; the same command again resume
 only the trials that are missing, and a search with other settings is refused. At the end:
 ``OUT/best.json``, ``OUT/search.png`` and a table of the best trials.
 
-Part of the command line: ``cli.py`` holds the parser and ``main``, which prints the
+Part of the command line: ``cli/__init__.py`` holds the parser and ``main``, which prints the
 ValueError (or OSError) of a wrong argument as one line, exit status 2.
 """
 
@@ -18,12 +18,12 @@ import math
 import sys
 from pathlib import Path
 
-from .atomic import check_writable, lock_folder, stale_temp_files
-from .cli_args import folder, positive_float, positive_int
-from .experiments.common import Setting, count
-from .optimizers import OPTIMIZERS
-from .search.space import BOOK_SPACE, FORM, PARAMETERS, check_seed, parse_space, sample_trials
-from .search.trial import MODELS, Data, Recipe
+from ..experiments.common import Setting, count
+from ..optimizers import OPTIMIZERS
+from ..search.space import BOOK_SPACE, FORM, PARAMETERS, check_seed, parse_space, sample_trials
+from ..search.trial import MODELS, Data, Recipe
+from ..support.atomic import check_writable, lock_folder, stale_temp_files
+from .args import folder, positive_float, positive_int
 
 TRIALS = count(100, quick=12)  # the book's 100; quick: enough to show the pattern
 EPOCHS = count(50, quick=10)  # the book's 50
@@ -178,8 +178,8 @@ def cmd_search(args) -> int:
 
 
 def search(args, recipe: Recipe, space: tuple, trials: int, settings: dict, out: Path) -> int:
-    from .search import engine, report
-    from .search.journal import Journal, read_journal
+    from ..search import engine, report
+    from ..search.journal import Journal, read_journal
 
     journal = Journal.open(out, settings)
     sampled = sample_trials(space, args.seed, trials)
@@ -205,7 +205,7 @@ def search(args, recipe: Recipe, space: tuple, trials: int, settings: dict, out:
     if todo:
         kept = f"; {trials - len(todo)} already in {journal.path}" if len(todo) < trials else ""
         if args.scheduler is None:  # fails here, once, not in every worker: the data is found
-            from .search.trial import load_split
+            from ..search.trial import load_split
 
             load_split(recipe.data)
         try:
@@ -255,7 +255,7 @@ def same_params(saved: dict, drawn: dict) -> bool:
 
 def capped(workers: int) -> str:
     """Why ``engine.worker_count`` gave ``workers``: the trials left, or the cores."""
-    from .search import engine
+    from ..search import engine
 
     cores = engine.usable_cores()
     if workers == engine.WORKERS_PER_CORE * cores:

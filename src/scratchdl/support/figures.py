@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from ..atomic import atomic_write
+from .atomic import atomic_write
 
 MAX_TICKS = 40  # more classes than this on an axis: matplotlib's own ticks, not one per class
 MAX_ANNOTATED = 900  # confusion-matrix cells (30 x 30) beyond which counts are unreadable

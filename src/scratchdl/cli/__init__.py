@@ -15,29 +15,26 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cli_data, cli_export, cli_info, cli_search, cli_serve, datasets
-from .atomic import check_writable
-from .cli_args import folder, positive_float, positive_int, printable
-from .cli_train import train
-from .engine.threads import get_num_threads, set_num_threads
-from .experiments.plots import LANGS
-from .models.recipes import DEFAULT_EPOCHS, DEFAULT_OPTIMIZER, MODEL_CHOICES
-from .models.recipes import DEFAULT_LR as DEFAULT_LR  # the train command's, named here too
-from .models.recipes import new_network as new_network
-from .optimizers import OPTIMIZERS
+from .. import datasets
+from ..engine.threads import get_num_threads, set_num_threads
+from ..models.recipes import DEFAULT_EPOCHS, DEFAULT_OPTIMIZER, MODEL_CHOICES
+from ..models.recipes import DEFAULT_LR as DEFAULT_LR  # the train command's, named here too
+from ..models.recipes import new_network as new_network
+from ..optimizers import OPTIMIZERS
+from ..support.atomic import check_writable
+from ..support.figures import LANGS
+from . import data as cli_data
+from . import export as cli_export
+from . import info as cli_info
+from . import search as cli_search
+from . import serve as cli_serve
+from . import train as cli_train
+from .args import folder, positive_float, positive_int, printable
 
-FASHION_CLASSES = [
-    "T-shirt",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Boot",
-]
+FASHION_CLASSES = (
+    "T-shirt", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Boot",
+)  # fmt: skip
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE: what a shell reports for `seq 1e6 | head -1`
 MODEL_SUFFIXES = (".safetensors", ".pkl")  # predict's first argument is a model by its name
@@ -69,11 +66,11 @@ def load_dataset(name: str, *, data_dir=None):
     return loader(normalize=True, flatten=False, data_dir=data_dir)
 
 
-# -- train (cli_train.py) ------------------------------------------------------------------
+# -- train (cli/train.py) ------------------------------------------------------------------
 
 
 def cmd_train(args) -> int:
-    return train(args, load_dataset)  # the data set loader of this module (tests replace it)
+    return cli_train.train(args, load_dataset)  # this module's data set loader (tests replace it)
 
 
 def _prepare_out(out: Path) -> None:
@@ -89,9 +86,9 @@ def _prepare_out(out: Path) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from .datasets.mnist import IMAGE_SHAPE, N_CLASSES
-    from .experiments import plots
-    from .files import load_model
+    from ..datasets.mnist import IMAGE_SHAPE, N_CLASSES
+    from ..files import load_model
+    from ..support import figures as plots
 
     model, what = load_model(args.model)
     print(what)
@@ -152,9 +149,9 @@ def _figures_folder(model: Path) -> Path:
 
 
 def cmd_predict(args) -> int:
-    from .files import load_model
-    from .functions import softmax
-    from .images import MNIST_SIZE, prepare_image
+    from ..files import load_model
+    from ..files.images import MNIST_SIZE, prepare_image
+    from ..functions import softmax
 
     shipped = split_model_and_images(args)
     model, what = load_model(args.model)
@@ -180,7 +177,7 @@ def split_model_and_images(args) -> bool:
     The first argument is the model when its name ends in .safetensors or .pkl (the files that
     scratchdl train writes and the book's weight files); otherwise every argument is an image.
     """
-    from .serve.inference import shipped_model_path
+    from ..serve.inference import shipped_model_path
 
     paths = [p for p in (args.model, *args.images) if p is not None]
     if not paths[0].endswith(MODEL_SUFFIXES):
@@ -199,7 +196,7 @@ def split_model_and_images(args) -> bool:
 
 
 def cmd_experiment(args) -> int:
-    from .experiments import registry
+    from ..experiments import registry
 
     return registry.main(args)
 
@@ -327,7 +324,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from .files.model_file import scratchdl_version
+    from ..files.model_file import scratchdl_version
 
     return f"scratchdl {scratchdl_version()}"
 
@@ -344,8 +341,8 @@ def print_error(error: BaseException) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .files import ModelFileError
-    from .trainer import TrainingDiverged
+    from ..files import ModelFileError
+    from ..trainer import TrainingDiverged
 
     args = None
     try:
@@ -391,7 +388,3 @@ def _out_of_memory(args) -> str:
         "search": "use fewer --workers per machine, or a smaller --set train_size",
     }.get(command, "free some memory or use a machine with more")
     return f"out of memory in scratchdl {command or ''}".rstrip() + f"; {fix}"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

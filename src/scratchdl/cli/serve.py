@@ -11,7 +11,7 @@ here, before uvicorn starts, so that a port in use ends in one line and exit sta
 every other user error (cli.main); Ctrl-C stops it cleanly, and the training jobs of the
 Train tab (serve.jobs) with their checkpoints written.
 
-Part of the command line: ``cli.py`` holds the parser and ``main``; FastAPI, uvicorn and
+Part of the command line: ``cli/__init__.py`` holds the parser and ``main``; FastAPI, uvicorn and
 Pillow are imported only when the command runs.
 """
 
@@ -43,7 +43,7 @@ def port_number(text: str) -> int:
 
 def job_count(text: str) -> int:
     """An argparse type: --max-jobs, 0 (no training from the page) to jobs.MAX_JOBS_LIMIT."""
-    from .serve.jobs import MAX_JOBS_LIMIT
+    from ..serve.jobs import MAX_JOBS_LIMIT
 
     if not text.strip().isdigit() or int(text) > MAX_JOBS_LIMIT:
         raise argparse.ArgumentTypeError(
@@ -54,7 +54,7 @@ def job_count(text: str) -> int:
 
 def host_name(text: str) -> str:
     """An argparse type: a host name or IP address for --allow-host."""
-    from .serve.middleware import host_name as normal_name
+    from ..serve.middleware import host_name as normal_name
 
     try:
         return normal_name(text)
@@ -156,7 +156,7 @@ def server_config(
     connections waiting for one (serve.connections), keep-alive and head size bounded."""
     import uvicorn
 
-    from .serve.connections import HEAD_SECONDS, guarded_protocol
+    from ..serve.connections import HEAD_SECONDS, guarded_protocol
 
     protocol = guarded_protocol(
         head_seconds=HEAD_SECONDS if head_seconds is None else head_seconds,
@@ -180,11 +180,11 @@ def server_config(
 def cmd_serve(args) -> int:
     from threadpoolctl import threadpool_limits
 
-    from .serve.app import create_app
-    from .serve.inference import Models, Pool
-    from .serve.jobs import JobManager
-    from .serve.middleware import allowed_hosts
-    from .serve.runs import runs_root
+    from ..serve.app import create_app
+    from ..serve.inference import Models, Pool
+    from ..serve.jobs import JobManager
+    from ..serve.middleware import allowed_hosts
+    from ..serve.runs import runs_root
 
     warning = host_warning(args.host)
     if warning:

@@ -24,7 +24,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from .checks import open_regular_file
+from ..support.checks import open_regular_file
 
 MNIST_SIZE = 28  # pixels on each side of an MNIST image
 DIGIT_SIZE = 20  # pixels on the longer side of the digit inside it

@@ -75,7 +75,7 @@ def _requirements() -> tuple[list[str], dict[str, list[str]]]:
 
 
 def _versions() -> list[str]:
-    from .files.model_file import scratchdl_version
+    from ..files.model_file import scratchdl_version
 
     python = f"{platform.python_implementation()} {platform.python_version()}"
     lines = [
@@ -114,7 +114,7 @@ def _blas() -> list[str]:
 
 
 def _threads() -> str:
-    from .engine.threads import ENV_THREADS, get_num_threads
+    from ..engine.threads import ENV_THREADS, get_num_threads
 
     try:
         usable = len(os.sched_getaffinity(0))
@@ -128,7 +128,7 @@ def _threads() -> str:
 
 
 def _data(data_dir: str | None) -> list[str]:
-    from .datasets import where
+    from ..datasets import where
 
     try:
         places = where(data_dir=data_dir)
@@ -159,7 +159,7 @@ def _data(data_dir: str | None) -> list[str]:
 def _japanese_font() -> str:
     fontja = _version("matplotlib-fontja")
     try:
-        from .experiments.plots import japanese_font
+        from ..support.figures import japanese_font
 
         font = japanese_font()
     except ImportError as e:  # no matplotlib
@@ -173,7 +173,7 @@ def _japanese_font() -> str:
 
 
 def _book_weights() -> list[str]:
-    from .files.book_weights import BOOK_WEIGHT_FILES, book_weight_folders, find_book_weights
+    from ..files.book_weights import BOOK_WEIGHT_FILES, book_weight_folders, find_book_weights
 
     found = find_book_weights()
     folders = [

@@ -1,4 +1,4 @@
-"""Argument types shared by the ``scratchdl`` subcommands (cli.py and the cli_*.py modules):
+"""Argument types shared by the ``scratchdl`` subcommands (the modules of cli/):
 each turns a bad value into argparse's one-line error, which the command prints with exit 2.
 And ``printable``, for the file names the commands print."""
 

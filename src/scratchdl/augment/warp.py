@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .checks import check_number, check_sizes, short_repr
+from ..support.checks import check_number, check_sizes, short_repr
 
 __all__ = [
     "MNIST_SHAPE",

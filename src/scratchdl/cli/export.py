@@ -12,8 +12,8 @@ import argparse
 import os
 from pathlib import Path
 
-from .cli_args import positive_int, printable
-from .export.onnx_model import DEFAULT_OPSET, MIN_OPSET
+from ..export.onnx_model import DEFAULT_OPSET, MIN_OPSET
+from .args import positive_int, printable
 
 FORMATS = ("onnx",)
 
@@ -78,9 +78,9 @@ def output_path(model: str, out: str) -> Path:
 
 
 def cmd_export(args) -> int:
-    from .export.onnx_model import check_opset, describe, import_onnx, to_onnx
-    from .files import load_model
-    from .serve.inference import shipped_model_path
+    from ..export.onnx_model import check_opset, describe, import_onnx, to_onnx
+    from ..files import load_model
+    from ..serve.inference import shipped_model_path
 
     shipped = args.model is None
     if shipped:

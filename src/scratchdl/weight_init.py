@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .checks import as_rng, check_positive, check_positive_int, float_dtype
+from .support.checks import as_rng, check_positive, check_positive_int, float_dtype
 
 INIT_NAMES = ("relu", "he", "sigmoid", "xavier")
 

@@ -1,14 +1,15 @@
 """``scratchdl train``: one run in one folder, locked while it runs, resumable.
 
 The run folder (``--out``) holds ``checkpoint.safetensors`` (after every epoch) and, once
-training ends, RUN_FILES. It is locked for the whole command (``scratchdl.atomic.
+training ends, RUN_FILES. It is locked for the whole command (``scratchdl.support.atomic.
 lock_folder``), so a second run into it is refused and only a dead run's temporary files are
 removed. ``--resume`` continues the saved run: its settings must be the same (the checkpoint
 records them; ``--lr`` may change, ``--epochs`` may grow), and a run whose files a full disk
 kept from being written writes them without training again.
 
-Part of the command line: ``cli.py`` holds the parser, the other commands and ``main``, which
-prints the ValueError (or OSError) of a wrong argument as one line, exit status 2.
+Part of the command line: ``cli/__init__.py`` holds the parser, the other commands and
+``main``, which prints the ValueError (or OSError) of a wrong argument as one line, exit
+status 2.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write, check_writable, lock_folder, stale_temp_files
-from .files.run_folder import RUN_FILES, WRITTEN, run_files_written, write_run_files
-from .models.recipes import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_OPTIMIZER, new_network
+from ..files.run_folder import RUN_FILES, WRITTEN, run_files_written, write_run_files
+from ..models.recipes import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_OPTIMIZER, new_network
+from ..support.atomic import atomic_write, check_writable, lock_folder, stale_temp_files
 
 
 def train(args: argparse.Namespace, load_dataset: Callable[..., tuple]) -> int:
@@ -53,7 +54,7 @@ def train(args: argparse.Namespace, load_dataset: Callable[..., tuple]) -> int:
 
 
 def _train(args, out: Path, epochs: int, load_dataset) -> int:
-    from .trainer import Trainer
+    from ..trainer import Trainer
 
     checkpoint = out / "checkpoint.safetensors"
     if args.resume and not checkpoint.exists():
@@ -155,7 +156,7 @@ def _command_name() -> str:
 @contextlib.contextmanager
 def _data_messages(quiet: bool) -> Iterator[None]:
     """Print what the scratchdl.datasets logger says (at INFO) while the data set loads."""
-    from .datasets.download import log
+    from ..datasets.download import log
 
     if quiet:
         yield

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import functions as F
-from .exercise_checks import Mismatch, same, task, unchanged
-from .gradient import numerical_diff
-from .layers import AvgPooling, BatchNormalization, IdentityWithLoss, Tanh
-from .optimizers import RMSprop
+from .. import functions as F
+from ..gradient import numerical_diff
+from ..layers import AvgPooling, BatchNormalization, IdentityWithLoss, Tanh
+from ..optimizers import RMSprop
+from .checks import Mismatch, same, task, unchanged
 
 
 def rng(seed: int = 0) -> np.random.Generator:

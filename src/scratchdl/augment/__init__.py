@@ -1,7 +1,7 @@
 """Data augmentation for digits: random shift, rotation, scaling and shear (book ch8).
 
 Each image of a batch gets its own random affine transform, applied by the bilinear warp of
-``scratchdl.warp`` (whose docstring fixes the coordinates and the direction of each
+``scratchdl.augment.warp`` (whose docstring fixes the coordinates and the direction of each
 parameter); the deterministic ``transform`` and ``warp_affine`` are re-exported here.
 
 Intended use in a training loop (labels are unchanged; augmentation never touches ``t``)::
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import as_rng, check_number, check_positive, check_probability
+from ..support.checks import as_rng, check_number, check_positive, check_probability
 from .warp import (
     MNIST_SHAPE,
     ImageShape,

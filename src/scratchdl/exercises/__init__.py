@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import exercise_tasks  # noqa: F401  (registers every exercise in TASKS)
-from .exercise_checks import TASKS, Mismatch
+from . import tasks  # noqa: F401  (registers every exercise in TASKS)
+from .checks import TASKS, Mismatch
 
 __all__ = ["EXERCISES", "Verdict", "check"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from . import datasets
+from .. import datasets
 
 EXIT_WRONG = 2  # cli.EXIT_USAGE: a wrong file is for the user to fix
 
@@ -57,7 +57,7 @@ def cmd_data(args) -> int:
 def verify_present(name: str, data_dir, *, whole: bool) -> None:
     """Check the files of a data set that are present and say which are absent; raise
     ChecksumError for a wrong file, DatasetNotFoundError for absent ones when ``whole``."""
-    from .datasets import store
+    from ..datasets import store
 
     root, origin = store.data_root(data_dir)
     found = store.find_verified(name, root)
