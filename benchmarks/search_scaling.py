@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from scratchdl import cli
-from scratchdl.cli_search import plan
+from scratchdl.cli.search import plan
 from scratchdl.search.engine import connect, run_trials
 from scratchdl.search.space import sample_trials
 from scratchdl.search.trial import load_split
