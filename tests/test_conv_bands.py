@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from scratchdl import conv_output_size, im2col
-from scratchdl.engine.bands import Memory, add_windows, band_im2col, pad_batch_last, scratch
+from scratchdl.engine.bands import (
+    Memory,
+    add_windows,
+    band_im2col,
+    new_in_order_of,
+    pad_batch_last,
+    scratch,
+)
 
 RNG = np.random.default_rng(7)
 
@@ -105,3 +112,17 @@ def test_memory_hands_out_the_same_array_for_a_name_and_grows_it_when_needed():
     bigger = memory.take("cell", (5, 5), np.uint8)
     assert bigger.shape == (5, 5) and not np.shares_memory(bigger, a)
     assert memory.take("cell", (5, 5), np.float32).dtype == np.float32  # a new dtype: new memory
+
+
+@pytest.mark.parametrize("axes", [(0, 1, 2, 3), (3, 0, 1, 2), (1, 2, 3, 0), (0, 2, 3, 1)])
+def test_a_new_array_takes_the_memory_order_of_another(axes):
+    like = np.empty((2, 3, 4, 5)).transpose(axes)  # some memory order
+    shape = (6, 7, 8, 9)
+    want = np.empty_like(like, dtype=np.float32, shape=shape)
+    got = new_in_order_of(like, shape, np.float32)
+    assert got.shape == shape and got.dtype == np.float32
+    assert np.argsort(got.strides).tolist() == np.argsort(want.strides).tolist()
+    zeros = new_in_order_of(like, shape, np.float64, zero=True)
+    assert (
+        not zeros.any() and np.argsort(zeros.strides).tolist() == np.argsort(want.strides).tolist()
+    )

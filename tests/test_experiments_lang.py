@@ -153,6 +153,7 @@ def test_command_line_lang(tmp_path, capsys):
     argv = ["experiment", "gates", "--quick", "--quiet", "--out", str(tmp_path)]
     assert cli.main([*argv, "--lang", "ja"]) == 0
     assert (tmp_path / "gates.png").exists()
+    capsys.readouterr()  # without matplotlib-fontja, the Japanese run printed its hint
     assert cli.main([*argv, "--lang", "fr"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "fr" in err and "ja" in err

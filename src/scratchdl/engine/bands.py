@@ -116,6 +116,17 @@ def in_order_of(a: np.ndarray, like: np.ndarray) -> np.ndarray:
     return out
 
 
+def new_in_order_of(like: np.ndarray, shape: tuple, dtype, zero: bool = False) -> np.ndarray:
+    """A new array of ``shape`` (as many axes as ``like``) and ``dtype``, its axes laid out in
+    memory in the order of ``like``'s, as ``np.empty_like(like, dtype, shape=shape)`` makes it;
+    zeroed when ``zero``. Built from ``np.empty``/``np.zeros``: numpy 1.24's ``*_like(shape=)``
+    releases the dtype twice when the allocation fails, and a MemoryError then ended with
+    numpy's "reference count error" on stderr."""
+    slowest_first = sorted(range(like.ndim), key=lambda axis: -like.strides[axis])
+    a = (np.zeros if zero else np.empty)([shape[axis] for axis in slowest_first], dtype=dtype)
+    return a.transpose(np.argsort(slowest_first))
+
+
 class Memory:
     """Named arrays reused from one use to the next: a fresh array of a few MB costs a page
     fault per 4 kB, every step. ``take`` hands out a C-contiguous view of the array of that

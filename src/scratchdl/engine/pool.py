@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bands import in_order_of
+from .bands import in_order_of, new_in_order_of
 
 
 def window_cell(xp: np.ndarray, i: int, j: int, stride: int, OH: int, OW: int) -> np.ndarray:
@@ -59,7 +59,7 @@ def max_pool_backward(
     OH, OW = dout.shape[2:]
     # windows that tile the input exactly: every input cell is written once, nothing added
     tiled = stride == pool_h == pool_w and tuple(shape[2:]) == (OH * stride, OW * stride)
-    dxp = (np.empty_like if tiled else np.zeros_like)(cell, dtype=dout.dtype, shape=shape)
+    dxp = new_in_order_of(cell, shape, dout.dtype, zero=not tiled)
     for k, (i, j) in enumerate(np.ndindex(pool_h, pool_w)):
         window = dxp[:, :, i : i + stride * OH : stride, j : j + stride * OW : stride]
         if tiled:

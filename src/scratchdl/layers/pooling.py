@@ -6,7 +6,7 @@ import numpy as np
 
 from ..columns import col2im, conv_output_size, im2col
 from ..engine import max_pool, max_pool_backward
-from ..engine.bands import pad_batch_last
+from ..engine.bands import new_in_order_of, pad_batch_last
 from ..engine.pool import window_cell
 from ..support.checks import check_positive_int
 from .base import Layer, as_float_input, as_input, check_ndim
@@ -68,7 +68,7 @@ class _Pool(Layer):
         N, C, H, W = self.x_shape
         p = self.pad
         like = dout if like is None else like
-        return np.zeros_like(like, dtype=dout.dtype, shape=(N, C, H + 2 * p, W + 2 * p))
+        return new_in_order_of(like, (N, C, H + 2 * p, W + 2 * p), dout.dtype, zero=True)
 
     def extra_repr(self) -> str:
         return f"({self.pool_h}, {self.pool_w}), stride={self.stride}, pad={self.pad}"
