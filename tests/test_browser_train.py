@@ -157,7 +157,8 @@ def test_stop_marks_a_run_stopped_with_its_checkpoint_and_resume_goes_on(
     row.locator("button.stop").click()
     expect(row.locator("td.state")).to_have_attribute("data-state", "stopped", timeout=RUN_MS)
     assert (server["runs"] / job_id / "checkpoint.safetensors").is_file()
-    assert not (server["runs"] / job_id / "history.json").exists()
+    history = json.loads((server["runs"] / job_id / "history.json").read_text())
+    assert history["stopped"] is True and "final_test_acc" not in history  # not finished
     screenshot(page, pictures, "train-stopped.png", full_page=True)
     row.locator("button.resume").click()
     expect(row.locator("td.state")).to_have_attribute("data-state", "running", timeout=RUN_MS)

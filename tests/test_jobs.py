@@ -195,7 +195,10 @@ def test_stop_keeps_a_checkpoint_and_resume_goes_on_from_it(client, jobs):
     checkpoint = jobs.runs_dir / job["id"] / "checkpoint.safetensors"
     tensors, _ = load_tensors(checkpoint)
     assert len(tensors["history/loss"]) == stopped["iteration"] > 0  # every step taken
-    assert not (jobs.runs_dir / job["id"] / "history.json").exists()
+    history = json.loads((jobs.runs_dir / job["id"] / "history.json").read_text())
+    assert history["stopped"] is True and len(history["loss"]) == stopped["iteration"]
+    runs = {run["name"]: run for run in client.get("/api/runs").json()["runs"]}
+    assert runs[job["id"]]["state"] == "stopped"  # on the Runs tab too, not "training"
     assert_error(client.post(f"/api/jobs/{job['id']}/stop", json={}), 409)
 
     response = client.post(f"/api/jobs/{job['id']}/resume", json={})

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import shlex
 import shutil
@@ -26,9 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files.run_folder import RUN_FILES, WRITTEN, run_files_written, write_run_files
+from ..files.run_folder import (
+    RUN_FILES,
+    WRITTEN,
+    mark_stopped,
+    run_files_written,
+    write_run_files,
+)
 from ..models.recipes import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_OPTIMIZER, new_network
-from ..support.atomic import atomic_write, check_writable, lock_folder, stale_temp_files
+from ..support.atomic import check_writable, lock_folder, stale_temp_files
 
 
 def train(args: argparse.Namespace, load_dataset: Callable[..., tuple]) -> int:
@@ -107,7 +112,7 @@ def _train(args, out: Path, epochs: int, load_dataset) -> int:
     try:
         trainer.train()  # a finished run whose files were not all written only writes them
     except KeyboardInterrupt:  # Ctrl-C: the folder says the run stopped (serve shows it)
-        _mark_stopped(out, trainer)
+        mark_stopped(out, trainer.history)  # serve's Runs tab shows it stopped
         raise
     test_acc = network.accuracy(x_test, t_test)
     trainer.history["final_test_acc"] = test_acc
@@ -119,14 +124,6 @@ def _train(args, out: Path, epochs: int, load_dataset) -> int:
         print(f"  {name:<{width}}  {what}")
     _say(args, _next_steps(out / "model.safetensors"))
     return 0
-
-
-def _mark_stopped(out: Path, trainer) -> None:
-    """history.json of a run stopped by Ctrl-C: its curves so far and ``"stopped": true``,
-    so that it does not show as training forever; --resume goes on from the checkpoint."""
-    history = {**trainer.history, "stopped": True}
-    with contextlib.suppress(OSError):  # a full disk: the checkpoint is still there
-        atomic_write(out / "history.json", json.dumps(history, indent=1).encode())
 
 
 def _next_steps(model: Path) -> str:

@@ -3,6 +3,7 @@ write them into the run folder (beside ``checkpoint.safetensors``, written every
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -32,6 +33,27 @@ def write_run_files(trainer, out: Path, title: str) -> None:
             writers[name](out / name)
         except OSError as e:
             raise OSError(e.errno, f"cannot write {out / name}: {e.strerror or e}") from e
+
+
+def mark_stopped(out: Path, history: dict) -> None:
+    """Write the history.json of a run that was stopped (Ctrl-C, or Stop on the page): its
+    curves so far and ``"stopped": true``, so that the Runs tab does not show it as training
+    for ever; the checkpoint beside it resumes it. A full disk is let pass: the checkpoint is
+    still there."""
+    from ..support.atomic import atomic_write
+
+    text = json.dumps({**history, "stopped": True}, indent=1)
+    with contextlib.suppress(OSError):
+        atomic_write(out / "history.json", text.encode())
+
+
+def run_finished(out: Path) -> bool:
+    """True if the run in ``out`` finished: its history.json holds the final test accuracy
+    (a stopped run's holds ``"stopped": true`` instead)."""
+    try:
+        return "final_test_acc" in json.loads((out / "history.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def run_files_written(out: Path, epoch: int) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..files import load_tensors
+from ..files.run_folder import run_finished
 from ..support.atomic import atomic_write
 from . import job_settings
 from .job_worker import CHECKPOINT, LOSS_DIGITS
@@ -170,8 +171,9 @@ def write_job_file(runs_dir: Path, job: Job) -> None:
 
 def recover(runs_dir: Path, limit: int) -> list[Job]:
     """The jobs an earlier server left stopped with a checkpoint (the newest ``limit``): a
-    folder with job.json and a checkpoint, and no history.json (a finished run, which the
-    Runs tab shows). Links are passed over: only what a server wrote here counts."""
+    folder with job.json and a checkpoint, whose run did not finish (no history.json, or a
+    stopped one's; a finished run the Runs tab shows). Links are passed over: only what a
+    server wrote here counts."""
     try:
         folders = [p for p in runs_dir.iterdir() if RUN_NAME.fullmatch(p.name)]
     except OSError:
@@ -181,7 +183,9 @@ def recover(runs_dir: Path, limit: int) -> list[Job]:
         job_file, checkpoint = folder / JOB_FILE, folder / CHECKPOINT
         if folder.is_symlink() or job_file.is_symlink() or checkpoint.is_symlink():
             continue
-        if (folder / "history.json").exists() or not checkpoint.is_file():
+        if (folder / "history.json").is_symlink() or run_finished(folder):
+            continue
+        if not checkpoint.is_file():
             continue
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             if job_file.stat().st_size > MAX_JOB_FILE_BYTES:

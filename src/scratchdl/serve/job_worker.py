@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files.run_folder import RUN_FILES, write_run_files
+from ..files.run_folder import RUN_FILES, mark_stopped, write_run_files
 from ..layers import Convolution, Relu, Sigmoid, Tanh
 from ..support.atomic import lock_file, lock_folder, stale_temp_files
 from ..trainer import Trainer, TrainingDiverged
@@ -293,6 +293,7 @@ def run(spec: dict, out: Path, reporter: Reporter) -> dict:
         except StopRequested:
             with lock_file(out / CHECKPOINT):
                 trainer.save_checkpoint(out / CHECKPOINT)
+            mark_stopped(out, trainer.history)  # the Runs tab shows it stopped, not training
             raise
         test_acc = network.accuracy(x_test, t_test)
         trainer.history["final_test_acc"] = test_acc
