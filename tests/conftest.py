@@ -322,3 +322,20 @@ def mirror():
     httpd.shutdown()
     httpd.server_close()
     thread.join()
+
+
+# a search trial in a fraction of a second: 64 images (51 to train, 13 to validate), 2 epochs
+SEARCH_TINY = [
+    "--quick",
+    "--quiet",
+    "--epochs",
+    "2",
+    "--set",
+    "train_size=64",
+    "--set",
+    "batch_size=16",
+    "--set",
+    "hidden_size=20",
+    "--set",
+    "hidden_layers=2",
+]

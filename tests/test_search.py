@@ -23,23 +23,9 @@ from scratchdl.cli.search import plan
 from scratchdl.search.journal import Journal, read_journal
 from scratchdl.search.space import BOOK_SPACE, parse_space, sample, sample_trials
 from scratchdl.search.trial import RECORD_KEYS, run_trial
+from tests.conftest import SEARCH_TINY as TINY
 
 DASK = Path(sys.executable).with_name("dask")  # the `dask` command of this environment
-# a trial in a fraction of a second: 64 images (51 to train, 13 to validate), 2 epochs
-TINY = [
-    "--quick",
-    "--quiet",
-    "--epochs",
-    "2",
-    "--set",
-    "train_size=64",
-    "--set",
-    "batch_size=16",
-    "--set",
-    "hidden_size=20",
-    "--set",
-    "hidden_layers=2",
-]
 
 
 def search(capsys, *args: str) -> tuple[int, str, str]:

@@ -19,23 +19,10 @@ import pytest
 from scratchdl import cli
 from scratchdl.search import report
 from scratchdl.search.journal import Journal, read_journal
+from tests.conftest import SEARCH_TINY as TINY
 
 pytest.importorskip("distributed")
 
-TINY = [
-    "--quick",
-    "--quiet",
-    "--epochs",
-    "2",
-    "--set",
-    "train_size=64",
-    "--set",
-    "batch_size=16",
-    "--set",
-    "hidden_size=20",
-    "--set",
-    "hidden_layers=2",
-]
 WILD = ["--space", "lr=1e10:1e11"]  # every trial diverges
 THREE = [*TINY, *WILD, "--trials", "3"]
 
