@@ -12,6 +12,7 @@ import pytest
 import scratchdl
 from scratchdl import cli
 from scratchdl.datasets import load_mnist_sample
+from scratchdl.engine import get_conv_algorithm
 from tests.test_cli import assert_one_line_error, run
 
 
@@ -117,6 +118,7 @@ def test_info_prints_what_a_bug_report_needs(capsys, tmp_path, monkeypatch):
     blas = line("BLAS: ")  # what numpy runs on, with its kernel (threadpoolctl's words)
     assert "kernel" in blas and "threads" in blas
     assert line("threads: ").startswith(f"threads: {scratchdl.get_num_threads()} ")
+    assert line("convolutions: ").startswith(f"convolutions: {get_conv_algorithm()} (")
     assert line("data folder: ") == f"data folder: {data} (from the data_dir argument)"
     assert line("  mnist: ").startswith("  mnist: absent")
     assert line("  holds: ") == "  holds: mnist/, notes.txt"

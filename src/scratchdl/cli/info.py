@@ -46,6 +46,7 @@ def info_lines(data_dir: str | None = None) -> list[str]:
         *_versions(),
         *_blas(),
         _threads(),
+        _convolutions(),
         *_data(data_dir),
         _japanese_font(),
         *_book_weights(),
@@ -125,6 +126,25 @@ def _threads() -> str:
         f"threads: {get_num_threads()} for the CNNs' batch parts; {usable} usable cores of "
         f"{os.cpu_count()}; {env or f'{ENV_THREADS} and the BLAS variables unset'}"
     )
+
+
+def _convolutions() -> str:
+    """The convolution algorithm in force: Winograd changes float32 results in the last bits."""
+    from ..engine import choice
+
+    name = choice.get_conv_algorithm()
+    source = (
+        f"{choice.ENV_CONV}={os.environ[choice.ENV_CONV]}"
+        if choice.ENV_CONV in os.environ
+        else "the default"
+    )
+    rule = (
+        f"; auto takes Winograd F(4,3) for 3x3 stride-1 passes of >= "
+        f"{choice.MIN_CHANNELS[choice.avx512_products()]} channels on one BLAS thread, else GEMM"
+        if name == "auto"
+        else ""
+    )
+    return f"convolutions: {name} ({source}){rule}"
 
 
 def _data(data_dir: str | None) -> list[str]:
