@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -120,6 +121,7 @@ def browser():
 
 
 def open_page(browser, server, **context):
+    context.setdefault("locale", "en-US")  # the tests below read the English words
     page = browser.new_context(**context).new_page()
     page.goto(server["url"])
     page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
@@ -280,4 +282,102 @@ def test_a_runs_new_model_joins_the_menu_without_a_reload(browser, server):
     page.select_option("#model", "run-new-model")
     stroke(page, ONE)
     expect(page.locator("#prediction")).not_to_have_text("", timeout=WAIT_MS)
+    page.context.close()
+
+
+JAPANESE = re.compile(r"[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]")
+VISIBLE_TEXTS = """(selector) => {
+    const texts = [];
+    const walk = document.createTreeWalker(document.querySelector(selector), NodeFilter.SHOW_TEXT);
+    while (walk.nextNode()) {
+        const text = walk.currentNode.textContent.trim();
+        if (text && walk.currentNode.parentElement.checkVisibility()) texts.push(text);
+    }
+    return texts;
+}"""
+
+
+def ascii_words(texts) -> set[str]:
+    return {word for text in texts for word in re.findall(r"[A-Za-z]{2,}", text)}
+
+
+def server_words(server) -> list[str]:
+    """What the server names, shown as it says it (model titles, the runs folder and its run
+    names, the test set)."""
+
+    def get(path):
+        with urllib.request.urlopen(server["url"] + path, timeout=10) as response:
+            return json.load(response)
+
+    return (
+        [m["title"] for m in get("api/models")["models"]]
+        + [get("api/runs")["root"]]
+        + [run["name"] for run in get("api/runs")["runs"]]
+        + [get("api/testset?count=1")["source"]]
+    )
+
+
+def words_left(page, server, view: str, wrong) -> list[str]:
+    """The visible texts of the header and ``view`` that ``wrong`` finds words of the other
+    language in, once the server's own words are taken out."""
+    found = []
+    for selector in ("header", f"#view-{view}"):
+        for text in page.evaluate(VISIBLE_TEXTS, selector):
+            for name in server_words(server):
+                text = text.replace(name, "")
+            if wrong(text):
+                found.append(text)
+    return found
+
+
+def test_every_tab_in_japanese_then_english_at_the_switch(browser, server, shots):
+    page = open_page(browser, server, viewport={"width": 1280, "height": 1000}, locale="ja-JP")
+    words = page.evaluate("async () => (await import('/static/i18n.js')).WORDS")
+    english_only = ascii_words(words["en"].values()) - ascii_words(words["ja"].values())
+    assert {"Clear", "Mistakes", "accuracy", "run"} <= english_only  # the check can fail
+
+    def english(text):
+        return ascii_words([text]) & english_only
+
+    expect(page.locator("html")).to_have_attribute("lang", "ja")
+    expect(page.locator("#clear")).to_have_text("消す")
+    stroke(page, ZERO)
+    expect_prediction(page, "0")
+    expect_count(page, "#layers canvas", 7)
+    expect(page.locator("#layers figcaption small").first).to_have_text("中心に寄せた後")
+    screenshot(page, shots, "serve.ja.png")  # README.ja.md's picture
+    assert words_left(page, server, "inside", english) == []
+
+    page.click("#tabs button[data-view=testset]")
+    page.click("#test-mistakes")
+    expect(page.locator("#test-summary")).to_contain_text("誤認識の一部", timeout=WAIT_MS)
+    expect(page.locator("#test-mistakes")).to_have_text("誤認識")
+    assert words_left(page, server, "testset", english) == []
+
+    page.click("#tabs button[data-view=runs]")
+    page.click("#runs-table td:text-is('simple-cnn-mnist')", timeout=WAIT_MS)
+    expect(page.locator("#run-title")).to_contain_text("simple-cnn-mnist：完了", timeout=WAIT_MS)
+    expect(page.locator("#runs-table th").first).to_have_text("名前")
+    expect(page.locator("#runs-summary")).to_contain_text("学習の記録")
+    assert words_left(page, server, "runs", english) == []
+
+    page.click("#lang")  # every tab at once, without a reload
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#runs-table th").first).to_have_text("run")
+    expect(page.locator("#runs-summary")).to_contain_text("Run folders in", timeout=WAIT_MS)
+    title = page.locator("#run-title")
+    expect(title).to_contain_text("simple-cnn-mnist: finished", timeout=WAIT_MS)
+
+    def japanese(text):  # the switch names the other language: 日本語
+        return text != "日本語" and JAPANESE.search(text)
+
+    assert words_left(page, server, "runs", japanese) == []
+    page.click("#tabs button[data-view=testset]")  # shown as it was, in the new words
+    expect(page.locator("#test-summary")).to_contain_text("Some of the mistakes")
+    assert words_left(page, server, "testset", japanese) == []
+    page.click("#tabs button[data-view=inside]")
+    expect(page.locator("#clear")).to_have_text("Clear")
+    expect(page.locator("#layers figcaption small").first).to_have_text("after centring")
+    assert words_left(page, server, "inside", japanese) == []
+    assert page.title() == "scratchdl serve: look inside the network"
     page.context.close()
