@@ -361,6 +361,11 @@ def test_every_tab_in_japanese_then_english_at_the_switch(browser, server, shots
     expect(page.locator("#runs-summary")).to_contain_text("学習の記録")
     assert words_left(page, server, "runs", english) == []
 
+    page.click("#tabs button[data-view=train]")
+    page.wait_for_selector("body[data-train-ready=true]", timeout=WAIT_MS)
+    assert words_left(page, server, "train", english) == []
+    page.click("#tabs button[data-view=runs]")
+
     page.click("#lang")  # every tab at once, without a reload
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator("#runs-table th").first).to_have_text("run")
@@ -379,5 +384,7 @@ def test_every_tab_in_japanese_then_english_at_the_switch(browser, server, shots
     expect(page.locator("#clear")).to_have_text("Clear")
     expect(page.locator("#layers figcaption small").first).to_have_text("after centring")
     assert words_left(page, server, "inside", japanese) == []
+    page.click("#tabs button[data-view=train]")
+    assert words_left(page, server, "train", japanese) == []
     assert page.title() == "scratchdl serve: look inside the network"
     page.context.close()

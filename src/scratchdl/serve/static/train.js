@@ -18,6 +18,7 @@ const shown = new Set(); // the ids drawn on the charts
 const colours = new Map(); // id -> colour, kept while the page lives
 let selected = null; // the job whose histograms are shown
 let drawing = false;
+let limits = null; // [key, values] of #train-limits' words, written again in a new language
 
 // -- the API ------------------------------------------------------------------------------
 
@@ -102,7 +103,7 @@ function handle(event) {
         known.filters = detail.filters;
         if (first && (detail.group === newest || detail.state === "running")) shown.add(detail.id);
       }
-      $("#train-limits").textContent = t("limits", event);
+      setLimits("limits", event);
       document.body.dataset.trainReady = "true";
       break;
     }
@@ -147,8 +148,13 @@ function connect() {
   const source = new EventSource("/api/jobs/stream");
   source.onmessage = (message) => handle(JSON.parse(message.data));
   source.onerror = () => {
-    if (source.readyState !== EventSource.CLOSED) $("#train-limits").textContent = t("stream.lost");
+    if (source.readyState !== EventSource.CLOSED) setLimits("stream.lost");
   };
+}
+
+function setLimits(key, values = {}) {
+  limits = [key, values];
+  $("#train-limits").textContent = t(key, values);
 }
 
 // -- drawing ------------------------------------------------------------------------------
@@ -272,6 +278,7 @@ async function setUp() {
   }
   setUpForm(await response.json(), start);
   onLanguage(() => {
+    if (limits) setLimits(...limits);
     translateForm();
     scheduleDraw();
   });
