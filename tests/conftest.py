@@ -17,11 +17,14 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
+from scratchdl import cli
 from scratchdl import datasets as ds
 from scratchdl.files import ModelFileError, save
 from scratchdl.files.book_weights import ENV_BOOK_WEIGHTS, find_book_weights
 from scratchdl.gradient import gradient_check
 from scratchdl.models import MultiLayerNet, SimpleConvNet, TwoLayerNet
+from scratchdl.trainer import Trainer
+from tests.browser_helpers import CHROMIUM, CHROMIUM_FLAGS
 
 # The book's weight files: the tests find them as users do, through $SCRATCHDL_BOOK_WEIGHTS,
 # which points at the shared folder beside the repository when it is there and the variable
@@ -339,3 +342,85 @@ SEARCH_TINY = [
     "--set",
     "hidden_layers=2",
 ]
+
+
+@pytest.fixture
+def slice_data(monkeypatch):
+    """Serve the committed MNIST slice instead of the full data set."""
+    data = mnist_slice()
+    monkeypatch.setattr(cli, "load_dataset", lambda name, data_dir=None: data)
+    return data
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def blobs(n=300, d=8, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, d)) * 3
+    t = rng.integers(0, k, n)
+    x = (centres[t] + rng.standard_normal((n, d))).astype(np.float32)
+    return x, t
+
+
+def make_trainer(tmp_path=None, epochs=3, seed=0, **kwargs):
+    x, t = blobs()
+    net = MultiLayerNet(
+        8, [16, 16], 3, use_dropout=True, dropout_ratio=0.2, use_batchnorm=True, rng=seed
+    )
+    ckpt = None if tmp_path is None else tmp_path / "ckpt.safetensors"
+    return Trainer(
+        net,
+        x[:240],
+        t[:240],
+        x[240:],
+        t[240:],
+        epochs=epochs,
+        mini_batch_size=32,
+        optimizer="adam",
+        optimizer_param={"lr": 0.01},
+        verbose=False,
+        checkpoint_path=ckpt,
+        rng=seed,
+        **kwargs,
+    )
+
+
+# the browser tests' own (test_browser.py, test_browser_train.py): where screenshots go, and
+# Debian's Chromium through Playwright
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> list[Path]:
+    folders = [tmp_path_factory.mktemp("screenshots")]
+    if os.environ.get("SCRATCHDL_SCREENSHOTS"):
+        folders.append(Path(os.environ["SCRATCHDL_SCREENSHOTS"]))
+        folders[-1].mkdir(parents=True, exist_ok=True)
+    return folders
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests need Debian's chromium package; run "
+            "scripts/test, which installs it (or: sudo apt-get install chromium)"
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the browser tests need Playwright for Python: pip install -e '.[test]'")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()

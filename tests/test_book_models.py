@@ -10,8 +10,7 @@ import pytest
 
 from scratchdl.datasets import load_mnist_sample
 from scratchdl.files import ModelFileError, load_book_model, load_model
-from tests.conftest import book_weights
-from tests.test_cli import run, slice_data  # noqa: F401  (slice_data is a fixture)
+from tests.conftest import book_weights, run
 
 SAMPLE_WEIGHT = "ch03/sample_weight.pkl"  # found by book_weights(), as a user finds it
 

@@ -9,57 +9,30 @@ $SCRATCHDL_SCREENSHOTS when it names a folder.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from scratchdl.datasets import load_mnist_sample
+from tests.browser_helpers import (
+    START_SECONDS,
+    WAIT_MS,
+    blank_canvases,
+    expect,
+    free_port,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PHONE = {"width": 390, "height": 844}  # an iPhone 12-14's CSS pixels
-START_SECONDS = 60  # the server loads its model and test images first
-WAIT_MS = 15_000  # for a prediction on a busy 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> list[Path]:
-    folders = [tmp_path_factory.mktemp("screenshots")]
-    if os.environ.get("SCRATCHDL_SCREENSHOTS"):
-        folders.append(Path(os.environ["SCRATCHDL_SCREENSHOTS"]))
-        folders[-1].mkdir(parents=True, exist_ok=True)
-    return folders
-
-
-def screenshot(page, shots: list[Path], name: str, **options) -> None:
-    data = page.screenshot(**options)
-    for folder in shots:
-        (folder / name).write_bytes(data)
 
 
 @pytest.fixture(scope="module")
@@ -103,23 +76,6 @@ def server(tmp_path_factory):
     assert url in out and "stopped" in out and "Traceback" not in out
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"{CHROMIUM} is missing: the browser tests need Debian's chromium package; run "
-            "scripts/test, which installs it (or: sudo apt-get install chromium)"
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the browser tests need Playwright for Python: pip install -e '.[test]'")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
-
-
 def open_page(browser, server, **context):
     context.setdefault("locale", "en-US")  # the tests below read the English words
     page = browser.new_context(**context).new_page()
@@ -143,38 +99,12 @@ ONE = [(0.52, 0.18), (0.5, 0.5), (0.48, 0.82)]
 ZERO = [(0.5 + 0.2 * np.sin(a), 0.5 - 0.32 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 33)]
 
 
-def expect(locator):
-    # the page's Content-Security-Policy forbids eval, so no wait_for_function: locators only
-    from playwright.sync_api import expect
-
-    return expect(locator)
-
-
 def expect_prediction(page, digit: str) -> None:
     expect(page.locator("#prediction")).to_have_text(digit, timeout=WAIT_MS)
 
 
 def expect_count(page, selector: str, count: int) -> None:
     expect(page.locator(selector)).to_have_count(count, timeout=WAIT_MS)
-
-
-def blank_canvases(page, selector: str) -> tuple[int, int]:
-    """(canvases under ``selector``, how many of them hold a single colour)."""
-    counts = page.evaluate(
-        """(selector) => {
-            const canvases = [...document.querySelectorAll(selector + " canvas")];
-            const blank = canvases.filter((c) => {
-                const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-                for (let i = 4; i < d.length; i += 4) {
-                    if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2]) return false;
-                }
-                return true;
-            });
-            return [canvases.length, blank.length];
-        }""",
-        selector,
-    )
-    return tuple(counts)
 
 
 def test_drawing_a_1_and_a_0_shows_them_and_every_layer(browser, server, shots):

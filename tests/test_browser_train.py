@@ -15,15 +15,13 @@ import urllib.request
 
 import pytest
 
-from tests.test_browser import (  # noqa: F401 (fixtures, asked for by name below)
+from tests.browser_helpers import (
     START_SECONDS,
     WAIT_MS,
     blank_canvases,
-    browser,
     expect,
     free_port,
     screenshot,
-    shots,
 )
 
 pytestmark = pytest.mark.browser
@@ -34,12 +32,12 @@ RUN_MS = 60_000  # a tiny run, from its worker's start to its end, on a busy 2-c
 
 @pytest.fixture(scope="module")
 def chromium(request):
-    return request.getfixturevalue("browser")  # test_browser.py's: Debian's Chromium
+    return request.getfixturevalue("browser")  # conftest.py's: Debian's Chromium
 
 
 @pytest.fixture(scope="module")
 def pictures(request):
-    return request.getfixturevalue("shots")  # test_browser.py's screenshot folders
+    return request.getfixturevalue("shots")  # conftest.py's screenshot folders
 
 
 @pytest.fixture(scope="module")

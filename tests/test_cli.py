@@ -12,33 +12,10 @@ import numpy as np
 import pytest
 
 from scratchdl import cli
-from tests.conftest import mnist_slice
+from tests.conftest import assert_one_line_error, mnist_slice, run
 
 # 200 steps of the batch-normalised MLP on the 2000-image slice: about 85 % test accuracy
 TRAIN = ("train", "--model", "mlp", "--batch-size", "20")
-
-
-@pytest.fixture
-def slice_data(monkeypatch):
-    """Serve the committed MNIST slice instead of the full data set."""
-    data = mnist_slice()
-    monkeypatch.setattr(cli, "load_dataset", lambda name, data_dir=None: data)
-    return data
-
-
-def run(capsys, *argv):
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.fixture

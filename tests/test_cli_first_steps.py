@@ -13,7 +13,7 @@ import scratchdl
 from scratchdl import cli
 from scratchdl.datasets import load_mnist_sample
 from scratchdl.engine import get_conv_algorithm
-from tests.test_cli import assert_one_line_error, run
+from tests.conftest import assert_one_line_error, run
 
 
 def test_help_names_every_command_in_plain_text(capsys):

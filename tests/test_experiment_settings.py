@@ -15,7 +15,7 @@ import pytest
 
 from scratchdl.experiments import common, registry
 from scratchdl.experiments.registry import EXPERIMENTS
-from tests.test_cli import assert_one_line_error, run
+from tests.conftest import assert_one_line_error, run
 
 # (experiment, setting) for every setting the experiments declare: a new one is tested too
 CASES = [(name, key) for name in EXPERIMENTS for key in registry.load(name).SETTINGS]

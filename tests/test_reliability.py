@@ -33,16 +33,18 @@ from scratchdl.models import TwoLayerNet
 from scratchdl.trainer import Trainer
 from tests.conftest import (
     MUTATION,
+    assert_one_line_error,
+    blobs,
     book_like_params,
     encode_idx,
     expect_error,
     header_end,
+    make_trainer,
     mnist_slice,
     mutate,
+    run,
     small_convnet,
 )
-from tests.test_cli import assert_one_line_error, run
-from tests.test_trainer import blobs, make_trainer
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 HAS_PROC_FD = Path("/proc/self/fd").is_dir()  # to tell which file an fsync is for
@@ -385,7 +387,7 @@ import resource
 from pathlib import Path
 from scratchdl import datasets, files
 from tests.conftest import small_convnet
-from tests.test_trainer import make_trainer
+from tests.conftest import make_trainer
 trainer = make_trainer(epochs=1)
 vm = int(Path("/proc/self/status").read_text().split("VmSize:")[1].split()[0]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + (200 << 20),) * 2)  # 200 MB of headroom

@@ -8,40 +8,10 @@ import numpy as np
 import pytest
 
 from scratchdl.augment import Augmenter
-from scratchdl.models import MultiLayerNet, TwoLayerNet
+from scratchdl.models import TwoLayerNet
 from scratchdl.optimizers import SGD
 from scratchdl.trainer import Trainer, TrainingDiverged
-
-
-def blobs(n=300, d=8, k=3, seed=0):
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((k, d)) * 3
-    t = rng.integers(0, k, n)
-    x = (centres[t] + rng.standard_normal((n, d))).astype(np.float32)
-    return x, t
-
-
-def make_trainer(tmp_path=None, epochs=3, seed=0, **kwargs):
-    x, t = blobs()
-    net = MultiLayerNet(
-        8, [16, 16], 3, use_dropout=True, dropout_ratio=0.2, use_batchnorm=True, rng=seed
-    )
-    ckpt = None if tmp_path is None else tmp_path / "ckpt.safetensors"
-    return Trainer(
-        net,
-        x[:240],
-        t[:240],
-        x[240:],
-        t[240:],
-        epochs=epochs,
-        mini_batch_size=32,
-        optimizer="adam",
-        optimizer_param={"lr": 0.01},
-        verbose=False,
-        checkpoint_path=ckpt,
-        rng=seed,
-        **kwargs,
-    )
+from tests.conftest import blobs, make_trainer
 
 
 def test_training_improves_accuracy_and_records_history():

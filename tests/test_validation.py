@@ -34,7 +34,7 @@ from scratchdl.models import (
 )
 from scratchdl.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
 from scratchdl.trainer import Trainer
-from tests.test_cli import assert_one_line_error, run
+from tests.conftest import assert_one_line_error, run
 
 X = np.ones((4, 6), dtype=np.float32)
 T = np.array([0, 1, 2, 0])
